@@ -1,0 +1,35 @@
+# faceauth task runner. The README's two commands are `make run` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-unit test-integration test-e2e lint format protos
+
+setup:            ## create/refresh .venv and check that the models load (fast when up to date)
+	@bash scripts/setup.sh
+
+run: setup        ## start the whole stack locally and print the URL
+	@$(PY) scripts/run.py
+
+test: setup       ## every test tier
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+protos: setup     ## regenerate common/faceauth from protos/ (never edit generated code by hand)
+	@bash scripts/gen_protos.sh

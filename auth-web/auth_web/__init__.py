@@ -1,0 +1,1 @@
+"""faceauth's web tier: accounts, enrollment, face login, admin."""

@@ -1,0 +1,1 @@
+"""Code shared by every faceauth service (installed as the ``faceauth-common`` package)."""

@@ -1,0 +1,216 @@
+"""The one gRPC server bootstrap every faceauth service uses.
+
+``run_service`` starts the server with ``grpc.health.v1`` reporting NOT_SERVING, loads and warms
+the model in the background, flips health to SERVING, and on SIGTERM/SIGINT drains: health goes
+NOT_SERVING, new calls are refused, in-flight calls get ``grace_seconds`` to finish.
+With ``workers > 1`` it forks that many server processes sharing the port (SO_REUSEPORT), because
+dlib and TensorFlow hold the GIL for long stretches and threads alone do not use both cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from faceauth_common.logs import request_id_var
+from faceauth_common.settings import env_float, env_int, env_str
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+REQUEST_ID_METADATA = "x-request-id"
+MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: str
+    workers: int = 1
+    threads: int = 4
+    grace_seconds: float = 10.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+    @classmethod
+    def from_env(cls, prefix: str, default_listen: str) -> ServerSettings:
+        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_THREADS`` and ``_GRACE_SECONDS``."""
+        return cls(
+            listen=env_str(f"{prefix}_LISTEN", default_listen),
+            workers=env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=64),
+            threads=env_int(f"{prefix}_THREADS", 4, minimum=1, maximum=256),
+            grace_seconds=env_float(f"{prefix}_GRACE_SECONDS", 10.0, minimum=0),
+        )
+
+
+class EngineSlot(Generic[E]):
+    """Holds the loaded model; servicers read it and refuse calls while it is still loading."""
+
+    def __init__(self) -> None:
+        self._engine: E | None = None
+
+    def set(self, engine: E) -> None:
+        self._engine = engine
+
+    def get(self, context: grpc.ServicerContext) -> E:
+        if self._engine is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading")
+        return self._engine  # type: ignore[return-value]
+
+
+class _RequestContextInterceptor(grpc.ServerInterceptor):
+    """Puts the caller's request id into the log context and logs one line per call."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        inner = handler.unary_unary
+
+        def behaviour(request, context):  # type: ignore[no-untyped-def]
+            metadata = dict(context.invocation_metadata())
+            token = request_id_var.set(str(metadata.get(REQUEST_ID_METADATA, "-"))[:128])
+            started = time.perf_counter()
+            try:
+                return inner(request, context)
+            finally:
+                code = context.code() or grpc.StatusCode.OK
+                log.info(
+                    "rpc",
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "code": code.name if isinstance(code, grpc.StatusCode) else str(code),
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        }
+                    },
+                )
+                request_id_var.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def run_service(
+    name: str,
+    settings: ServerSettings,
+    load_engine: Callable[[], E],
+    add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
+) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit status.
+
+    ``name`` is the fully-qualified proto service name reported through the health API.
+    ``load_engine`` loads *and warms up* the model; it runs once per server process.
+    """
+    if settings.workers == 1:
+        return _serve_one(name, settings, load_engine, add_servicers)
+    return _supervise_workers(name, settings, load_engine, add_servicers)
+
+
+def _serve_one(
+    name: str,
+    settings: ServerSettings,
+    load_engine: Callable[[], E],
+    add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
+) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
+        interceptors=[_RequestContextInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ],
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in ("", name):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    slot: EngineSlot[E] = EngineSlot()
+    add_servicers(server, slot)
+    if server.add_insecure_port(settings.listen) == 0:
+        log.error("listen_failed", extra={"fields": {"listen": settings.listen}})
+        return 1
+    server.start()
+    log.info("listening", extra={"fields": {"listen": settings.listen, "pid": os.getpid()}})
+
+    load_failed = threading.Event()
+
+    def load() -> None:
+        started = time.perf_counter()
+        try:
+            slot.set(load_engine())
+        except Exception:
+            log.exception("model_load_failed")
+            load_failed.set()
+            stop.set()
+            return
+        for service in ("", name):
+            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"fields": {"load_seconds": round(time.perf_counter() - started, 2)}})
+
+    threading.Thread(target=load, name="model-loader", daemon=True).start()
+    stop.wait()
+
+    log.info("shutting_down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
+    health_servicer.enter_graceful_shutdown()
+    server.stop(settings.grace_seconds).wait()
+    log.info("stopped")
+    return 1 if load_failed.is_set() else 0
+
+
+def _supervise_workers(
+    name: str,
+    settings: ServerSettings,
+    load_engine: Callable[[], E],
+    add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
+) -> int:
+    # Fork before this process creates any gRPC object (gRPC's fork rules).
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(
+            target=lambda: os._exit(_serve_one(name, settings, load_engine, add_servicers)),
+            name=f"{name}-worker-{index}",
+        )
+        for index in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    stopping = threading.Event()
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.set()
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    log.info("workers_started", extra={"fields": {"workers": [w.pid for w in workers]}})
+    while not stopping.is_set():
+        if any(not worker.is_alive() for worker in workers):
+            log.error("worker_exited", extra={"fields": {"codes": [w.exitcode for w in workers]}})
+            forward(signal.SIGTERM, None)
+            break
+        stopping.wait(0.5)
+    for worker in workers:
+        worker.join()
+    return 0 if all(worker.exitcode == 0 for worker in workers) and stopping.is_set() else 1

@@ -1,0 +1,1 @@
+"""Liveness / presentation-attack detection (faceauth.liveness.v1)."""

@@ -1,0 +1,29 @@
+"""python -m recognition_service: settings -> logging -> load model -> serve."""
+
+from __future__ import annotations
+
+import sys
+
+from faceauth.recognition.v1 import recognition_pb2
+from faceauth_common.grpc_server import run_service
+from faceauth_common.logs import configure_logging
+
+from recognition_service.config import Settings
+from recognition_service.server import add_servicers, load_engine
+
+SERVICE_NAME = recognition_pb2.DESCRIPTOR.services_by_name["RecognitionService"].full_name
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    configure_logging("recognition-service", settings.log_level)
+    return run_service(
+        SERVICE_NAME,
+        settings.server,
+        lambda: load_engine(settings),
+        lambda server, slot: add_servicers(server, slot, settings),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
