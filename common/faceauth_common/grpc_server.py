@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from faceauth_common import metrics as service_metrics
 from faceauth_common.logs import request_id_var
 from faceauth_common.settings import env_float, env_int, env_str
 
@@ -41,15 +42,17 @@ class ServerSettings:
     threads: int = 4
     grace_seconds: float = 10.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    metrics_listen: str = ""  # host:port of the Prometheus endpoint; "" = none
 
     @classmethod
-    def from_env(cls, prefix: str, default_listen: str) -> ServerSettings:
-        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_THREADS`` and ``_GRACE_SECONDS``."""
+    def from_env(cls, prefix: str, default_listen: str, default_metrics_listen: str = "") -> ServerSettings:
+        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_THREADS``, ``_GRACE_SECONDS`` and ``_METRICS_LISTEN``."""
         return cls(
             listen=env_str(f"{prefix}_LISTEN", default_listen),
             workers=env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=64),
             threads=env_int(f"{prefix}_THREADS", 4, minimum=1, maximum=256),
             grace_seconds=env_float(f"{prefix}_GRACE_SECONDS", 10.0, minimum=0),
+            metrics_listen=service_metrics.metrics_listen_from_env(prefix, default_metrics_listen),
         )
 
 
@@ -85,16 +88,15 @@ class _RequestContextInterceptor(grpc.ServerInterceptor):
             try:
                 return inner(request, context)
             finally:
+                elapsed = time.perf_counter() - started
                 code = context.code() or grpc.StatusCode.OK
+                code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                recorded = service_metrics.metrics()
+                recorded.grpc_requests.labels(method=method, code=code_name).inc()
+                recorded.grpc_latency.labels(method=method).observe(elapsed)
                 log.info(
                     "rpc",
-                    extra={
-                        "fields": {
-                            "method": method,
-                            "code": code.name if isinstance(code, grpc.StatusCode) else str(code),
-                            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                        }
-                    },
+                    extra={"fields": {"method": method, "code": code_name, "duration_ms": round(elapsed * 1000, 1)}},
                 )
                 request_id_var.reset(token)
 
@@ -117,8 +119,21 @@ def run_service(
     ``load_engine`` loads *and warms up* the model; it runs once per server process.
     """
     if settings.workers == 1:
+        _start_metrics(settings)
         return _serve_one(name, settings, load_engine, add_servicers)
-    return _supervise_workers(name, settings, load_engine, add_servicers)
+    _start_metrics(settings)
+    try:
+        return _supervise_workers(name, settings, load_engine, add_servicers)
+    finally:
+        service_metrics.cleanup_multiprocess_dir()
+
+
+def _start_metrics(settings: ServerSettings) -> None:
+    # A busy metrics port must not take the service down with it.
+    try:
+        service_metrics.start_metrics_server(settings.metrics_listen)
+    except OSError as error:
+        log.error("metrics_listen_failed", extra={"fields": {"listen": settings.metrics_listen, "error": str(error)}})
 
 
 def _serve_one(
@@ -213,4 +228,6 @@ def _supervise_workers(
         stopping.wait(0.5)
     for worker in workers:
         worker.join()
+        if worker.pid is not None:
+            service_metrics.mark_process_dead(worker.pid)
     return 0 if all(worker.exitcode == 0 for worker in workers) and stopping.is_set() else 1

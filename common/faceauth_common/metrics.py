@@ -1,0 +1,137 @@
+"""Prometheus metrics that add up across worker processes.
+
+A service with several worker processes (gRPC workers, gunicorn workers) runs prometheus-client in
+multiprocess mode: every process writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` and the
+metrics endpoint merges them. prometheus-client chooses its storage when it is first imported, so
+``prepare_multiprocess`` must run before anything imports ``prometheus_client`` (first lines of each
+``__main__``); this module imports it lazily for that reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from faceauth_common.settings import env_int, env_str
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess(workers: int) -> None:
+    """Switch prometheus-client to multiprocess mode when this program will run several processes.
+
+    Uses ``PROMETHEUS_MULTIPROC_DIR`` when set (its stale files from an earlier run are removed),
+    otherwise creates a private temporary directory.
+    """
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prepare_multiprocess must run before prometheus_client is imported")
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+    elif workers > 1:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="faceauth-metrics-")
+
+
+def prepare_multiprocess_from_env(prefix: str) -> None:
+    """``prepare_multiprocess`` with the worker count from ``{prefix}_WORKERS``."""
+    prepare_multiprocess(env_int(f"{prefix}_WORKERS", 1, minimum=1))
+
+
+def metrics_listen_from_env(prefix: str, default: str) -> str:
+    """``{prefix}_METRICS_LISTEN`` (host:port); empty or ``off`` disables the endpoint."""
+    value = env_str(f"{prefix}_METRICS_LISTEN", default)
+    return "" if value.lower() == "off" else value
+
+
+def start_metrics_server(listen: str) -> None:
+    """Serve ``/metrics`` on ``host:port`` from a daemon thread (merged across processes if needed)."""
+    if not listen:
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import multiprocess as prom_multiprocess
+
+    host, _, port = listen.rpartition(":")
+    registry: Any = None
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)
+    if registry is None:
+        start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
+    else:
+        start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)  # noqa: S104
+    log.info("metrics_listening", extra={"fields": {"listen": listen}})
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (multiprocess mode only)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess as prom_multiprocess
+
+        prom_multiprocess.mark_process_dead(pid)
+
+
+def cleanup_multiprocess_dir() -> None:
+    path = os.environ.get(MULTIPROC_ENV, "")
+    if path.startswith(tempfile.gettempdir()) and "faceauth-metrics-" in path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _Metrics:
+    """The metric objects, created on first use (after ``prepare_multiprocess``)."""
+
+    _instance: _Metrics | None = None
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        latency_buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+        self.grpc_requests = Counter(
+            "faceauth_grpc_server_requests_total", "gRPC calls served, by method and status code", ["method", "code"]
+        )
+        self.grpc_latency = Histogram(
+            "faceauth_grpc_server_request_seconds", "gRPC call latency", ["method"], buckets=latency_buckets
+        )
+        self.inference = Histogram(
+            "faceauth_inference_seconds",
+            "Time spent per model stage (detection, landmarks, embedding, cnn, ...) per call",
+            ["stage"],
+            buckets=latency_buckets,
+        )
+        self.frames = Histogram(
+            "faceauth_frames_per_request",
+            "Frames (images) per request",
+            ["method"],
+            buckets=(1, 2, 4, 6, 8, 10, 12, 16, 24, 32),
+        )
+
+    @classmethod
+    def get(cls) -> _Metrics:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+
+def metrics() -> _Metrics:
+    return _Metrics.get()
+
+
+@contextlib.contextmanager
+def observe_stage(stage: str) -> Iterator[None]:
+    """Time a model stage into ``faceauth_inference_seconds{stage=...}``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics().inference.labels(stage=stage).observe(time.perf_counter() - started)
