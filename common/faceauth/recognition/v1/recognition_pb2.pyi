@@ -98,17 +98,19 @@ class VerifyRequest(_message.Message):
     def __init__(self, frames: _Optional[_Iterable[bytes]] = ..., templates: _Optional[_Iterable[_Union[Template, _Mapping]]] = ...) -> None: ...
 
 class FrameMatch(_message.Message):
-    __slots__ = ("face", "distance", "matched")
+    __slots__ = ("face", "distance", "matched", "compared")
     FACE_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     MATCHED_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FIELD_NUMBER: _ClassVar[int]
     face: FaceObservation
     distance: float
     matched: bool
-    def __init__(self, face: _Optional[_Union[FaceObservation, _Mapping]] = ..., distance: _Optional[float] = ..., matched: _Optional[bool] = ...) -> None: ...
+    compared: bool
+    def __init__(self, face: _Optional[_Union[FaceObservation, _Mapping]] = ..., distance: _Optional[float] = ..., matched: _Optional[bool] = ..., compared: _Optional[bool] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("match", "reason", "frames", "matched_frames", "threshold", "min_matched_frames", "max_intra_capture_distance", "model_version")
+    __slots__ = ("match", "reason", "frames", "matched_frames", "threshold", "min_matched_frames", "max_intra_capture_distance", "model_version", "compared_frames")
     MATCH_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +119,7 @@ class VerifyResponse(_message.Message):
     MIN_MATCHED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     MAX_INTRA_CAPTURE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     match: bool
     reason: VerifyReason
     frames: _containers.RepeatedCompositeFieldContainer[FrameMatch]
@@ -125,4 +128,5 @@ class VerifyResponse(_message.Message):
     min_matched_frames: int
     max_intra_capture_distance: float
     model_version: str
-    def __init__(self, match: _Optional[bool] = ..., reason: _Optional[_Union[VerifyReason, str]] = ..., frames: _Optional[_Iterable[_Union[FrameMatch, _Mapping]]] = ..., matched_frames: _Optional[int] = ..., threshold: _Optional[float] = ..., min_matched_frames: _Optional[int] = ..., max_intra_capture_distance: _Optional[float] = ..., model_version: _Optional[str] = ...) -> None: ...
+    compared_frames: int
+    def __init__(self, match: _Optional[bool] = ..., reason: _Optional[_Union[VerifyReason, str]] = ..., frames: _Optional[_Iterable[_Union[FrameMatch, _Mapping]]] = ..., matched_frames: _Optional[int] = ..., threshold: _Optional[float] = ..., min_matched_frames: _Optional[int] = ..., max_intra_capture_distance: _Optional[float] = ..., model_version: _Optional[str] = ..., compared_frames: _Optional[int] = ...) -> None: ...
