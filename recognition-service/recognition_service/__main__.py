@@ -7,7 +7,6 @@ import sys
 from faceauth.recognition.v1 import recognition_pb2
 from faceauth_common.grpc_server import run_service
 from faceauth_common.logs import configure_logging
-
 from recognition_service.config import Settings
 from recognition_service.server import add_servicers, load_engine
 

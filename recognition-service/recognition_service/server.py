@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import grpc
-import numpy as np
+
 from faceauth.recognition.v1 import recognition_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
-
 from recognition_service.config import Settings
+from recognition_service.faces import FaceEngine
+from recognition_service.servicer import RecognitionServicer
 
 
-def load_engine(settings: Settings):  # type: ignore[no-untyped-def]
-    # Foundation placeholder for the engine: loads and warms the real dlib models.
-    import face_recognition
-
-    face_recognition.face_locations(np.zeros((64, 64, 3), dtype=np.uint8))
-    return face_recognition
+def load_engine(settings: Settings) -> FaceEngine:
+    """Load the dlib models once and warm them up (detector, landmarks and encoder)."""
+    return FaceEngine.load(detector=settings.detector, num_jitters=settings.num_jitters)
 
 
-def add_servicers(server: grpc.Server, slot: EngineSlot, settings: Settings) -> None:
-    recognition_pb2_grpc.add_RecognitionServiceServicer_to_server(recognition_pb2_grpc.RecognitionServiceServicer(), server)
+def add_servicers(server: grpc.Server, slot: EngineSlot[FaceEngine], settings: Settings) -> None:
+    recognition_pb2_grpc.add_RecognitionServiceServicer_to_server(RecognitionServicer(slot, settings), server)

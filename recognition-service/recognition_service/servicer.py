@@ -1,0 +1,140 @@
+"""proto <-> domain for faceauth.recognition.v1; errors become status codes. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import numpy as np
+
+from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
+from faceauth_common.grpc_server import EngineSlot
+from faceauth_common.imaging import ImageError, decode_frames
+from recognition_service import faces
+from recognition_service.config import Settings
+
+log = logging.getLogger(__name__)
+
+_FACE_STATUS = {status: recognition_pb2.FaceStatus.Value(f"FACE_STATUS_{status.value}") for status in faces.FaceStatus}
+_VERIFY_REASON = {
+    reason: recognition_pb2.VerifyReason.Value(f"VERIFY_REASON_{reason.value}") for reason in faces.VerifyReason
+}
+
+
+class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
+    def __init__(self, slot: EngineSlot[faces.FaceEngine], settings: Settings) -> None:
+        self._slot = slot
+        self._settings = settings
+
+    def Encode(
+        self, request: recognition_pb2.EncodeRequest, context: grpc.ServicerContext
+    ) -> recognition_pb2.EncodeResponse:
+        engine = self._slot.get(context)
+        images = _decode(list(request.images), self._settings, context)
+        check = _deadline_check(context)
+        observations = []
+        try:
+            for image in images:
+                check()
+                observations.append(engine.encode(image, self._settings.encode_detection, self._settings.quality))
+        except faces.DeadlineExceeded:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while encoding")
+        log.info(
+            "encoded",
+            extra={"fields": {"images": len(images), "statuses": [o.status.value for o in observations]}},
+        )
+        return recognition_pb2.EncodeResponse(
+            faces=[_observation(o, with_embedding=True) for o in observations], model_version=faces.MODEL_VERSION
+        )
+
+    def Verify(
+        self, request: recognition_pb2.VerifyRequest, context: grpc.ServicerContext
+    ) -> recognition_pb2.VerifyResponse:
+        engine = self._slot.get(context)
+        settings = self._settings
+        try:
+            templates = faces.parse_templates([list(t.embedding) for t in request.templates], settings.max_templates)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        images = _decode(list(request.frames), settings, context)
+        try:
+            result = faces.verify(
+                engine,
+                images,
+                templates,
+                settings.verify_detection,
+                settings.quality,
+                settings.match,
+                _deadline_check(context),
+            )
+        except faces.DeadlineExceeded:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while verifying")
+        log.info(
+            "verified",
+            extra={
+                "fields": {
+                    "frames": len(images),
+                    "templates": len(templates),
+                    "match": result.match,
+                    "reason": result.reason.value,
+                    "matched_frames": result.matched_frames,
+                    "compared_frames": result.compared_frames,
+                }
+            },
+        )
+        return recognition_pb2.VerifyResponse(
+            match=result.match,
+            reason=_VERIFY_REASON[result.reason],
+            frames=[
+                recognition_pb2.FrameMatch(
+                    face=_observation(frame.observation, with_embedding=False),
+                    distance=frame.distance,
+                    matched=frame.matched,
+                    compared=frame.compared,
+                )
+                for frame in result.frames
+            ],
+            matched_frames=result.matched_frames,
+            compared_frames=result.compared_frames,
+            threshold=settings.match.threshold,
+            min_matched_frames=settings.match.min_matched_frames,
+            max_intra_capture_distance=result.max_intra_distance,
+            model_version=faces.MODEL_VERSION,
+        )
+
+
+def _decode(data: list[bytes], settings: Settings, context: grpc.ServicerContext) -> list[np.ndarray]:
+    try:
+        return decode_frames(data, settings.limits)
+    except ImageError as error:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{error} ({error.reason})")
+    raise AssertionError("unreachable")
+
+
+def _deadline_check(context: grpc.ServicerContext) -> faces.DeadlineCheck:
+    def check() -> None:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise faces.DeadlineExceeded
+        if not context.is_active():
+            raise faces.DeadlineExceeded
+
+    return check
+
+
+def _observation(observation: faces.Observation, *, with_embedding: bool) -> recognition_pb2.FaceObservation:
+    message = recognition_pb2.FaceObservation(
+        status=_FACE_STATUS[observation.status],
+        detection_score=observation.detection_score,
+        quality=observation.quality,
+        sharpness=observation.sharpness,
+        brightness=observation.brightness,
+    )
+    if observation.box is not None:
+        box = observation.box
+        message.box.CopyFrom(
+            recognition_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
+        )
+    if with_embedding and observation.embedding is not None and observation.status is faces.FaceStatus.OK:
+        message.embedding.extend(observation.embedding.tolist())
+    return message
