@@ -57,7 +57,7 @@ class Settings:
                 multiple_face_ratio=env_float("RECOGNITION_MULTIPLE_FACE_RATIO", 0.4, minimum=0.0, maximum=1.0),
             ),
             match=MatchSettings(
-                threshold=env_float("RECOGNITION_MATCH_THRESHOLD", 0.5, minimum=0.05, maximum=2.0),
+                threshold=env_float("RECOGNITION_MATCH_THRESHOLD", 0.55, minimum=0.05, maximum=2.0),
                 min_matched_frames=env_int("RECOGNITION_MIN_MATCHED_FRAMES", 2, minimum=1, maximum=32),
                 max_intra_distance=env_float("RECOGNITION_MAX_INTRA_DISTANCE", 0.55, minimum=0.05, maximum=2.0),
                 max_embeddings=env_int("RECOGNITION_VERIFY_MAX_EMBEDDINGS", 4, minimum=0, maximum=32),

@@ -71,7 +71,7 @@ class QualitySettings:
 
 @dataclass(frozen=True)
 class MatchSettings:
-    threshold: float = 0.5
+    threshold: float = 0.55
     min_matched_frames: int = 2
     max_intra_distance: float = 0.55
     # Embed at most this many usable frames of a Verify call (0: all). The encoder is ~90% of the cost.

@@ -1,0 +1,140 @@
+"""Operator commands of the recognition service.
+
+    python -m recognition_service.cli encode-folder DIR --out templates.json [--npz templates.npz]
+
+``encode-folder`` bulk-encodes a folder tree with one sub-folder per person (the folder name is the
+username, like the old ``encode_faces.py``) into the template export format that auth-web's
+``import-templates`` reads. Images without one usable face are skipped and listed with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recognition_service.config import Settings
+from recognition_service.faces import MODEL_VERSION, FaceEngine, FaceStatus
+from recognition_service.images import IMAGE_SUFFIXES, load_image_file
+
+EXPORT_FORMAT = "faceauth-templates/1"
+
+
+def person_images(root: Path) -> dict[str, list[Path]]:
+    """``{person folder name: [image paths]}``, sorted; images directly in ``root`` are ignored."""
+    people = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        people[folder.name] = images
+    return people
+
+
+def encode_folder(
+    root: Path,
+    engine: FaceEngine,
+    settings: Settings,
+    min_quality: float = 0.0,
+    progress: bool = True,
+) -> dict:
+    """Encode every person's images; returns the export document (see the module docstring)."""
+    people = person_images(root)
+    total = sum(len(images) for images in people.values())
+    document: dict = {
+        "format": EXPORT_FORMAT,
+        "model_version": MODEL_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "people": [],
+    }
+    with tqdm(total=total, unit="img", disable=not progress, file=sys.stderr) as bar:
+        for name, images in people.items():
+            entry: dict = {"name": name, "templates": [], "skipped": []}
+            for path in images:
+                source = path.relative_to(root).as_posix()
+                bar.set_postfix_str(source[-40:], refresh=False)
+                try:
+                    image = load_image_file(path)
+                except (OSError, ValueError):
+                    entry["skipped"].append({"source": source, "reason": FaceStatus.BAD_IMAGE.value})
+                    bar.update()
+                    continue
+                observation = engine.encode(image, settings.encode_detection, settings.quality)
+                if observation.status is not FaceStatus.OK or observation.embedding is None:
+                    entry["skipped"].append({"source": source, "reason": observation.status.value})
+                elif observation.quality < min_quality:
+                    entry["skipped"].append({"source": source, "reason": "LOW_QUALITY"})
+                else:
+                    entry["templates"].append(
+                        {
+                            "embedding": [round(float(v), 7) for v in observation.embedding],
+                            "quality": round(observation.quality, 4),
+                            "source": source,
+                        }
+                    )
+                bar.update()
+            document["people"].append(entry)
+    return document
+
+
+def write_npz(document: dict, path: Path) -> None:
+    """The same templates as arrays: embeddings (n, 128), names, sources, qualities."""
+    rows = [(person["name"], t) for person in document["people"] for t in person["templates"]]
+    np.savez_compressed(
+        path,
+        embeddings=np.asarray([t["embedding"] for _, t in rows], dtype=np.float64).reshape(-1, 128),
+        names=np.asarray([name for name, _ in rows], dtype=str),
+        sources=np.asarray([t["source"] for _, t in rows], dtype=str),
+        qualities=np.asarray([t["quality"] for _, t in rows], dtype=np.float64),
+        model_version=np.asarray(document["model_version"]),
+    )
+
+
+def summary(document: dict) -> str:
+    templates = sum(len(p["templates"]) for p in document["people"])
+    skipped = [s for p in document["people"] for s in p["skipped"]]
+    reasons = Counter(s["reason"] for s in skipped)
+    without = [p["name"] for p in document["people"] if not p["templates"]]
+    lines = [f"{len(document['people'])} people, {templates} templates, {len(skipped)} images skipped"]
+    lines += [f"  {reason}: {count}" for reason, count in reasons.most_common()]
+    lines += [f"  skipped {s['source']}: {s['reason']}" for s in skipped]
+    if without:
+        lines.append(f"people with no usable image: {', '.join(without)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recognition_service.cli", description="recognition operator tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    encode = commands.add_parser("encode-folder", help="bulk-encode a folder with one sub-folder per person")
+    encode.add_argument("folder", type=Path)
+    encode.add_argument("--out", type=Path, required=True, help="template export JSON (faceauth-templates/1)")
+    encode.add_argument("--npz", type=Path, help="also write the templates as a NumPy .npz")
+    encode.add_argument("--min-quality", type=float, default=0.0, help="skip faces below this quality (0..1)")
+    encode.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    if not args.folder.is_dir():
+        print(f"error: {args.folder} is not a folder", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    engine = FaceEngine.load(settings.detector, settings.num_jitters)
+    document = encode_folder(args.folder, engine, settings, args.min_quality, progress=not args.no_progress)
+    if not document["people"]:
+        print(f"error: {args.folder} has no person sub-folders", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document) + "\n")
+    if args.npz:
+        write_npz(document, args.npz)
+    print(summary(document), file=sys.stderr)
+    print(f"wrote {args.out}" + (f" and {args.npz}" if args.npz else ""), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
