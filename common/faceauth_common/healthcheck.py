@@ -1,0 +1,59 @@
+"""A grpc.health.v1 probe: ``python -m faceauth_common.healthcheck HOST:PORT [SERVICE]``.
+
+Exits 0 when the service reports SERVING, 1 otherwise (NOT_SERVING, unknown service, no answer), with
+one line saying which on stdout/stderr. docker-compose healthchecks and the local run command use it;
+``SERVICE`` defaults to ``""``, the server's overall status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+class HealthCheckError(Exception):
+    """The service could not be asked (unreachable, deadline exceeded, unknown service name)."""
+
+
+def check_health(target: str, service: str = "", timeout: float = 3.0) -> str:
+    """Return the serving status name (``"SERVING"``, ``"NOT_SERVING"``, ...) of ``service`` at ``target``.
+
+    Raises HealthCheckError when the server cannot answer within ``timeout`` seconds.
+    """
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout, wait_for_ready=False)
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else None
+            name = code.name if code is not None else "UNKNOWN"
+            raise HealthCheckError(f"{target}: {name}") from error
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m faceauth_common.healthcheck",
+        description="Exit 0 if the gRPC service at HOST:PORT reports SERVING through grpc.health.v1.",
+    )
+    parser.add_argument("target", metavar="HOST:PORT")
+    parser.add_argument("service", nargs="?", default="", help='service name to ask about (default "": the server)')
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+    args = parser.parse_args(argv)
+    try:
+        status = check_health(args.target, args.service, args.timeout)
+    except HealthCheckError as error:
+        print(f"unhealthy: {error}", file=sys.stderr)
+        return 1
+    if status != "SERVING":
+        print(f"unhealthy: {args.target} {args.service or '(server)'} is {status}", file=sys.stderr)
+        return 1
+    print("SERVING")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,776 @@
+"""Run the whole faceauth stack on this machine: ``make run`` (after ``make setup``).
+
+Decides where Postgres and Redis are (DATABASE_URL / REDIS_URL, else the local servers, else an embedded
+SQLite file + Redis-compatible server for trying it out), applies the migrations, starts liveness,
+recognition, auth-web and the nginx gateway as child processes, waits until each is healthy, prints the
+URL and streams every child's log lines with a ``[service]`` prefix. Ctrl-C (or SIGTERM) stops them all;
+if one of them dies, everything is stopped and the exit status is non-zero.
+
+Settings are environment variables (docs/configuration.md, "gateway and local run").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_DIR = REPO_ROOT / ".venv"
+GATEWAY_DIR = REPO_ROOT / "gateway"
+GATEWAY_TEMPLATE = GATEWAY_DIR / "nginx.conf.template"
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+EMBEDDED_WARNING = (
+    "EMBEDDED MODE: {what}. This is for trying faceauth out on one machine, NOT FOR PRODUCTION: "
+    "the embedded Redis keeps sessions and rate limits in memory (lost on exit) and SQLite is a single file. "
+    "Set DATABASE_URL / REDIS_URL or start Postgres and Redis on their default ports."
+)
+_PLACEHOLDER = re.compile(r"\$\{(GATEWAY_[A-Z0-9_]+)\}")
+
+
+class RunError(Exception):
+    """A problem the user can fix; printed as one clear message."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output
+
+
+class Console:
+    """Serialises lines from the log-pump threads; one ``[name]`` prefix per line, coloured on a terminal."""
+
+    _COLOURS = ("36", "35", "33", "32", "34", "96", "95")
+
+    def __init__(self, stream=sys.stdout) -> None:  # type: ignore[no-untyped-def]
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.colour = stream.isatty() and os.environ.get("NO_COLOR") is None
+        self.width = 10
+        self._assigned: dict[str, str] = {}
+
+    def _prefix(self, name: str) -> str:
+        label = f"[{name}]".ljust(self.width + 2)
+        if not self.colour:
+            return label
+        code = self._assigned.setdefault(name, self._COLOURS[len(self._assigned) % len(self._COLOURS)])
+        return f"\033[{code}m{label}\033[0m"
+
+    def line(self, name: str, text: str) -> None:
+        with self.lock:
+            self.stream.write(f"{self._prefix(name)} {text}\n")
+            self.stream.flush()
+
+    def say(self, text: str) -> None:
+        self.line("run", text)
+
+    def warn(self, text: str) -> None:
+        self.line("run", f"\033[1;33mWARNING: {text}\033[0m" if self.colour else f"WARNING: {text}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RunError(f"{name} must be an integer, got {raw!r}") from None
+    if not 1 <= value <= 65535 and name.endswith("_PORT"):
+        raise RunError(f"{name} must be a port number (1-65535), got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    var_dir: Path
+    bind_address: str
+    https_port: int
+    http_port: int
+    public_https_port: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    liveness_listen: str
+    recognition_listen: str
+    auth_web_listen: str
+    embedded_forced: bool
+    ready_timeout: float
+    stop_timeout: float
+    nginx: str | None
+    gateway_values: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunSettings:
+        https_port = _env_int(env, "GATEWAY_HTTPS_PORT", 8443)
+        cert, key = env.get("GATEWAY_TLS_CERT", "").strip(), env.get("GATEWAY_TLS_KEY", "").strip()
+        if bool(cert) != bool(key):
+            raise RunError("set both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY, or neither (a self-signed pair is made)")
+        nginx = (
+            env.get("GATEWAY_NGINX", "").strip()
+            or shutil.which("nginx")
+            or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/opt/homebrew/bin:/usr/local/bin")
+        )
+        if env.get("GATEWAY_NGINX", "").strip() and not shutil.which(nginx or ""):
+            raise RunError(f"GATEWAY_NGINX={env['GATEWAY_NGINX']} is not an executable")
+        return cls(
+            var_dir=Path(env.get("FACEAUTH_VAR_DIR", "").strip() or REPO_ROOT / "var").resolve(),
+            bind_address=env.get("GATEWAY_BIND", "").strip() or "127.0.0.1",
+            https_port=https_port,
+            http_port=_env_int(env, "GATEWAY_HTTP_PORT", 8080),
+            public_https_port=_env_int(env, "GATEWAY_PUBLIC_HTTPS_PORT", https_port),
+            tls_cert=Path(cert).resolve() if cert else None,
+            tls_key=Path(key).resolve() if key else None,
+            liveness_listen=env.get("LIVENESS_LISTEN", "").strip() or "127.0.0.1:50051",
+            recognition_listen=env.get("RECOGNITION_LISTEN", "").strip() or "127.0.0.1:50052",
+            auth_web_listen=env.get("AUTH_WEB_LISTEN", "").strip() or "127.0.0.1:8000",
+            embedded_forced=env.get("FACEAUTH_EMBEDDED", "").strip().lower() in ("1", "true", "yes", "on"),
+            ready_timeout=float(_env_int(env, "FACEAUTH_READY_TIMEOUT", 300)),
+            stop_timeout=float(_env_int(env, "FACEAUTH_STOP_TIMEOUT", 20)),
+            nginx=nginx,
+            gateway_values={
+                "GATEWAY_LOGIN_RATE": env.get("GATEWAY_LOGIN_RATE", "").strip() or "30r/m",
+                "GATEWAY_LOGIN_BURST": env.get("GATEWAY_LOGIN_BURST", "").strip() or "20",
+                "GATEWAY_MAX_BODY_SIZE": env.get("GATEWAY_MAX_BODY_SIZE", "").strip() or "17m",
+                "GATEWAY_HSTS_MAX_AGE": env.get("GATEWAY_HSTS_MAX_AGE", "").strip() or "31536000",
+                "GATEWAY_TRUST_REQUEST_ID": env.get("GATEWAY_TRUST_REQUEST_ID", "").strip() or "off",
+                "GATEWAY_STATIC_MAX_AGE": env.get("GATEWAY_STATIC_MAX_AGE", "").strip() or "1h",
+                "GATEWAY_ERROR_LOG_LEVEL": env.get("GATEWAY_ERROR_LOG_LEVEL", "").strip() or "warn",
+            },
+        )
+
+    @property
+    def url(self) -> str:
+        port = "" if self.public_https_port == 443 else f":{self.public_https_port}"
+        return f"https://localhost{port}/"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RunError(f"expected HOST:PORT, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def connect_host(host: str) -> str:
+    """Where to connect to reach a server bound to ``host`` (a wildcard bind is reached on loopback)."""
+    if host in ("0.0.0.0", "", "*"):  # noqa: S104 (a comparison, not a bind)
+        return "127.0.0.1"
+    return "::1" if host == "::" else host
+
+
+def port_is_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gateway configuration
+
+
+def render_gateway_config(template: str, values: Mapping[str, str]) -> str:
+    """Replace every ``${GATEWAY_*}`` placeholder (exactly what the image's envsubst does); a missing value is
+    an error rather than an empty string in the config."""
+    missing = sorted({name for name in _PLACEHOLDER.findall(template) if name not in values})
+    if missing:
+        raise RunError(f"gateway template needs values for {', '.join(missing)}")
+    for name, value in values.items():
+        if "\n" in value or ";" in value or "{" in value:
+            raise RunError(f"{name} must not contain newlines, ';' or braces: {value!r}")
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def gateway_values(
+    runtime_dir: Path,
+    cert: Path,
+    key: Path,
+    upstream_conf: Path,
+    *,
+    https_listen: str,
+    http_listen: str,
+    public_https_port: int,
+    access_log: str = "/dev/stdout",
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    values = {
+        "GATEWAY_RUNTIME_DIR": str(runtime_dir),
+        "GATEWAY_ERROR_PAGES_DIR": str(GATEWAY_DIR / "errors"),
+        "GATEWAY_TLS_CERT": str(cert),
+        "GATEWAY_TLS_KEY": str(key),
+        "GATEWAY_UPSTREAM_CONF": str(upstream_conf),
+        "GATEWAY_HTTPS_LISTEN": https_listen,
+        "GATEWAY_HTTP_LISTEN": http_listen,
+        "GATEWAY_PUBLIC_HTTPS_PORT": str(public_https_port),
+        "GATEWAY_ACCESS_LOG": access_log,
+        "GATEWAY_LOGIN_RATE": "30r/m",
+        "GATEWAY_LOGIN_BURST": "20",
+        "GATEWAY_MAX_BODY_SIZE": "17m",
+        "GATEWAY_HSTS_MAX_AGE": "31536000",
+        "GATEWAY_TRUST_REQUEST_ID": "off",
+        "GATEWAY_STATIC_MAX_AGE": "1h",
+        "GATEWAY_ERROR_LOG_LEVEL": "warn",
+    }
+    values.update(extra or {})
+    return values
+
+
+def write_gateway_config(runtime_dir: Path, upstreams: list[str], values: Mapping[str, str]) -> Path:
+    """Render the template into ``runtime_dir`` (with its upstream list) and return the nginx.conf path."""
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (runtime_dir / sub).mkdir(exist_ok=True)
+    upstream_conf = Path(values["GATEWAY_UPSTREAM_CONF"])
+    upstream_conf.write_text("".join(f"server {address};\n" for address in upstreams))
+    config = runtime_dir / "nginx.conf"
+    config.write_text(render_gateway_config(GATEWAY_TEMPLATE.read_text(), values))
+    return config
+
+
+def nginx_command(nginx: str, config: Path, *extra: str) -> list[str]:
+    # -e stderr: nginx writes its startup errors there instead of /var/log/nginx (not writable for us).
+    command = [nginx, "-e", "stderr", "-p", str(config.parent), "-c", str(config)]
+    if os.geteuid() == 0:
+        # Started by root, nginx would run its workers as `nobody`, who cannot use the temp folders (or
+        # any folder under a private /tmp) this run created. The workers keep the invoking user instead,
+        # as they do for everybody else (the image runs nginx as an unprivileged user).
+        command += ["-g", "user root;"]
+    return [*command, *extra]
+
+
+def ensure_self_signed_certificate(tls_dir: Path, console: Console | None = None) -> tuple[Path, Path]:
+    """A localhost certificate under ``tls_dir`` (made with openssl; remade when it expires within a day)."""
+    cert, key = tls_dir / "localhost.crt", tls_dir / "localhost.key"
+    openssl = shutil.which("openssl")
+    if cert.is_file() and key.is_file():
+        still_valid = (
+            openssl is None
+            or subprocess.run(
+                [openssl, "x509", "-checkend", "86400", "-noout", "-in", str(cert)], capture_output=True, check=False
+            ).returncode
+            == 0
+        )
+        if still_valid:
+            return cert, key
+    if openssl is None:
+        raise RunError("openssl is needed to make a self-signed certificate; install it or set GATEWAY_TLS_CERT/KEY")
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "825",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RunError(f"openssl could not make a self-signed certificate:\n{result.stderr}")
+    key.chmod(0o600)
+    if console:
+        console.say(f"made a self-signed certificate for localhost: {cert}")
+    return cert, key
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Postgres and Redis
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (connecting to the ``postgres`` database)."""
+    import psycopg2
+    from psycopg2 import sql
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database or "postgres"
+    params = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": parsed.username or "postgres",
+        "password": parsed.password,
+        "dbname": "postgres",
+        "connect_timeout": 3,
+    }
+    try:
+        connection = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
+    except psycopg2.OperationalError as error:
+        raise RunError(f"cannot connect to Postgres at {params['host']}:{params['port']}: {error}".strip()) from None
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+def postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    return tcp_answers(host, port)
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
+    except redis.exceptions.RedisError as error:
+        raise RunError(f"Redis at {url} answers but refuses us ({error}); set REDIS_URL") from None
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class Backends:
+    database_url: str
+    redis_url: str
+    embedded_redis_port: int | None  # set when the embedded Redis server must be started
+
+
+def choose_backends(settings: RunSettings, env: Mapping[str, str], console: Console) -> Backends:
+    database_url = env.get("DATABASE_URL", "").strip()
+    redis_url = env.get("REDIS_URL", "").strip()
+    embedded: list[str] = []
+    if not database_url:
+        if not settings.embedded_forced and postgres_answers():
+            database_url = DEFAULT_DATABASE_URL
+        else:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+            database_url = f"sqlite:///{settings.var_dir / 'faceauth.sqlite3'}"
+            embedded.append(f"SQLite database {settings.var_dir / 'faceauth.sqlite3'}")
+    if database_url.startswith("postgresql"):
+        ensure_postgres_database(database_url)
+    embedded_redis_port = None
+    if not redis_url:
+        if not settings.embedded_forced and redis_answers(DEFAULT_REDIS_URL):
+            redis_url = DEFAULT_REDIS_URL
+        else:
+            embedded_redis_port = free_local_port()
+            redis_url = f"redis://127.0.0.1:{embedded_redis_port}/0"
+            embedded.append(f"in-memory Redis-compatible server on 127.0.0.1:{embedded_redis_port}")
+    if embedded:
+        console.warn(EMBEDDED_WARNING.format(what="; ".join(embedded)))
+    return Backends(database_url, redis_url, embedded_redis_port)
+
+
+def free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_embedded_redis(address: str) -> int:
+    """The embedded Redis (fakeredis' TCP server), run as a child process of the local run."""
+    from fakeredis import TcpFakeServer
+
+    host, port = split_address(address)
+    server = TcpFakeServer((host, port), server_type="redis")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    print(f"embedded Redis-compatible server (fakeredis) listening on {host}:{port}; data lives in memory", flush=True)
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    print("embedded Redis stopped", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Child processes
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    stop_signal: int = signal.SIGTERM
+    pump: threading.Thread | None = None
+    expected_exit: bool = False
+
+
+class Supervisor:
+    """Starts children in their own process groups, pumps their output, stops them all."""
+
+    def __init__(self, console: Console, stop_timeout: float) -> None:
+        self.console = console
+        self.stop_timeout = stop_timeout
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+
+    def start(self, name: str, argv: list[str], env: Mapping[str, str], stop_signal: int = signal.SIGTERM) -> Child:
+        process = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            # Own process group: the terminal's Ctrl-C reaches only us, and we stop each group in order.
+            start_new_session=True,
+        )
+        child = Child(name, process, stop_signal)
+        child.pump = threading.Thread(target=self._pump, args=(child,), name=f"log-{name}", daemon=True)
+        child.pump.start()
+        self.children.append(child)
+        return child
+
+    def _pump(self, child: Child) -> None:
+        assert child.process.stdout is not None
+        for line in child.process.stdout:
+            self.console.line(child.name, line.rstrip("\n"))
+
+    def run_once(self, name: str, argv: list[str], env: Mapping[str, str], timeout: float) -> int:
+        """Run a command to completion (its output prefixed like the others); returns its exit status."""
+        child = self.start(name, argv, env)
+        child.expected_exit = True
+        try:
+            code = child.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._stop_child(child)
+            raise RunError(f"{name} did not finish within {timeout:.0f}s") from None
+        if child.pump:
+            child.pump.join(timeout=5)
+        self.children.remove(child)
+        return code
+
+    def died(self) -> Child | None:
+        """The first child that exited on its own, if any."""
+        for child in self.children:
+            if not child.expected_exit and child.process.poll() is not None:
+                return child
+        return None
+
+    def stop_all(self) -> None:
+        """Stop children in reverse start order: the gateway first, Redis last."""
+        for child in reversed(self.children):
+            self._stop_child(child)
+        self.children.clear()
+
+    def _stop_child(self, child: Child) -> None:
+        pgid = child.process.pid
+        if child.process.poll() is None:
+            _signal_group(pgid, child.stop_signal)
+            try:
+                child.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.console.warn(f"{child.name} did not stop within {self.stop_timeout:.0f}s; killing it")
+                _signal_group(pgid, signal.SIGKILL)
+                child.process.wait(timeout=10)
+        # Anything the child left behind in its group (workers of a crashed master, say).
+        _signal_group(pgid, signal.SIGKILL)
+        if child.pump:
+            child.pump.join(timeout=5)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Readiness
+
+
+def grpc_serving(address: str) -> bool:
+    from faceauth_common.healthcheck import HealthCheckError, check_health
+
+    host, port = split_address(address)
+    try:
+        return check_health(f"{connect_host(host)}:{port}", "", timeout=1.0) == "SERVING"
+    except HealthCheckError:
+        return False
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    context = ssl.create_default_context()
+    # A local probe of our own gateway, which may use a self-signed or not-yet-trusted certificate.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def redis_pings(url: str) -> bool:
+    try:
+        return redis_answers(url)
+    except RunError:
+        return False
+
+
+def wait_until_ready(
+    supervisor: Supervisor, checks: list[tuple[str, Callable[[], bool]]], timeout: float, started: float
+) -> None:
+    pending = list(checks)
+    deadline = time.monotonic() + timeout
+    last_report = time.monotonic()
+    while pending:
+        if supervisor.stopping.is_set():
+            return
+        dead = supervisor.died()
+        if dead is not None:
+            raise RunError(f"{dead.name} exited with status {dead.process.returncode} while starting")
+        for check in list(pending):
+            name, ready = check
+            if ready():
+                supervisor.console.say(f"{name} is ready ({time.monotonic() - started:.1f}s)")
+                pending.remove(check)
+        if not pending:
+            return
+        now = time.monotonic()
+        if now > deadline:
+            names = ", ".join(name for name, _ in pending)
+            raise RunError(f"not ready after {timeout:.0f}s: {names} (set FACEAUTH_READY_TIMEOUT to wait longer)")
+        if now - last_report > 30:
+            supervisor.console.say(f"still waiting for {', '.join(name for name, _ in pending)}")
+            last_report = now
+        supervisor.stopping.wait(0.5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run
+
+
+def secret_key(var_dir: Path) -> str:
+    """A random development secret kept under var/, so that sessions survive a restart."""
+    path = var_dir / "secret-key"
+    if path.is_file():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value
+
+
+def check_ports(settings: RunSettings, use_gateway: bool) -> None:
+    wanted = [
+        ("LIVENESS_LISTEN", *split_address(settings.liveness_listen)),
+        ("RECOGNITION_LISTEN", *split_address(settings.recognition_listen)),
+        ("AUTH_WEB_LISTEN", *split_address(settings.auth_web_listen)),
+    ]
+    if use_gateway:
+        wanted += [
+            ("GATEWAY_HTTPS_PORT", settings.bind_address, settings.https_port),
+            ("GATEWAY_HTTP_PORT", settings.bind_address, settings.http_port),
+        ]
+    busy = [f"{host}:{port} ({variable})" for variable, host, port in wanted if not port_is_free(host, port)]
+    if busy:
+        raise RunError(
+            f"already in use: {', '.join(busy)}. Is another `make run` still running? Stop it or set the variables."
+        )
+
+
+def listen_spec(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def run(env: Mapping[str, str], console: Console) -> int:
+    settings = RunSettings.from_env(env)
+    use_gateway = settings.nginx is not None
+    if not use_gateway:
+        console.warn(
+            "nginx is not installed, so there is no gateway (TLS, security headers, rate limits). auth-web is served "
+            "directly on http://localhost, which browsers allow the camera on. Install nginx for the full stack."
+        )
+    check_ports(settings, use_gateway)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    backends = choose_backends(settings, env, console)
+    console.say(f"database: {_redact(backends.database_url)}")
+    console.say(f"redis: {_redact(backends.redis_url)}")
+
+    python = sys.executable
+    child_env = {
+        **env,
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": backends.database_url,
+        "REDIS_URL": backends.redis_url,
+        "LIVENESS_LISTEN": settings.liveness_listen,
+        "RECOGNITION_LISTEN": settings.recognition_listen,
+        "AUTH_WEB_LISTEN": settings.auth_web_listen,
+        "LIVENESS_TARGET": env.get("LIVENESS_TARGET") or _target(settings.liveness_listen),
+        "RECOGNITION_TARGET": env.get("RECOGNITION_TARGET") or _target(settings.recognition_listen),
+        "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
+        "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
+    }
+    if use_gateway:
+        # auth-web sits behind exactly one proxy (the gateway): trust its X-Forwarded-For/-Proto.
+        child_env.setdefault("AUTH_PROXY_COUNT", "1")
+
+    supervisor = Supervisor(console, settings.stop_timeout)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if not supervisor.stopping.is_set():
+            console.say(f"{signal.Signals(signum).name}: stopping everything…")
+        supervisor.stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
+
+    started = time.monotonic()
+    try:
+        checks: list[tuple[str, Callable[[], bool]]] = []
+        if backends.embedded_redis_port is not None:
+            supervisor.start("redis", [python, str(Path(__file__).resolve()), "--embedded-redis",
+                                       f"127.0.0.1:{backends.embedded_redis_port}"], child_env)  # fmt: skip
+            wait_until_ready(supervisor, [("redis", lambda: redis_pings(backends.redis_url))], 30, started)
+
+        console.say("applying database migrations")
+        code = supervisor.run_once("migrate", [python, "-m", "auth_web", "migrate"], child_env, timeout=300)
+        if code != 0:
+            raise RunError(f"migrations failed (exit status {code}); see the [migrate] lines above")
+        if supervisor.stopping.is_set():
+            return 0
+
+        supervisor.start("liveness", [python, "-m", "liveness_service"], child_env)
+        supervisor.start("recognition", [python, "-m", "recognition_service"], child_env)
+        supervisor.start("auth-web", [python, "-m", "auth_web", "serve"], child_env)
+        auth_host, auth_port = split_address(settings.auth_web_listen)
+        auth_base = f"http://{listen_spec(connect_host(auth_host), auth_port)}"
+        checks += [
+            ("liveness", lambda: grpc_serving(settings.liveness_listen)),
+            ("recognition", lambda: grpc_serving(settings.recognition_listen)),
+            ("auth-web", lambda: http_status(f"{auth_base}/healthz") == 200),
+        ]
+        if use_gateway:
+            assert settings.nginx is not None
+            gateway_config = prepare_gateway(settings, console)
+            test = subprocess.run(nginx_command(settings.nginx, gateway_config, "-t", "-q"),
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+            if test.returncode != 0:
+                raise RunError(f"nginx rejected the generated config {gateway_config}:\n{test.stderr.strip()}")
+            supervisor.start("gateway", nginx_command(settings.nginx, gateway_config), child_env)
+            probe_host = connect_host(settings.bind_address)
+            ready_url = f"https://{listen_spec(probe_host, settings.https_port)}/readyz"
+        else:
+            ready_url = f"{auth_base}/readyz"
+        checks.append(("stack (/readyz)", lambda: http_status(ready_url) == 200))
+        wait_until_ready(supervisor, checks, settings.ready_timeout, started)
+        if supervisor.stopping.is_set():
+            return 0
+
+        url = settings.url if use_gateway else f"http://localhost:{auth_port}/"
+        banner = f"faceauth is running at {url}"
+        console.say("=" * len(banner))
+        console.say(banner)
+        if use_gateway and settings.tls_cert is None:
+            console.say("(self-signed certificate: your browser asks you to accept it once)")
+        console.say("Ctrl-C stops everything.")
+        console.say("=" * len(banner))
+
+        while not supervisor.stopping.is_set():
+            dead = supervisor.died()
+            if dead is not None:
+                raise RunError(f"{dead.name} exited unexpectedly with status {dead.process.returncode}")
+            supervisor.stopping.wait(0.5)
+        return 0
+    except RunError as error:
+        console.line("run", f"ERROR: {error}")
+        console.say("stopping everything…")
+        return 1
+    finally:
+        supervisor.stop_all()
+        console.say("all stopped")
+
+
+def prepare_gateway(settings: RunSettings, console: Console) -> Path:
+    runtime_dir = settings.var_dir / "gateway"
+    if settings.tls_cert and settings.tls_key:
+        for path in (settings.tls_cert, settings.tls_key):
+            if not os.access(path, os.R_OK):
+                raise RunError(f"cannot read {path} (GATEWAY_TLS_CERT / GATEWAY_TLS_KEY)")
+        cert, key = settings.tls_cert, settings.tls_key
+    else:
+        cert, key = ensure_self_signed_certificate(runtime_dir / "tls", console)
+    auth_host, auth_port = split_address(settings.auth_web_listen)
+    values = gateway_values(
+        runtime_dir,
+        cert,
+        key,
+        runtime_dir / "upstream.conf",
+        https_listen=listen_spec(settings.bind_address, settings.https_port),
+        http_listen=listen_spec(settings.bind_address, settings.http_port),
+        public_https_port=settings.public_https_port,
+        extra=settings.gateway_values,
+    )
+    return write_gateway_config(runtime_dir, [listen_spec(connect_host(auth_host), auth_port)], values)
+
+
+def _target(listen: str) -> str:
+    host, port = split_address(listen)
+    return listen_spec(connect_host(host), port)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV_DIR.resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embedded-redis", metavar="HOST:PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.embedded_redis:
+        return serve_embedded_redis(args.embedded_redis)
+    if not in_venv():
+        # Run directly (not through `make run`): set up the venv if needed, then continue inside it.
+        subprocess.run(["bash", str(REPO_ROOT / "scripts" / "setup.sh")], check=True)
+        python = str(VENV_DIR / "bin" / "python")
+        arguments = [python, str(Path(__file__).resolve()), *(argv or sys.argv[1:])]
+        os.execv(python, arguments)  # noqa: S606 (re-run this script inside the venv)
+    console = Console()
+    try:
+        return run(os.environ, console)
+    except RunError as error:
+        console.line("run", f"ERROR: {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
