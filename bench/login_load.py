@@ -80,7 +80,7 @@ class Api:
         token = await self.page_token("/register")
         response = await self.client.post(
             "/register",
-            data={"csrf_token": token, "username": username, "password": password, "password_confirm": password},
+            data={"csrf_token": token, "username": username, "password": password, "confirm": password},
             headers={"X-CSRFToken": token},
             follow_redirects=True,
         )

@@ -1,0 +1,226 @@
+"""Where a login's service time goes: pyinstrument profiles of the real servicers, in process.
+
+Each service's own wiring (``load_engine(settings)`` and ``add_servicers(server, slot, settings)`` from
+``<service>/server.py``, settings from the same environment the stack uses) is loaded into this process,
+and the servicer's ``Verify`` / ``Check`` handler is called directly — proto request in, proto response
+out, the same code the gRPC thread runs, minus the transport — on an 8-frame login capture, ``--calls``
+times, under pyinstrument. Writes the full call trees to ``results/<name>_<stage>.txt`` and a summary
+(functions by self time, per call) to ``results/<name>.json|md``.
+
+    .venv/bin/python -m bench.profile_stages [--calls 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from pyinstrument import Profiler
+
+from bench import report
+from bench.frames import DEFAULT_CLIP, relative_times
+from bench.scenario import CHALLENGE_ACTION, build_scenario
+from faceauth.liveness.v1 import liveness_pb2
+from faceauth.recognition.v1 import recognition_pb2
+from faceauth_common.grpc_server import EngineSlot
+
+LOGIN_FRAMES = 8
+
+
+class _Aborted(Exception):
+    pass
+
+
+class DirectContext:
+    """The parts of ``grpc.ServicerContext`` a servicer uses, for calling it without a server."""
+
+    def __init__(self, deadline_seconds: float = 30.0) -> None:
+        self._deadline = time.monotonic() + deadline_seconds
+        self._code: grpc.StatusCode | None = None
+
+    def time_remaining(self) -> float:
+        return max(0.0, self._deadline - time.monotonic())
+
+    def is_active(self) -> bool:
+        return self.time_remaining() > 0
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self._code = code
+        raise _Aborted(f"{code.name}: {details}")
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        pass
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return False
+
+
+class _CapturingServer:
+    """Receives ``add_*Servicer_to_server`` registrations and keeps the method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        for method, handler in handlers.items():
+            self.handlers[method] = handler.unary_unary
+
+
+def load_handlers(package: str) -> dict[str, Callable[..., Any]]:
+    """The servicer methods of ``package`` (``recognition_service`` / ``liveness_service``), engine loaded."""
+    config = importlib.import_module(f"{package}.config")
+    server_module = importlib.import_module(f"{package}.server")
+    settings = config.Settings.from_env()
+    slot: EngineSlot[Any] = EngineSlot()
+    slot.set(server_module.load_engine(settings))
+    capturing = _CapturingServer()
+    server_module.add_servicers(capturing, slot, settings)
+    return capturing.handlers
+
+
+def top_functions(session: Any, calls: int, limit: int = 15) -> list[dict[str, object]]:
+    """Functions by self time (summed over every place they were called from), milliseconds per call."""
+    totals: dict[tuple[str, str], float] = {}
+    stack = [session.root_frame()]
+    while stack:
+        frame = stack.pop()
+        if frame is None:
+            continue
+        stack.extend(frame.children)
+        if frame.is_synthetic:
+            key = (frame.function or "[native]", "")
+        else:
+            key = (frame.function or "?", f"{frame.file_path_short or ''}:{frame.line_no or ''}")
+        totals[key] = totals.get(key, 0.0) + frame.total_self_time
+    ordered = sorted(totals.items(), key=lambda item: item[1], reverse=True)[:limit]
+    whole = sum(totals.values()) or 1.0
+    return [
+        {
+            "function": function,
+            "where": where,
+            "self_ms_per_call": round(seconds * 1000 / calls, 1),
+            "share": round(seconds / whole, 3),
+        }
+        for (function, where), seconds in ordered
+    ]
+
+
+def profile(name: str, call: Callable[[], object], calls: int, out_name: str) -> dict[str, object]:
+    call()  # warm-up outside the profile
+    durations = []
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        durations.append(time.perf_counter() - started)
+    session = profiler.stop()
+    text = profiler.output_text(unicode=True, color=False, show_all=False)
+    path = report.RESULTS_DIR / f"{out_name}_{name}.txt"
+    path.write_text(text)
+    return {
+        "stage": name,
+        "calls": calls,
+        "latency": report.summarise_ms(durations),
+        "top_self_time": top_functions(session, calls),
+        "call_tree": str(path.relative_to(report.RESULTS_DIR.parent.parent)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", default=DEFAULT_CLIP)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--start-ms", type=int, default=-1, help="start of the capture (default: a blink window)")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--name", default="profile")
+    args = parser.parse_args(argv)
+
+    machine = report.machine_details(contention_note=args.note)
+    scenario = build_scenario(args.clip)
+    recognition = load_handlers("recognition_service")
+    liveness = load_handlers("liveness_service")
+
+    encode = recognition["Encode"](
+        recognition_pb2.EncodeRequest(images=[frame.jpeg for frame in scenario.enroll]), DirectContext()
+    )
+    templates = [recognition_pb2.Template(embedding=list(face.embedding)) for face in encode.faces if face.embedding]
+    challenge = [liveness_pb2.Action.Value(f"ACTION_{CHALLENGE_ACTION}")]
+
+    def check_request(capture):  # type: ignore[no-untyped-def]
+        return liveness_pb2.CheckRequest(
+            frames=[frame.jpeg for frame in capture], challenge=challenge, frame_times_ms=relative_times(capture)
+        )
+
+    capture = None
+    if args.start_ms >= 0:
+        capture = [frame for frame in scenario.login_pool if frame.time_ms >= args.start_ms][:LOGIN_FRAMES]
+    else:
+        for window in scenario.login_windows(LOGIN_FRAMES, stride=6):
+            if liveness["Check"](check_request(window), DirectContext()).live:
+                capture = window
+                break
+        capture = capture or scenario.login_pool[:LOGIN_FRAMES]
+    verify_request = recognition_pb2.VerifyRequest(frames=[frame.jpeg for frame in capture], templates=templates)
+
+    stages = {
+        "recognition_verify": lambda: recognition["Verify"](verify_request, DirectContext()),
+        "liveness_check": lambda: liveness["Check"](check_request(capture), DirectContext()),
+    }
+    results = [profile(stage, call, args.calls, args.name) for stage, call in stages.items()]
+    results.sort(key=lambda result: result["latency"]["median_ms"], reverse=True)  # type: ignore[index]
+    slowest = results[0]["stage"]
+
+    data = {
+        "benchmark": "profile",
+        "machine": machine,
+        "clip": args.clip,
+        "capture_start_ms": capture[0].time_ms,
+        "frames": LOGIN_FRAMES,
+        "slowest_stage": slowest,
+        "stages": results,
+    }
+    parts = [
+        f"In-process pyinstrument profiles (1 ms sampling) of the real servicer handlers on one 8-frame capture of "
+        f"`{args.clip}` (from {capture[0].time_ms} ms), {args.calls} calls each after a warm-up; single-threaded, "
+        f"no gRPC transport. Slowest stage: **{slowest}**.",
+    ]
+    for result in results:
+        latency = result["latency"]
+        parts.append(
+            f"\n## {result['stage']} — median {latency['median_ms']} ms per call "  # type: ignore[index]
+            f"(full tree: `{result['call_tree']}`)\n"
+        )
+        parts.append(
+            report.markdown_table(
+                ["function", "where", "self ms/call", "share"],
+                [
+                    [row["function"], row["where"], row["self_ms_per_call"], row["share"]]
+                    for row in result["top_self_time"]  # type: ignore[attr-defined]
+                ],
+            )
+        )
+    json_path, md_path = report.write_result(args.name, "Profile of the login stages", data, "\n".join(parts))
+    print("\n".join(parts))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Run every faceauth benchmark against a stack started for the purpose, then stop it.
+#
+#   bench/run_all.sh                      # full run: 60 s per concurrency level (about 12 minutes)
+#   BENCH_DURATION=10 BENCH_REPEATS=5 bench/run_all.sh     # quick smoke run (about 4 minutes)
+#
+# The stack is started the way `make run` does it (scripts/run.py: migrations, liveness, recognition,
+# auth-web under gunicorn, nginx gateway with TLS), on its own ports, database and Redis prefix so it
+# does not collide with a `make run` or tests on the same machine. Differences from the default
+# configuration, all through the documented environment variables:
+#   - the login challenge is pinned to BLINK (AUTH_CHALLENGE_ACTIONS=BLINK, AUTH_CHALLENGE_LENGTH=1): the bench
+#     replays a recorded clip, which can only satisfy the action it contains;
+#   - rate limits and lockout are raised (AUTH_RATE_LIMIT_*, AUTH_LOCKOUT_THRESHOLD, GATEWAY_LOGIN_RATE/BURST):
+#     one load generator from one address logs one user in hundreds of times a minute, which the defaults
+#     rightly stop after a few attempts;
+#   - RECOGNITION_WORKERS / LIVENESS_WORKERS default to 2 (one per core) unless set.
+# Results: bench/results/*.json and *.md; the stack's log: var/bench/stack.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY="$ROOT/.venv/bin/python"
+
+DURATION=${BENCH_DURATION:-60}
+REPEATS=${BENCH_REPEATS:-20}
+ROUNDS=${BENCH_OLD_ROUNDS:-3}
+CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
+NOTE=${BENCH_NOTE:-}
+SUFFIX=${BENCH_SUFFIX:-}
+
+export FACEAUTH_VAR_DIR=${FACEAUTH_VAR_DIR:-$ROOT/var/bench}
+export DATABASE_URL=${BENCH_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth_bench}
+export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
+export AUTH_REDIS_PREFIX=faceauth-bench:
+export LIVENESS_LISTEN=127.0.0.1:${BENCH_LIVENESS_PORT:-50061}
+export RECOGNITION_LISTEN=127.0.0.1:${BENCH_RECOGNITION_PORT:-50062}
+export AUTH_WEB_LISTEN=127.0.0.1:${BENCH_AUTH_WEB_PORT:-8010}
+export GATEWAY_HTTPS_PORT=${BENCH_HTTPS_PORT:-8453}
+export GATEWAY_HTTP_PORT=${BENCH_HTTP_PORT:-8090}
+export RECOGNITION_WORKERS=${RECOGNITION_WORKERS:-2}
+export LIVENESS_WORKERS=${LIVENESS_WORKERS:-2}
+export AUTH_CHALLENGE_ACTIONS=BLINK
+export AUTH_CHALLENGE_LENGTH=1
+export AUTH_RATE_LIMIT_LOGIN_PER_ADDRESS=1000000/minute
+export AUTH_RATE_LIMIT_LOGIN_PER_USERNAME=1000000/minute
+export AUTH_RATE_LIMIT_REGISTER_PER_ADDRESS=1000/hour
+export AUTH_RATE_LIMIT_ENROLL_PER_USER=1000/hour
+export AUTH_LOCKOUT_THRESHOLD=1000000
+export GATEWAY_LOGIN_RATE=1000r/s
+export GATEWAY_LOGIN_BURST=1000
+export GATEWAY_ERROR_LOG_LEVEL=error
+
+LIVENESS="$LIVENESS_LISTEN"
+RECOGNITION="$RECOGNITION_LISTEN"
+BASE_URL="https://127.0.0.1:$GATEWAY_HTTPS_PORT"
+mkdir -p "$FACEAUTH_VAR_DIR" bench/results
+LOG="$FACEAUTH_VAR_DIR/stack.log"
+
+started=$(date +%s)
+echo "starting the bench stack (log: $LOG)"
+"$PY" scripts/run.py >"$LOG" 2>&1 &
+STACK_PID=$!
+stop_stack() {
+  if kill -0 "$STACK_PID" 2>/dev/null; then
+    echo "stopping the bench stack"
+    kill -TERM "$STACK_PID"
+    wait "$STACK_PID" || true
+  fi
+}
+trap stop_stack EXIT
+
+for _ in $(seq 1 600); do
+  if grep -q "faceauth is running at" "$LOG"; then break; fi
+  if ! kill -0 "$STACK_PID" 2>/dev/null; then
+    echo "the stack exited while starting; last lines of $LOG:" >&2
+    tail -n 30 "$LOG" >&2
+    exit 1
+  fi
+  sleep 1
+done
+grep -q "faceauth is running at" "$LOG" || { echo "the stack did not get ready in 600 s" >&2; exit 1; }
+echo "stack ready after $(($(date +%s) - started)) s"
+
+common=(--liveness "$LIVENESS" --recognition "$RECOGNITION" --note "$NOTE")
+"$PY" -m bench.component_latency "${common[@]}" --repeats "$REPEATS" --name "component_latency$SUFFIX"
+"$PY" -m bench.old_pipeline "${common[@]}" --rounds "$ROUNDS" --name "old_vs_new$SUFFIX"
+"$PY" -m bench.login_load "${common[@]}" --base-url "$BASE_URL" --auth-web-port "${AUTH_WEB_LISTEN##*:}" \
+  --duration "$DURATION" --concurrency "$CONCURRENCY" --name "login_load$SUFFIX"
+"$PY" -m bench.profile_stages --note "$NOTE" --name "profile$SUFFIX"
+"$PY" -m bench.summary --suffix "$SUFFIX"
+echo "all benchmarks done in $(($(date +%s) - started)) s; results in bench/results/"
