@@ -1,0 +1,140 @@
+"""The application factory: settings in, a configured Flask app out."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from auth_web import audit, db, errors, redis_store
+from auth_web.challenges import ChallengeStore
+from auth_web.config import Settings
+from auth_web.extensions import csrf, init_limiter
+from auth_web.face_services import FaceServices
+from auth_web.sessions import RedisSession, RedisSessionInterface
+from faceauth_common.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Endpoints that must answer without a session (Redis may be the thing that is down).
+_SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz"}
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(settings: Settings | None = None, *, face_services: FaceServices | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        FACEAUTH_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        SESSION_COOKIE_NAME=settings.session_cookie_name,
+        SESSION_COOKIE_SECURE=settings.force_secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_OPTIONS={
+            "key_prefix": settings.redis_prefix + "limits",
+            "wrap_exceptions": True,
+            "socket_timeout": settings.redis_timeout_seconds,
+            "socket_connect_timeout": settings.redis_timeout_seconds,
+        },
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_SWALLOW_ERRORS=False,
+    )
+    if settings.proxy_count:
+        # Trust X-Forwarded-For/-Proto/-Host from exactly this many proxies (the gateway).
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.proxy_count,
+            x_proto=settings.proxy_count,
+            x_host=settings.proxy_count,
+            x_port=settings.proxy_count,
+        )
+
+    redis_client = redis_store.make_client(settings)
+    app.extensions[redis_store._EXTENSION] = redis_client
+    app.session_interface = RedisSessionInterface(
+        redis_client, settings.redis_prefix, settings.session_idle_seconds, settings.session_absolute_seconds
+    )
+    app.extensions["faceauth_challenges"] = ChallengeStore(
+        redis_client, settings.redis_prefix, settings.challenge_ttl_seconds
+    )
+    app.extensions["faceauth_services"] = face_services or FaceServices(settings)
+    db.init_app(app, settings)
+
+    # Order matters: request id and the session check run before CSRF and rate limits.
+    _register_request_hooks(app)
+    csrf.init_app(app)
+    errors.register(app)
+
+    from auth_web.blueprints import account, admin, api, auth, enroll, health
+
+    for blueprint in (health.bp, auth.bp, enroll.bp, account.bp, admin.bp, api.bp):
+        app.register_blueprint(blueprint)
+    init_limiter(app, settings)
+
+    @app.context_processor
+    def _template_globals() -> dict[str, object]:
+        return {"current_user": g.get("user"), "settings": settings}
+
+    return app
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _request_id() -> None:
+        # The gateway's id when it sent one (trusted hop), otherwise our own.
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    @app.before_request
+    def _session_and_user() -> None:
+        g.user = None
+        if request.endpoint in _SESSIONLESS_ENDPOINTS:
+            return
+        if isinstance(session, RedisSession) and session.unavailable:
+            raise errors.DependencyDown("redis")
+        user_id = session.get("user_id")
+        if user_id is None:
+            return
+        from auth_web.models import User
+
+        user = db.db().get(User, user_id)
+        if user is None or not user.is_active:
+            session.end()
+            return
+        g.user = user
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "-")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.teardown_request
+    def _reset_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+
+
+__all__ = ["audit", "create_app"]

@@ -1,0 +1,43 @@
+"""The signed-in user's dashboard: face data, active sessions (revoke)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, session, url_for
+from werkzeug.wrappers import Response
+
+from auth_web import audit
+from auth_web.auth_helpers import login_required
+from auth_web.forms import ActionForm
+from auth_web.sessions import RedisSessionInterface
+
+bp = Blueprint("account", __name__)
+
+
+def _sessions() -> RedisSessionInterface:
+    return current_app.session_interface  # type: ignore[return-value]
+
+
+@bp.get("/account")
+@login_required
+def dashboard() -> str:
+    user = g.user
+    sessions = _sessions().list_user_sessions(user.id)
+    current_hash = session.hash  # type: ignore[attr-defined]
+    for item in sessions:
+        item["current"] = item["hash"] == current_hash
+    return render_template("account.html", user=user, templates=user.templates, sessions=sessions, form=ActionForm())
+
+
+@bp.post("/account/sessions/<handle>/revoke")
+@login_required
+def revoke_session(handle: str) -> Response:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if handle == session.hash[:24]:  # type: ignore[attr-defined]
+        flash("To end this session, sign out.", "info")
+    elif _sessions().revoke(g.user.id, handle):
+        audit.record("session_revoke", audit.SUCCESS, "OK", user_id=g.user.id, claimed_username=g.user.username)
+        flash("The session is ended.", "success")
+    else:
+        flash("That session had already ended.", "info")
+    return redirect(url_for("account.dashboard"))

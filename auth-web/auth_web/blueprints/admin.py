@@ -1,0 +1,153 @@
+"""Administration (role admin): users (search, disable/enable, delete) and the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from auth_web import audit
+from auth_web.accounts import normalize_username
+from auth_web.auth_helpers import admin_required
+from auth_web.db import db
+from auth_web.forms import ActionForm
+from auth_web.models import STATUS_ACTIVE, STATUS_DISABLED, AuditEvent, FaceTemplate, User
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PAGE_SIZE = 50
+
+
+def _page() -> int:
+    return max(1, request.args.get("page", 1, type=int) or 1)
+
+
+@bp.get("/")
+@admin_required
+def home() -> Response:
+    return redirect(url_for("admin.users"))
+
+
+@bp.get("/users")
+@admin_required
+def users() -> str:
+    query_text = request.args.get("q", "").strip()[:64]
+    page = _page()
+    template_counts = (
+        select(FaceTemplate.user_id, func.count(FaceTemplate.id).label("n")).group_by(FaceTemplate.user_id).subquery()
+    )
+    statement = (
+        select(User, func.coalesce(template_counts.c.n, 0))
+        .outerjoin(template_counts, template_counts.c.user_id == User.id)
+        .order_by(User.username_key)
+    )
+    if query_text:
+        escaped = normalize_username(query_text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(User.username_key.like(f"%{escaped}%", escape="\\"))
+    rows = db().execute(statement.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    return render_template(
+        "admin/users.html",
+        rows=rows[:PAGE_SIZE],
+        has_next=len(rows) > PAGE_SIZE,
+        page=page,
+        q=query_text,
+        form=ActionForm(),
+    )
+
+
+def _target(user_id: int) -> User:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    user = db().get(User, user_id)
+    if user is None:
+        abort(404)
+    if user.id == g.user.id:
+        flash("You cannot do that to your own account.", "error")
+        abort(redirect(url_for("admin.users")))
+    return user
+
+
+@bp.post("/users/<int:user_id>/disable")
+@admin_required
+def disable(user_id: int) -> Response:
+    user = _target(user_id)
+    user.status = STATUS_DISABLED
+    db().commit()
+    ended = current_app.session_interface.end_all(user.id)  # type: ignore[attr-defined]
+    audit.record(
+        "admin_disable",
+        audit.SUCCESS,
+        "OK",
+        user_id=user.id,
+        claimed_username=user.username,
+        details={"sessions_ended": ended},
+    )
+    flash(f"{user.username} is disabled and signed out everywhere.", "success")
+    return redirect(request.referrer or url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/enable")
+@admin_required
+def enable(user_id: int) -> Response:
+    user = _target(user_id)
+    user.status = STATUS_ACTIVE
+    user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
+    db().commit()
+    audit.record("admin_enable", audit.SUCCESS, "OK", user_id=user.id, claimed_username=user.username)
+    flash(f"{user.username} is enabled.", "success")
+    return redirect(request.referrer or url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/delete")
+@admin_required
+def delete(user_id: int) -> Response:
+    user = _target(user_id)
+    username, template_count = user.username, len(user.templates)
+    # Sessions first: a deleted user must not stay signed in anywhere.
+    ended = current_app.session_interface.end_all(user.id)  # type: ignore[attr-defined]
+    db().delete(user)  # templates go with it (ON DELETE CASCADE + ORM cascade)
+    db().commit()
+    audit.record(
+        "admin_delete",
+        audit.SUCCESS,
+        "OK",
+        user_id=user_id,
+        claimed_username=username,
+        details={"templates_deleted": template_count, "sessions_ended": ended},
+    )
+    flash(f"{username} is deleted, with their face data and sessions.", "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.get("/audit")
+@admin_required
+def audit_log() -> str:
+    filters = {
+        "username": request.args.get("username", "").strip()[:64],
+        "event": request.args.get("event", "").strip()[:32],
+        "result": request.args.get("result", "").strip()[:16],
+        "reason": request.args.get("reason", "").strip()[:64],
+        "user_id": request.args.get("user_id", "").strip()[:12],
+    }
+    page = _page()
+    statement = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if filters["username"]:
+        statement = statement.where(func.lower(AuditEvent.claimed_username) == normalize_username(filters["username"]))
+    if filters["event"]:
+        statement = statement.where(AuditEvent.event == filters["event"])
+    if filters["result"]:
+        statement = statement.where(AuditEvent.result == filters["result"])
+    if filters["reason"]:
+        statement = statement.where(AuditEvent.reason == filters["reason"].upper())
+    if filters["user_id"].isdigit():
+        statement = statement.where(AuditEvent.user_id == int(filters["user_id"]))
+    rows = db().scalars(statement.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    events = db().scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)).all()
+    return render_template(
+        "admin/audit.html",
+        rows=rows[:PAGE_SIZE],
+        has_next=len(rows) > PAGE_SIZE,
+        page=page,
+        filters=filters,
+        events=events,
+    )

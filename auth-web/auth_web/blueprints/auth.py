@@ -1,0 +1,89 @@
+"""Register, the login page (the capture itself goes through /api/login), logout."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
+
+from auth_web import audit
+from auth_web.accounts import ValidationError, hash_password, normalize_username, validate_password, validate_username
+from auth_web.auth_helpers import sign_in, sign_out
+from auth_web.config import Settings
+from auth_web.db import db
+from auth_web.forms import ActionForm, RegisterForm
+from auth_web.models import User
+
+bp = Blueprint("auth", __name__)
+
+
+def _settings() -> Settings:
+    return current_app.config["FACEAUTH_SETTINGS"]
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("account.dashboard" if g.get("user") else "auth.login"))
+
+
+@bp.get("/login")
+def login() -> str | Response:
+    if g.get("user") is not None:
+        return redirect(url_for("account.dashboard"))
+    return render_template("login.html", capture=_settings().capture, form=ActionForm())
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> str | Response:
+    settings = _settings()
+    if not settings.allow_registration:
+        return render_template(
+            "error.html", status=403, title="Registration is closed", message="Ask your administrator for an account."
+        ), 403  # type: ignore[return-value]
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            username = validate_username(form.username.data or "")
+        except ValidationError as error:
+            form.username.errors.append(str(error))  # type: ignore[union-attr]
+        else:
+            try:
+                password = validate_password(form.password.data or "", username, settings.password_min_length)
+            except ValidationError as error:
+                form.password.errors.append(str(error))  # type: ignore[union-attr]
+            else:
+                user = _create_user(username, password)
+                if user is None:
+                    form.username.errors.append("That username is taken. Choose another one.")  # type: ignore[union-attr]
+                else:
+                    audit.record("register", audit.SUCCESS, "OK", user_id=user.id, claimed_username=username)
+                    sign_in(user)
+                    flash("Your account is ready. Now add your face.", "success")
+                    return redirect(url_for("enroll.enroll_page"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("register.html", form=form, settings=settings), status  # type: ignore[return-value]
+
+
+def _create_user(username: str, password: str) -> User | None:
+    session = db()
+    key = normalize_username(username)
+    if session.scalar(select(User.id).where(User.username_key == key)) is not None:
+        return None
+    user = User(username=username, username_key=key, password_hash=hash_password(password))
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:  # registered concurrently
+        session.rollback()
+        return None
+    return user
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    if ActionForm().validate_on_submit() and g.get("user") is not None:
+        audit.record("logout", audit.SUCCESS, "OK", user_id=g.user.id, claimed_username=g.user.username)
+        sign_out()
+        flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

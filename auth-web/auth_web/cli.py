@@ -1,0 +1,248 @@
+"""Operator commands: ``python -m auth_web {serve,migrate,create-admin,set-password,import-templates}``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from auth_web.accounts import (
+    ValidationError,
+    hash_password,
+    normalize_username,
+    validate_password,
+    validate_username,
+)
+from auth_web.config import Settings
+from auth_web.db import make_engine
+from auth_web.models import ROLE_ADMIN, AuditEvent, FaceTemplate, User
+from faceauth_common.logs import configure_logging
+from faceauth_common.settings import SettingsError
+
+log = logging.getLogger("auth_web.cli")
+
+TEMPLATE_FORMAT = "faceauth-templates/1"
+PASSWORD_ENV = "FACEAUTH_PASSWORD"  # noqa: S105 (a variable name, not a secret)
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message is printed for the operator."""
+
+
+def _read_password(args: argparse.Namespace, username: str, settings: Settings) -> str:
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\n")
+    elif os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV]
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {username}: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise CommandError("the two passwords differ")
+    else:
+        raise CommandError(f"give the password on a terminal, with --password-stdin, or in ${PASSWORD_ENV}")
+    try:
+        return validate_password(password, username, settings.password_min_length)
+    except ValidationError as error:
+        raise CommandError(str(error)) from None
+
+
+def _audit(session: Session, event: str, reason: str, user: User | None, details: dict[str, Any] | None = None) -> None:
+    session.add(
+        AuditEvent(
+            event=event,
+            result="success",
+            reason=reason,
+            user_id=user.id if user is not None else None,
+            claimed_username=user.username if user is not None else None,
+            client_address="cli",
+            details=details,
+        )
+    )
+
+
+def create_admin(settings: Settings, args: argparse.Namespace) -> str:
+    try:
+        username = validate_username(args.username)
+    except ValidationError as error:
+        raise CommandError(str(error)) from None
+    with Session(make_engine(settings)) as session:
+        user = session.scalar(select(User).where(User.username_key == normalize_username(username)))
+        if user is not None and not args.promote:
+            raise CommandError(f"user {username!r} exists; use --promote to make them an admin (and set the password)")
+        password = _read_password(args, username, settings)
+        if user is None:
+            user = User(username=username, username_key=normalize_username(username))
+            session.add(user)
+        user.role = ROLE_ADMIN
+        user.status = "active"
+        user.password_hash = hash_password(password)
+        session.flush()
+        _audit(session, "admin_create", "OK", user)
+        session.commit()
+    return f"admin {username!r} is ready; sign in and enroll a face at /enroll"
+
+
+def set_password(settings: Settings, args: argparse.Namespace) -> str:
+    with Session(make_engine(settings)) as session:
+        user = session.scalar(select(User).where(User.username_key == normalize_username(args.username)))
+        if user is None:
+            raise CommandError(f"no user {args.username!r}")
+        user.password_hash = hash_password(_read_password(args, user.username, settings))
+        user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
+        _audit(session, "password_set", "OK", user)
+        session.commit()
+    return f"password of {user.username!r} is set"
+
+
+def _validate_template_file(document: Any) -> list[dict[str, Any]]:
+    if not isinstance(document, dict) or document.get("format") != TEMPLATE_FORMAT:
+        raise CommandError(f"not a {TEMPLATE_FORMAT} file (its 'format' field differs)")
+    if not isinstance(document.get("model_version"), str) or not document["model_version"]:
+        raise CommandError("the file has no model_version")
+    people = document.get("people")
+    if not isinstance(people, list):
+        raise CommandError("the file has no 'people' list")
+    return people
+
+
+def import_templates(settings: Settings, args: argparse.Namespace) -> str:
+    """Users from the recognition service's bulk-encode output: one person (folder name) = one username.
+
+    New users are created WITHOUT a password (they cannot use password+face until ``set-password``);
+    existing users keep their account, and their templates are replaced only with ``--replace``.
+    """
+    path = Path(args.file)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read {path}: {error}") from None
+    people = _validate_template_file(document)
+    model_version = document["model_version"]
+    counts = {"created": 0, "updated": 0, "skipped_existing": 0, "skipped_invalid": 0, "templates": 0}
+    now = dt.datetime.now(dt.UTC)
+    with Session(make_engine(settings)) as session:
+        for person in people:
+            name = person.get("name") if isinstance(person, dict) else None
+            try:
+                username = validate_username(str(name or ""))
+            except ValidationError:
+                print(f"skipped {name!r}: not a valid username", file=sys.stderr)
+                counts["skipped_invalid"] += 1
+                continue
+            templates = []
+            for item in person.get("templates") or []:
+                try:
+                    embedding = FaceTemplate.pack(item["embedding"])
+                    quality = float(item.get("quality", 0.0))
+                except (KeyError, TypeError, ValueError):
+                    continue
+                source = str(item.get("source", ""))[:200]
+                templates.append((embedding, quality, f"import:{source}"))
+            if not templates:
+                print(f"skipped {username!r}: no usable templates", file=sys.stderr)
+                counts["skipped_invalid"] += 1
+                continue
+            templates.sort(key=lambda t: t[1], reverse=True)
+            templates = templates[: args.max_templates]
+            user = session.scalar(select(User).where(User.username_key == normalize_username(username)))
+            if user is None:
+                user = User(username=username, username_key=normalize_username(username), password_hash=None)
+                session.add(user)
+                session.flush()
+                counts["created"] += 1
+            elif args.replace:
+                session.execute(delete(FaceTemplate).where(FaceTemplate.user_id == user.id))
+                counts["updated"] += 1
+            else:
+                counts["skipped_existing"] += 1
+                continue
+            for embedding, quality, source in templates:
+                session.add(
+                    FaceTemplate(
+                        user_id=user.id,
+                        embedding=embedding,
+                        model_version=model_version,
+                        quality=quality,
+                        source=source,
+                        created_at=now,
+                    )
+                )
+            counts["templates"] += len(templates)
+            _audit(session, "import_templates", "OK", user, {"templates": len(templates)})
+        session.commit()
+    return (
+        f"imported {counts['templates']} templates: {counts['created']} users created (no password; "
+        f"use set-password), {counts['updated']} replaced, {counts['skipped_existing']} existing users skipped "
+        f"(use --replace), {counts['skipped_invalid']} skipped as invalid"
+    )
+
+
+def migrate(settings: Settings, args: argparse.Namespace) -> str:
+    from auth_web.migrate import upgrade
+
+    upgrade(settings.database_url, args.revision)
+    return f"database at revision {args.revision}"
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> str:
+    from auth_web.serve import run
+
+    run(settings)
+    return ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m auth_web", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the web app with gunicorn on AUTH_WEB_LISTEN")
+    sub = commands.add_parser("migrate", help="apply the database migrations (alembic upgrade)")
+    sub.add_argument("--revision", default="head")
+    sub = commands.add_parser("create-admin", help="create the first administrator")
+    sub.add_argument("--username", required=True)
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+    sub.add_argument("--promote", action="store_true", help="make an existing user an admin")
+    sub = commands.add_parser("set-password", help="set a user's password (e.g. after import-templates)")
+    sub.add_argument("username")
+    sub.add_argument("--password-stdin", action="store_true")
+    sub = commands.add_parser("import-templates", help="import a faceauth-templates/1 JSON file")
+    sub.add_argument("file")
+    sub.add_argument("--replace", action="store_true", help="replace the templates of existing users")
+    sub.add_argument("--max-templates", type=int, default=10, help="keep at most this many per person (best first)")
+    return parser
+
+
+COMMANDS = {
+    "serve": serve,
+    "migrate": migrate,
+    "create-admin": create_admin,
+    "set-password": set_password,
+    "import-templates": import_templates,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    if args.command != "serve":
+        configure_logging("auth-web", os.environ.get("LOG_LEVEL", "WARNING"))
+    try:
+        message = COMMANDS[args.command](settings, args)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if message:
+        print(message)
+    return 0

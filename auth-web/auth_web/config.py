@@ -1,0 +1,189 @@
+"""Settings of auth-web, read once from the environment (see docs/configuration.md, section auth-web)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from faceauth_common.settings import (
+    SettingsError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
+
+#: The development default; production refuses to start with it (or with no key at all).
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 (refused in production)
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+CHALLENGE_ACTION_NAMES = ("BLINK", "TURN_LEFT", "TURN_RIGHT")
+FACTORS = ("password+face", "face")
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """What the browser captures; sent to the page and returned with every challenge."""
+
+    frames: int = 10
+    fps: float = 6.0
+    width: int = 640
+    height: int = 480
+    jpeg_quality: float = 0.85
+    countdown_seconds: int = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    secret_key: str = DEV_SECRET_KEY
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "faceauth:"
+    liveness_target: str = "127.0.0.1:50051"
+    recognition_target: str = "127.0.0.1:50052"
+    liveness_deadline_seconds: float = 15.0
+    recognition_deadline_seconds: float = 15.0
+    health_deadline_seconds: float = 1.0
+    db_connect_timeout_seconds: int = 3
+    redis_timeout_seconds: float = 2.0
+    listen: str = "127.0.0.1:8000"
+    workers: int = 2
+    threads: int = 4
+    proxy_count: int = 0
+    force_secure_cookies: bool = False
+    log_level: str = "INFO"
+    # Login policy
+    factors: str = "password+face"
+    challenge_actions: tuple[str, ...] = CHALLENGE_ACTION_NAMES
+    challenge_length: int = 1
+    challenge_ttl_seconds: int = 60
+    min_matched_frames: int = 3
+    # Upload limits
+    min_frames: int = 5
+    max_frames: int = 16
+    max_frame_bytes: int = 1024 * 1024
+    max_frame_pixels: int = 4_000_000
+    capture: CaptureSettings = dataclasses.field(default_factory=CaptureSettings)
+    # Enrollment
+    enroll_min_faces: int = 3
+    enroll_min_quality: float = 0.3
+    enroll_max_templates: int = 5
+    enroll_max_spread: float = 0.6
+    # Sessions
+    session_idle_seconds: int = 1800
+    session_absolute_seconds: int = 43200
+    session_cookie_name: str = "faceauth_session"
+    # Abuse
+    lockout_threshold: int = 5
+    lockout_base_seconds: int = 30
+    lockout_max_seconds: int = 3600
+    rate_limit_login_per_address: str = "20/minute;200/hour"
+    rate_limit_login_per_username: str = "10/minute;60/hour"
+    rate_limit_register_per_address: str = "10/hour"
+    rate_limit_enroll_per_user: str = "20/hour"
+    # Accounts
+    password_min_length: int = 10
+    allow_registration: bool = True
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def password_required(self) -> bool:
+        return self.factors == "password+face"
+
+    @property
+    def max_content_length(self) -> int:
+        # The frames plus room for the small form fields and multipart framing.
+        return self.max_frames * self.max_frame_bytes + 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every AUTH_* variable (and the shared ones); raises SettingsError on a bad value."""
+        mode = env_choice("FACEAUTH_ENV", "development", ("development", "production"), env)
+        secret = env_str("FACEAUTH_SECRET_KEY", "", env)
+        if mode == "production":
+            if not secret or secret == DEV_SECRET_KEY:
+                raise SettingsError("FACEAUTH_SECRET_KEY must be set to a random value in production")
+            if len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
+                raise SettingsError(
+                    f"FACEAUTH_SECRET_KEY must be at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+                )
+        actions = tuple(a.upper() for a in env_list("AUTH_CHALLENGE_ACTIONS", CHALLENGE_ACTION_NAMES, env))
+        unknown = [a for a in actions if a not in CHALLENGE_ACTION_NAMES]
+        if unknown or not actions:
+            raise SettingsError(
+                f"AUTH_CHALLENGE_ACTIONS must be a list of {list(CHALLENGE_ACTION_NAMES)}, got {actions}"
+            )
+        max_frames = env_int("AUTH_MAX_FRAMES", 16, env, minimum=1, maximum=32)
+        capture = CaptureSettings(
+            frames=env_int("AUTH_CAPTURE_FRAMES", 10, env, minimum=1, maximum=max_frames),
+            fps=env_float("AUTH_CAPTURE_FPS", 6.0, env, minimum=1.0, maximum=30.0),
+            width=env_int("AUTH_CAPTURE_WIDTH", 640, env, minimum=160, maximum=1920),
+            height=env_int("AUTH_CAPTURE_HEIGHT", 480, env, minimum=120, maximum=1080),
+            jpeg_quality=env_float("AUTH_CAPTURE_JPEG_QUALITY", 0.85, env, minimum=0.3, maximum=1.0),
+            countdown_seconds=env_int("AUTH_CAPTURE_COUNTDOWN_SECONDS", 3, env, minimum=0, maximum=10),
+        )
+        min_frames = env_int("AUTH_MIN_FRAMES", 5, env, minimum=1, maximum=max_frames)
+        if capture.frames < min_frames:
+            raise SettingsError(f"AUTH_CAPTURE_FRAMES ({capture.frames}) must be >= AUTH_MIN_FRAMES ({min_frames})")
+        return cls(
+            env=mode,
+            secret_key=secret or DEV_SECRET_KEY,
+            database_url=env_str("DATABASE_URL", cls.database_url, env),
+            redis_url=env_str("REDIS_URL", cls.redis_url, env),
+            redis_prefix=env_str("AUTH_REDIS_PREFIX", cls.redis_prefix, env),
+            liveness_target=env_str("LIVENESS_TARGET", cls.liveness_target, env),
+            recognition_target=env_str("RECOGNITION_TARGET", cls.recognition_target, env),
+            liveness_deadline_seconds=env_float("AUTH_LIVENESS_DEADLINE_SECONDS", 15.0, env, minimum=0.1),
+            recognition_deadline_seconds=env_float("AUTH_RECOGNITION_DEADLINE_SECONDS", 15.0, env, minimum=0.1),
+            health_deadline_seconds=env_float("AUTH_HEALTH_DEADLINE_SECONDS", 1.0, env, minimum=0.05),
+            db_connect_timeout_seconds=env_int("AUTH_DB_CONNECT_TIMEOUT_SECONDS", 3, env, minimum=1),
+            redis_timeout_seconds=env_float("AUTH_REDIS_TIMEOUT_SECONDS", 2.0, env, minimum=0.05),
+            listen=env_str("AUTH_WEB_LISTEN", cls.listen, env),
+            workers=env_int("AUTH_WEB_WORKERS", 2, env, minimum=1, maximum=64),
+            threads=env_int("AUTH_WEB_THREADS", 4, env, minimum=1, maximum=64),
+            proxy_count=env_int("AUTH_PROXY_COUNT", 0, env, minimum=0, maximum=5),
+            force_secure_cookies=env_bool("AUTH_FORCE_SECURE_COOKIES", False, env),
+            log_level=env_str("LOG_LEVEL", "INFO", env),
+            factors=env_choice("AUTH_FACTORS", "password+face", FACTORS, env),
+            challenge_actions=actions,
+            challenge_length=env_int("AUTH_CHALLENGE_LENGTH", 1, env, minimum=0, maximum=4),
+            challenge_ttl_seconds=env_int("AUTH_CHALLENGE_TTL_SECONDS", 60, env, minimum=1, maximum=600),
+            min_matched_frames=env_int("AUTH_MIN_MATCHED_FRAMES", 3, env, minimum=1, maximum=max_frames),
+            min_frames=min_frames,
+            max_frames=max_frames,
+            max_frame_bytes=env_int("AUTH_MAX_FRAME_BYTES", 1024 * 1024, env, minimum=16 * 1024, maximum=2097152),
+            max_frame_pixels=env_int("AUTH_MAX_FRAME_PIXELS", 4_000_000, env, minimum=10_000, maximum=4_000_000),
+            capture=capture,
+            enroll_min_faces=env_int("AUTH_ENROLL_MIN_FACES", 3, env, minimum=1, maximum=max_frames),
+            enroll_min_quality=env_float("AUTH_ENROLL_MIN_QUALITY", 0.3, env, minimum=0.0, maximum=1.0),
+            enroll_max_templates=env_int("AUTH_ENROLL_MAX_TEMPLATES", 5, env, minimum=1, maximum=64),
+            enroll_max_spread=env_float("AUTH_ENROLL_MAX_SPREAD", 0.6, env, minimum=0.0),
+            session_idle_seconds=env_int("AUTH_SESSION_IDLE_SECONDS", 1800, env, minimum=30),
+            session_absolute_seconds=env_int("AUTH_SESSION_ABSOLUTE_SECONDS", 43200, env, minimum=60),
+            session_cookie_name=env_str("AUTH_SESSION_COOKIE_NAME", cls.session_cookie_name, env),
+            lockout_threshold=env_int("AUTH_LOCKOUT_THRESHOLD", 5, env, minimum=1),
+            lockout_base_seconds=env_int("AUTH_LOCKOUT_BASE_SECONDS", 30, env, minimum=1),
+            lockout_max_seconds=env_int("AUTH_LOCKOUT_MAX_SECONDS", 3600, env, minimum=1),
+            rate_limit_login_per_address=env_str(
+                "AUTH_RATE_LIMIT_LOGIN_PER_ADDRESS", cls.rate_limit_login_per_address, env
+            ),
+            rate_limit_login_per_username=env_str(
+                "AUTH_RATE_LIMIT_LOGIN_PER_USERNAME", cls.rate_limit_login_per_username, env
+            ),
+            rate_limit_register_per_address=env_str(
+                "AUTH_RATE_LIMIT_REGISTER_PER_ADDRESS", cls.rate_limit_register_per_address, env
+            ),
+            rate_limit_enroll_per_user=env_str("AUTH_RATE_LIMIT_ENROLL_PER_USER", cls.rate_limit_enroll_per_user, env),
+            password_min_length=env_int("AUTH_PASSWORD_MIN_LENGTH", 10, env, minimum=8, maximum=128),
+            allow_registration=env_bool("AUTH_ALLOW_REGISTRATION", True, env),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,57 @@
+"""The SQLAlchemy engine of the app and one ORM session per request."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from auth_web.config import Settings
+
+_EXTENSION = "faceauth_db"
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.database_url
+    connect_args: dict[str, object] = {}
+    if url.startswith("postgresql"):
+        # Fail fast when Postgres is down: the request becomes a 503 instead of hanging.
+        connect_args["connect_timeout"] = settings.db_connect_timeout_seconds
+    elif url.startswith("sqlite"):
+        connect_args["check_same_thread"] = False
+        connect_args["timeout"] = 15
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+    return engine
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    engine = make_engine(settings)
+    app.extensions[_EXTENSION] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["faceauth_engine"] = engine
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+def engine() -> Engine:
+    return current_app.extensions["faceauth_engine"]
+
+
+def db() -> Session:
+    """The ORM session of the current request (created on first use, closed at teardown)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions[_EXTENSION]()
+    return g.db_session

@@ -1,0 +1,169 @@
+"""The login and enrollment decisions, from the two services' answers. Plain functions, no I/O.
+
+The browser only ever learns accepted/refused; the reason code goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceauth.liveness.v1 import liveness_pb2
+from faceauth.recognition.v1 import recognition_pb2
+
+# Reason codes recorded in the audit log (result "failure" unless noted).
+OK = "OK"
+BAD_PASSWORD = "BAD_PASSWORD"  # noqa: S105 (a reason code)
+NO_PASSWORD_SET = "NO_PASSWORD_SET"  # noqa: S105 (a reason code)
+UNKNOWN_USER = "UNKNOWN_USER"
+DISABLED = "DISABLED"
+LOCKED = "LOCKED"
+NO_TEMPLATES = "NO_TEMPLATES"
+TEMPLATES_OUTDATED = "TEMPLATES_OUTDATED"
+CHALLENGE_INVALID = "CHALLENGE_INVALID"
+CHALLENGE_MISMATCH = "CHALLENGE_SESSION_MISMATCH"
+RATE_LIMITED = "RATE_LIMITED"
+BAD_CAPTURE = "BAD_CAPTURE"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+ENROLL_TOO_FEW_FACES = "ENROLL_TOO_FEW_FACES"
+ENROLL_INCONSISTENT_IDENTITY = "ENROLL_INCONSISTENT_IDENTITY"
+
+
+def liveness_reason_code(reason: int) -> str:
+    """``LIVENESS_SPOOF_SUSPECTED`` etc. from the proto enum value."""
+    name = liveness_pb2.LivenessReason.Name(reason) if reason in liveness_pb2.LivenessReason.values() else "UNKNOWN"
+    return name.replace("LIVENESS_REASON_", "LIVENESS_")
+
+
+def verify_reason_code(reason: int) -> str:
+    name = recognition_pb2.VerifyReason.Name(reason) if reason in recognition_pb2.VerifyReason.values() else "UNKNOWN"
+    return name.replace("VERIFY_REASON_", "VERIFY_")
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    reason: str
+    live_score: float | None = None
+    match_distance: float | None = None
+    matched_frames: int | None = None
+    details: dict = field(default_factory=dict)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def liveness_passed(check: liveness_pb2.CheckResponse, challenge_length: int) -> str | None:
+    """None when the capture is live; otherwise the reason code.
+
+    Trusts nothing implicit: ``live`` must be set, the reason must be LIVE, and every requested action must be
+    reported performed (a service that skipped the active check must not pass a login).
+    """
+    if not check.live or check.reason != liveness_pb2.LIVENESS_REASON_LIVE:
+        reason = check.reason if check.reason != liveness_pb2.LIVENESS_REASON_LIVE else 0
+        return liveness_reason_code(reason) if reason else "LIVENESS_UNSPECIFIED"
+    if len(check.actions) != challenge_length or not all(action.performed for action in check.actions):
+        return liveness_reason_code(liveness_pb2.LIVENESS_REASON_CHALLENGE_NOT_MET)
+    return None
+
+
+def decide_login(
+    check: liveness_pb2.CheckResponse,
+    verify: recognition_pb2.VerifyResponse,
+    *,
+    challenge_length: int,
+    min_matched_frames: int,
+    template_model_versions: Sequence[str],
+) -> Decision:
+    """Accept only if the capture is live AND enough frames match the claimed user AND it is one face throughout.
+
+    Liveness is reported first: a spoof is the more important fact for the audit log than a non-match.
+    """
+    distances = [frame.distance for frame in verify.frames if frame.distance >= 0]
+    scores = {
+        "live_score": _finite_or_none(check.live_score),
+        "match_distance": float(min(distances)) if distances else None,
+        "matched_frames": int(verify.matched_frames),
+    }
+    details = {
+        "liveness_reason": liveness_reason_code(check.reason),
+        "liveness_failed_checks": [liveness_reason_code(r) for r in check.failed_checks],
+        "actions_performed": [bool(a.performed) for a in check.actions],
+        "verify_reason": verify_reason_code(verify.reason),
+        "threshold": round(float(verify.threshold), 4),
+        "max_intra_capture_distance": round(float(verify.max_intra_capture_distance), 4),
+        "liveness_model": check.model_version,
+        "recognition_model": verify.model_version,
+    }
+    liveness_failure = liveness_passed(check, challenge_length)
+    if liveness_failure is not None:
+        return Decision(False, liveness_failure, details=details, **scores)
+    if any(version != verify.model_version for version in template_model_versions):
+        return Decision(False, TEMPLATES_OUTDATED, details=details, **scores)
+    if not verify.match or verify.reason != recognition_pb2.VERIFY_REASON_MATCH:
+        reason = verify.reason if verify.reason != recognition_pb2.VERIFY_REASON_MATCH else 0
+        return Decision(
+            False, verify_reason_code(reason) if reason else "VERIFY_UNSPECIFIED", details=details, **scores
+        )
+    # Our own floor, independent of the service's configuration.
+    if verify.matched_frames < min_matched_frames:
+        return Decision(False, verify_reason_code(recognition_pb2.VERIFY_REASON_NO_MATCH), details=details, **scores)
+    return Decision(True, OK, details=details, **scores)
+
+
+@dataclass(frozen=True)
+class EnrollmentTemplate:
+    embedding: list[float]
+    quality: float
+
+
+@dataclass(frozen=True)
+class EnrollmentDecision:
+    accepted: bool
+    reason: str
+    templates: list[EnrollmentTemplate]
+    model_version: str
+    live_score: float | None
+    details: dict
+
+
+def decide_enrollment(
+    check: liveness_pb2.CheckResponse,
+    encoded: recognition_pb2.EncodeResponse,
+    *,
+    challenge_length: int,
+    min_faces: int,
+    min_quality: float,
+    max_templates: int,
+    max_spread: float,
+) -> EnrollmentDecision:
+    """Live capture AND at least ``min_faces`` good-quality faces of one person → the best ``max_templates``."""
+    usable = [
+        face
+        for face in encoded.faces
+        if face.status == recognition_pb2.FACE_STATUS_OK and len(face.embedding) > 0 and face.quality >= min_quality
+    ]
+    statuses = [recognition_pb2.FaceStatus.Name(face.status).replace("FACE_STATUS_", "") for face in encoded.faces]
+    details = {
+        "face_statuses": statuses,
+        "usable_faces": len(usable),
+        "liveness_reason": liveness_reason_code(check.reason),
+    }
+    live_score = _finite_or_none(check.live_score)
+    failure = liveness_passed(check, challenge_length)
+    if failure is not None:
+        return EnrollmentDecision(False, failure, [], encoded.model_version, live_score, details)
+    if len(usable) < min_faces:
+        return EnrollmentDecision(False, ENROLL_TOO_FEW_FACES, [], encoded.model_version, live_score, details)
+    vectors = np.asarray([list(face.embedding) for face in usable], dtype=np.float64)
+    spread = float(np.max(np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)))
+    details["max_spread"] = round(spread, 4)
+    if spread > max_spread:
+        return EnrollmentDecision(False, ENROLL_INCONSISTENT_IDENTITY, [], encoded.model_version, live_score, details)
+    best = sorted(usable, key=lambda face: face.quality, reverse=True)[:max_templates]
+    templates = [EnrollmentTemplate(list(face.embedding), float(face.quality)) for face in best]
+    return EnrollmentDecision(True, OK, templates, encoded.model_version, live_score, details)

@@ -1,0 +1,75 @@
+"""Flask extensions bound to each app: CSRF protection and rate limits."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+from auth_web.accounts import normalize_username
+from auth_web.config import Settings
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+
+
+def username_key() -> str:
+    """Rate-limit key for the username a login attempt claims (case-insensitive)."""
+    payload = request.get_json(silent=True)
+    raw = payload.get("username") if isinstance(payload, dict) else request.form.get("username")
+    return "username:" + normalize_username(str(raw or ""))[:64]
+
+
+def user_key() -> str:
+    from flask import g
+
+    user = g.get("user")
+    return f"user:{user.id}" if user is not None else "address:" + get_remote_address()
+
+
+def _on_breach(limit: RequestLimit) -> None:
+    from auth_web import audit
+
+    log.warning("rate_limited", extra={"fields": {"path": request.path, "limit": str(limit.limit)}})
+    claimed = None
+    if request.path.startswith("/api/login"):
+        payload = request.get_json(silent=True)
+        claimed = payload.get("username") if isinstance(payload, dict) else None
+    audit.record(
+        "rate_limit",
+        audit.FAILURE,
+        "RATE_LIMITED",
+        claimed_username=str(claimed) if claimed else None,
+        details={"path": request.path, "limit": str(limit.limit)},
+    )
+
+
+def init_limiter(app: Flask, settings: Settings) -> Limiter:
+    """One Limiter per app (its own Redis storage and key prefix), limits from the settings.
+
+    Keyed by client address by default: the real one, since ProxyFix applies the gateway's X-Forwarded-For.
+    """
+    limiter = Limiter(key_func=get_remote_address, on_breach=_on_breach)
+    limiter.init_app(app)
+    per_endpoint = {
+        "api.login_challenge": [
+            (settings.rate_limit_login_per_address, None),
+            (settings.rate_limit_login_per_username, username_key),
+        ],
+        "api.login_attempt": [(settings.rate_limit_login_per_address, None)],
+        "auth.register": [(settings.rate_limit_register_per_address, None)],
+        "api.enroll_challenge": [(settings.rate_limit_enroll_per_user, user_key)],
+        "api.enroll": [(settings.rate_limit_enroll_per_user, user_key)],
+    }
+    for endpoint, limits in per_endpoint.items():
+        view = app.view_functions[endpoint]
+        for index, (value, key_func) in enumerate(limits):
+            # Each limit gets its own scope so that address and username counters are separate.
+            view = limiter.limit(value, key_func=key_func, scope=f"{endpoint}:{index}", methods=["POST"])(view)
+        app.view_functions[endpoint] = view
+    app.extensions["faceauth_limiter"] = limiter
+    return limiter

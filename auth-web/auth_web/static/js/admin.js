@@ -1,0 +1,10 @@
+/* Admin pages: confirm destructive actions (no inline handlers: the CSP forbids them). */
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.classList && form.classList.contains("js-confirm")) {
+      if (!window.confirm(form.dataset.confirm || "Are you sure?")) { event.preventDefault(); }
+    }
+  });
+})();

@@ -1,0 +1,372 @@
+/* faceauth camera capture: opens the browser webcam, draws the face oval, prompts the challenge,
+ * captures N unmirrored JPEG frames at a fixed rate and posts them. No dependencies. */
+(function () {
+  "use strict";
+
+  var UNAVAILABLE = "The service is temporarily unavailable. Please try again in a minute.";
+
+  function sleep(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  /* fetch wrapper: always resolves to {status, ok, message, ...body}; network errors reject. */
+  function request(url, options) {
+    options.headers = Object.assign({ "X-CSRFToken": csrfToken(), "Accept": "application/json" }, options.headers || {});
+    options.credentials = "same-origin";
+    return fetch(url, options).then(function (response) {
+      return response.text().then(function (text) {
+        var body = null;
+        try { body = JSON.parse(text); } catch (e) { body = null; }
+        if (!body || typeof body !== "object") {
+          body = { ok: false };
+          if (response.status === 413) {
+            body.message = "The capture was too large to upload. Please try again.";
+          } else if (response.status >= 500) {
+            body.message = UNAVAILABLE;
+          } else if (response.status === 429) {
+            body.message = "Too many attempts. Please wait a little and try again.";
+          } else {
+            body.message = "Something went wrong (HTTP " + response.status + "). Please try again.";
+          }
+        }
+        body.status = response.status;
+        body.ok = response.ok && body.ok !== false;
+        return body;
+      });
+    });
+  }
+
+  function postJSON(url, payload) {
+    return request(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
+  }
+
+  function postForm(url, formData) {
+    return request(url, { method: "POST", body: formData });
+  }
+
+  /* What went wrong with the camera, and what the person can do about it. */
+  function explainCameraError(error) {
+    var name = error && error.name ? error.name : "";
+    if (name === "InsecureContext") {
+      return {
+        message: "The camera is only available on a secure (https://) page.",
+        steps: ["Open this site with https:// in the address bar, or ask your administrator to enable HTTPS."]
+      };
+    }
+    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+      return {
+        message: "Camera access is blocked, so we cannot see your face.",
+        steps: [
+          "Click the camera or padlock icon at the left of the address bar (on a phone: the browser's site settings).",
+          "Set Camera to \"Allow\" for this site.",
+          "Reload this page and start again."
+        ]
+      };
+    }
+    if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
+      return {
+        message: "No camera was found on this device.",
+        steps: ["Connect a webcam (or use a phone or laptop with a camera), then reload this page."]
+      };
+    }
+    if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
+      return {
+        message: "Your camera is in use by another application or could not be started.",
+        steps: ["Close other apps or tabs that use the camera (video calls), then try again."]
+      };
+    }
+    return { message: "The camera could not be started.", steps: ["Reload the page and try again."] };
+  }
+
+  function FaceCapture(root) {
+    this.root = root;
+    this.video = root.querySelector(".capture__video");
+    this.overlay = root.querySelector(".capture__overlay");
+    this.promptEl = root.querySelector(".capture__prompt");
+    this.progress = root.querySelector("progress");
+    this.statusEl = root.querySelector(".capture__status");
+    this.helpEl = root.querySelector(".capture__help");
+    this.config = {
+      frames: parseInt(root.dataset.frames, 10) || 10,
+      fps: parseFloat(root.dataset.fps) || 6,
+      width: parseInt(root.dataset.width, 10) || 640,
+      height: parseInt(root.dataset.height, 10) || 480,
+      jpegQuality: parseFloat(root.dataset.jpegQuality) || 0.85,
+      countdown: parseInt(root.dataset.countdown, 10)
+    };
+    if (isNaN(this.config.countdown)) { this.config.countdown = 3; }
+    this.stream = null;
+    this.overlayState = "idle";
+    this.canvas = document.createElement("canvas");
+    var self = this;
+    window.addEventListener("resize", function () { self.drawOverlay(); });
+    window.addEventListener("pagehide", function () { self.close(); });
+  }
+
+  /* Settings returned with a challenge override the page's defaults. */
+  FaceCapture.prototype.configure = function (capture) {
+    if (!capture) { return; }
+    if (capture.frames) { this.config.frames = capture.frames; }
+    if (capture.fps) { this.config.fps = capture.fps; }
+    if (capture.width) { this.config.width = capture.width; }
+    if (capture.height) { this.config.height = capture.height; }
+    if (capture.jpeg_quality) { this.config.jpegQuality = capture.jpeg_quality; }
+    if (typeof capture.countdown_seconds === "number") { this.config.countdown = capture.countdown_seconds; }
+    this.progress.max = this.config.frames;
+  };
+
+  FaceCapture.prototype.open = function () {
+    var self = this;
+    if (this.stream) { return Promise.resolve(); }
+    if (!window.isSecureContext) {
+      return Promise.reject({ name: "InsecureContext" });
+    }
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      return Promise.reject({ name: "NotFoundError" });
+    }
+    return navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: {
+        width: { ideal: this.config.width },
+        height: { ideal: this.config.height },
+        facingMode: "user"
+      }
+    }).then(function (stream) {
+      self.stream = stream;
+      self.video.srcObject = stream;
+      return self.video.play();
+    }).then(function () {
+      return self.waitForVideo();
+    }).then(function () {
+      self.root.classList.add("capture--live");
+      self.drawOverlay();
+    });
+  };
+
+  FaceCapture.prototype.waitForVideo = function () {
+    var video = this.video;
+    return new Promise(function (resolve) {
+      (function poll() {
+        if (video.readyState >= 2 && video.videoWidth > 0) { resolve(); } else { setTimeout(poll, 50); }
+      })();
+    });
+  };
+
+  FaceCapture.prototype.close = function () {
+    if (this.stream) {
+      this.stream.getTracks().forEach(function (track) { track.stop(); });
+      this.stream = null;
+    }
+    this.root.classList.remove("capture--live");
+  };
+
+  /* The oval guide: the area outside it is dimmed; its colour follows the state. */
+  FaceCapture.prototype.drawOverlay = function (state) {
+    if (state) { this.overlayState = state; }
+    var canvas = this.overlay;
+    var ratio = window.devicePixelRatio || 1;
+    var width = canvas.clientWidth, height = canvas.clientHeight;
+    if (!width || !height) { return; }
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    var ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    var rx = Math.min(width * 0.24, height * 0.28), ry = rx * 1.3;
+    var cx = width / 2, cy = height * 0.47;
+    ctx.fillStyle = "rgba(15, 23, 42, 0.45)";
+    ctx.beginPath();
+    ctx.rect(0, 0, width, height);
+    ctx.ellipse(cx, cy, rx, ry, 0, 0, Math.PI * 2, true);
+    ctx.fill("evenodd");
+    var colours = { idle: "#ffffff", capturing: "#818cf8", ok: "#4ade80", error: "#f87171" };
+    ctx.strokeStyle = colours[this.overlayState] || colours.idle;
+    ctx.lineWidth = 4;
+    ctx.setLineDash(this.overlayState === "idle" ? [10, 8] : []);
+    ctx.beginPath();
+    ctx.ellipse(cx, cy, rx, ry, 0, 0, Math.PI * 2);
+    ctx.stroke();
+  };
+
+  FaceCapture.prototype.showPrompt = function (text) {
+    if (text) {
+      this.promptEl.textContent = text;
+      this.promptEl.hidden = false;
+    } else {
+      this.promptEl.hidden = true;
+    }
+  };
+
+  FaceCapture.prototype.status = function (text, kind) {
+    this.statusEl.textContent = text || "";
+    this.statusEl.className = "capture__status" + (kind ? " capture__status--" + kind : "");
+  };
+
+  FaceCapture.prototype.clearHelp = function () {
+    this.helpEl.hidden = true;
+    this.helpEl.textContent = "";
+  };
+
+  FaceCapture.prototype.showCameraError = function (error) {
+    var explained = explainCameraError(error);
+    this.status(explained.message, "error");
+    this.helpEl.textContent = "";
+    var title = document.createElement("p");
+    title.textContent = "How to fix it:";
+    var list = document.createElement("ol");
+    explained.steps.forEach(function (step) {
+      var item = document.createElement("li");
+      item.textContent = step;
+      list.appendChild(item);
+    });
+    this.helpEl.appendChild(title);
+    this.helpEl.appendChild(list);
+    this.helpEl.hidden = false;
+    this.drawOverlay("error");
+  };
+
+  /* One frame as JPEG, the full camera image scaled/cropped to width x height, NOT mirrored. */
+  FaceCapture.prototype.grab = function () {
+    var cfg = this.config, video = this.video, canvas = this.canvas;
+    canvas.width = cfg.width;
+    canvas.height = cfg.height;
+    var vw = video.videoWidth, vh = video.videoHeight;
+    var scale = Math.max(cfg.width / vw, cfg.height / vh);
+    var sw = cfg.width / scale, sh = cfg.height / scale;
+    var ctx = canvas.getContext("2d");
+    ctx.drawImage(video, (vw - sw) / 2, (vh - sh) / 2, sw, sh, 0, 0, cfg.width, cfg.height);
+    return new Promise(function (resolve, reject) {
+      canvas.toBlob(function (blob) {
+        if (blob) { resolve(blob); } else { reject(new Error("could not encode a frame")); }
+      }, "image/jpeg", cfg.jpegQuality);
+    });
+  };
+
+  /* Countdown with the first prompt, then capture; each action's prompt is shown for its share of the frames. */
+  FaceCapture.prototype.run = function (prompts) {
+    var self = this, cfg = this.config;
+    prompts = prompts && prompts.length ? prompts : ["Look at the camera"];
+    var frames = [], times = [];
+    var interval = 1000 / cfg.fps;
+    this.progress.max = cfg.frames;
+    this.progress.value = 0;
+    this.drawOverlay("capturing");
+
+    function countdown(remaining) {
+      if (remaining <= 0) { return Promise.resolve(); }
+      self.showPrompt(prompts[0] + " in " + remaining + "…");
+      self.status("Get ready: " + prompts[0].toLowerCase() + " when the capture starts.");
+      return sleep(1000).then(function () { return countdown(remaining - 1); });
+    }
+
+    function shoot(index, started) {
+      if (index >= cfg.frames) { return Promise.resolve(); }
+      var action = Math.min(prompts.length - 1, Math.floor(index * prompts.length / cfg.frames));
+      self.showPrompt(prompts[action]);
+      self.status("Capturing… " + prompts[action].toLowerCase() + ".");
+      var at = performance.now();
+      return self.grab().then(function (blob) {
+        frames.push(blob);
+        times.push(Math.round(at - started));
+        self.progress.value = index + 1;
+        var wait = started + (index + 1) * interval - performance.now();
+        return sleep(Math.max(0, wait));
+      }).then(function () { return shoot(index + 1, started); });
+    }
+
+    return countdown(cfg.countdown).then(function () {
+      return shoot(0, performance.now());
+    }).then(function () {
+      self.showPrompt("");
+      return { frames: frames, times: times };
+    });
+  };
+
+  FaceCapture.prototype.formData = function (shot, fields) {
+    var data = new FormData();
+    Object.keys(fields).forEach(function (key) { data.append(key, fields[key]); });
+    data.append("frame_times_ms", JSON.stringify(shot.times));
+    shot.frames.forEach(function (blob, index) { data.append("frames", blob, "frame-" + index + ".jpg"); });
+    return data;
+  };
+
+  /* The whole flow shared by sign-in and enrollment. */
+  function bindCaptureForm(form, options) {
+    var capture = new FaceCapture(form.querySelector(".capture"));
+    var button = form.querySelector("button[type=submit]");
+    var busy = false;
+
+    function finish(state) {
+      busy = false;
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+      capture.showPrompt("");
+      capture.drawOverlay(state);
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (busy) { return; }
+      var problem = options.validate ? options.validate() : null;
+      if (problem) {
+        capture.status(problem.message, "error");
+        if (problem.field) { problem.field.focus(); }
+        return;
+      }
+      busy = true;
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+      capture.clearHelp();
+      capture.progress.value = 0;
+      capture.status("Starting the camera…");
+      capture.open().then(function () {
+        capture.status("Preparing…");
+        return postJSON(form.dataset.challengeUrl, options.challengePayload ? options.challengePayload() : {});
+      }, function (error) {
+        capture.showCameraError(error);
+        throw { handled: true };
+      }).then(function (challenge) {
+        if (!challenge.ok) {
+          capture.status(challenge.message || UNAVAILABLE, "error");
+          throw { handled: true, state: "error" };
+        }
+        capture.configure(challenge.capture);
+        return capture.run(challenge.prompts).then(function (shot) {
+          capture.status("Checking…");
+          var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
+          return postForm(form.dataset.submitUrl, capture.formData(shot, fields));
+        });
+      }).then(function (result) {
+        if (result.ok) {
+          capture.status(result.message || "Done.", "ok");
+          finish("ok");
+          button.disabled = true;
+          setTimeout(function () { window.location.assign(result.redirect || form.dataset.successUrl); }, 600);
+        } else {
+          capture.status(result.message || UNAVAILABLE, "error");
+          if (options.onFailure) { options.onFailure(result); }
+          finish("error");
+        }
+      }).catch(function (error) {
+        if (!error || !error.handled) {
+          capture.status("Could not reach the server. Check your connection and try again.", "error");
+        }
+        finish("error");
+      });
+    });
+    return capture;
+  }
+
+  window.FaceauthCapture = {
+    FaceCapture: FaceCapture,
+    bindCaptureForm: bindCaptureForm,
+    explainCameraError: explainCameraError,
+    postJSON: postJSON,
+    postForm: postForm
+  };
+})();

@@ -1,0 +1,66 @@
+"""Validation of a posted capture: multipart ``frames`` files and the ``frame_times_ms`` JSON list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from werkzeug.datastructures import FileStorage
+
+from faceauth_common.imaging import ImageError, ImageLimits, check_header
+
+MAX_FRAME_TIME_MS = 120_000
+
+
+class CaptureError(ValueError):
+    """The capture is unusable; the message is safe to show to the user."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Capture:
+    frames: list[bytes]
+    frame_times_ms: list[int]
+
+
+def read_frames(files: Sequence[FileStorage], *, min_frames: int, max_frames: int, limits: ImageLimits) -> list[bytes]:
+    """Frame bytes, each checked from its header (JPEG/PNG, byte and pixel caps) before anything decodes it."""
+    if len(files) < min_frames:
+        raise CaptureError("TOO_FEW_FRAMES", f"The capture needs at least {min_frames} frames; got {len(files)}.")
+    if len(files) > max_frames:
+        raise CaptureError("TOO_MANY_FRAMES", f"At most {max_frames} frames may be sent; got {len(files)}.")
+    frames = []
+    for index, file in enumerate(files):
+        # Read one byte past the cap, so an oversized frame is detected without reading all of it.
+        data = file.stream.read(limits.max_bytes + 1)
+        try:
+            check_header(data, limits, index)
+        except ImageError as error:
+            raise CaptureError(f"FRAME_{error.reason}", f"Frame {index + 1} was rejected: {error}.") from None
+        frames.append(data)
+    return frames
+
+
+def parse_frame_times(raw: str | None, frame_count: int) -> list[int]:
+    """Empty, or one non-decreasing integer millisecond offset per frame."""
+    if raw is None or raw.strip() == "":
+        return []
+    try:
+        values = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must be a JSON list of numbers.") from None
+    if not isinstance(values, list) or len(values) != frame_count:
+        raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must have one value per frame.")
+    times: list[int] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must contain numbers only.")
+        millis = round(value)
+        if millis < 0 or millis > MAX_FRAME_TIME_MS or (times and millis < times[-1]):
+            raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must be non-decreasing offsets within 2 minutes.")
+        times.append(millis)
+    return times
