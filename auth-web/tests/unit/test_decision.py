@@ -1,0 +1,163 @@
+"""The login and enrollment decisions, from plain proto response objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auth_web.decision import OK, TEMPLATES_OUTDATED, decide_enrollment, decide_login
+from faceauth.liveness.v1 import liveness_pb2 as lv
+from faceauth.recognition.v1 import recognition_pb2 as rc
+
+MODEL = "dlib-resnet-v1"
+
+
+def live(**overrides) -> lv.CheckResponse:  # type: ignore[no-untyped-def]
+    fields = {
+        "live": True,
+        "reason": lv.LIVENESS_REASON_LIVE,
+        "live_score": 0.93,
+        "live_threshold": 0.5,
+        "actions": [lv.ActionResult(action=lv.ACTION_BLINK, performed=True, frame_index=4)],
+    }
+    fields.update(overrides)
+    return lv.CheckResponse(**fields)
+
+
+def match(**overrides) -> rc.VerifyResponse:  # type: ignore[no-untyped-def]
+    frames = [rc.FrameMatch(distance=0.31 + i / 100, matched=True) for i in range(8)]
+    fields = {
+        "match": True,
+        "reason": rc.VERIFY_REASON_MATCH,
+        "frames": frames,
+        "matched_frames": 8,
+        "threshold": 0.55,
+        "min_matched_frames": 3,
+        "model_version": MODEL,
+    }
+    fields.update(overrides)
+    return rc.VerifyResponse(**fields)
+
+
+def decide(check: lv.CheckResponse, verify: rc.VerifyResponse, versions=(MODEL,), **kw):  # type: ignore[no-untyped-def]
+    options = {"challenge_length": 1, "min_matched_frames": 3, "template_model_versions": list(versions)}
+    options.update(kw)
+    return decide_login(check, verify, **options)
+
+
+def test_live_and_matching_capture_is_accepted_with_scores() -> None:
+    decision = decide(live(), match())
+    assert decision.accepted and decision.reason == OK
+    assert decision.live_score == pytest.approx(0.93)
+    assert decision.match_distance == pytest.approx(0.31)
+    assert decision.matched_frames == 8
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        (lv.LIVENESS_REASON_SPOOF_SUSPECTED, "LIVENESS_SPOOF_SUSPECTED"),
+        (lv.LIVENESS_REASON_STATIC_CAPTURE, "LIVENESS_STATIC_CAPTURE"),
+        (lv.LIVENESS_REASON_CHALLENGE_NOT_MET, "LIVENESS_CHALLENGE_NOT_MET"),
+        (lv.LIVENESS_REASON_MULTIPLE_FACES, "LIVENESS_MULTIPLE_FACES"),
+    ],
+)
+def test_liveness_failure_refuses_even_a_perfect_match(reason: int, code: str) -> None:
+    decision = decide(live(live=False, reason=reason, failed_checks=[reason]), match())
+    assert not decision.accepted and decision.reason == code
+
+
+def test_contradictory_liveness_answers_refuse() -> None:
+    assert not decide(live(live=True, reason=lv.LIVENESS_REASON_SPOOF_SUSPECTED), match()).accepted
+    assert not decide(live(live=False, reason=lv.LIVENESS_REASON_LIVE), match()).accepted
+    assert decide(lv.CheckResponse(), match()).reason == "LIVENESS_UNSPECIFIED"
+
+
+def test_an_action_not_reported_performed_refuses() -> None:
+    not_done = [lv.ActionResult(action=lv.ACTION_BLINK, performed=False, frame_index=-1)]
+    assert decide(live(actions=not_done), match()).reason == "LIVENESS_CHALLENGE_NOT_MET"
+    # The service must report one result per requested action.
+    assert decide(live(actions=[]), match()).reason == "LIVENESS_CHALLENGE_NOT_MET"
+    assert decide(live(actions=[]), match(), challenge_length=0).accepted
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        (rc.VERIFY_REASON_NO_MATCH, "VERIFY_NO_MATCH"),
+        (rc.VERIFY_REASON_NOT_ENOUGH_FACES, "VERIFY_NOT_ENOUGH_FACES"),
+        (rc.VERIFY_REASON_INCONSISTENT_IDENTITY, "VERIFY_INCONSISTENT_IDENTITY"),
+    ],
+)
+def test_recognition_failure_refuses(reason: int, code: str) -> None:
+    decision = decide(live(), match(match=False, reason=reason, matched_frames=1))
+    assert not decision.accepted and decision.reason == code
+
+
+def test_match_flag_without_match_reason_refuses() -> None:
+    assert not decide(live(), match(reason=rc.VERIFY_REASON_UNSPECIFIED)).accepted
+    assert not decide(live(), match(match=False)).accepted
+
+
+def test_our_own_matched_frames_floor_applies() -> None:
+    decision = decide(live(), match(matched_frames=2), min_matched_frames=3)
+    assert not decision.accepted and decision.reason == "VERIFY_NO_MATCH"
+
+
+def test_templates_from_another_model_version_refuse() -> None:
+    decision = decide(live(), match(), versions=(MODEL, "older-model"))
+    assert not decision.accepted and decision.reason == TEMPLATES_OUTDATED
+
+
+def test_liveness_is_reported_before_recognition() -> None:
+    spoof = live(live=False, reason=lv.LIVENESS_REASON_SPOOF_SUSPECTED)
+    decision = decide(spoof, match(match=False, reason=rc.VERIFY_REASON_NO_MATCH))
+    assert decision.reason == "LIVENESS_SPOOF_SUSPECTED"
+    assert decision.details["verify_reason"] == "VERIFY_NO_MATCH"
+
+
+def _faces(vectors: list[np.ndarray], quality: float = 0.9) -> rc.EncodeResponse:
+    faces = [rc.FaceObservation(status=rc.FACE_STATUS_OK, quality=quality, embedding=v.tolist()) for v in vectors]
+    return rc.EncodeResponse(faces=faces, model_version=MODEL)
+
+
+def enroll(check: lv.CheckResponse, encoded: rc.EncodeResponse, **kw):  # type: ignore[no-untyped-def]
+    options = {"challenge_length": 1, "min_faces": 3, "min_quality": 0.3, "max_templates": 2, "max_spread": 0.6}
+    options.update(kw)
+    return decide_enrollment(check, encoded, **options)
+
+
+def test_enrollment_keeps_the_best_faces_of_one_person() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=128) * 0.1
+    vectors = [base + rng.normal(size=128) * 0.005 for _ in range(5)]
+    encoded = _faces(vectors)
+    encoded.faces[3].quality = 0.99
+    encoded.faces.append(rc.FaceObservation(status=rc.FACE_STATUS_NO_FACE))
+    result = enroll(live(), encoded)
+    assert result.accepted and result.reason == OK
+    assert len(result.templates) == 2 and result.templates[0].quality == pytest.approx(0.99)
+    assert result.model_version == MODEL
+    assert result.details["face_statuses"][-1] == "NO_FACE"
+
+
+def test_enrollment_refuses_a_photo() -> None:
+    rng = np.random.default_rng(2)
+    vectors = [rng.normal(size=128) * 0.01 for _ in range(5)]
+    spoof = live(live=False, reason=lv.LIVENESS_REASON_STATIC_CAPTURE)
+    result = enroll(spoof, _faces(vectors))
+    assert not result.accepted and result.reason == "LIVENESS_STATIC_CAPTURE" and result.templates == []
+
+
+def test_enrollment_needs_enough_good_faces() -> None:
+    rng = np.random.default_rng(3)
+    vectors = [rng.normal(size=128) * 0.01 for _ in range(5)]
+    assert enroll(live(), _faces(vectors, quality=0.1)).reason == "ENROLL_TOO_FEW_FACES"
+    assert enroll(live(), _faces(vectors[:2])).reason == "ENROLL_TOO_FEW_FACES"
+
+
+def test_enrollment_refuses_two_people() -> None:
+    rng = np.random.default_rng(4)
+    person_a, person_b = rng.normal(size=128) * 0.1, rng.normal(size=128) * 0.1
+    result = enroll(live(), _faces([person_a, person_a, person_b, person_b]))
+    assert not result.accepted and result.reason == "ENROLL_INCONSISTENT_IDENTITY"
