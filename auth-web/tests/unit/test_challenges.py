@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import fakeredis
 
 from auth_web.challenges import PURPOSE_ENROLL, PURPOSE_LOGIN, ChallengeStore, random_actions
@@ -48,7 +50,7 @@ def test_random_actions() -> None:
     for _ in range(50):
         actions = random_actions(choices, 3)
         assert len(actions) == 3 and set(actions) <= set(choices)
-        assert all(a != b for a, b in zip(actions, actions[1:], strict=False))
+        assert all(a != b for a, b in itertools.pairwise(actions))
     assert random_actions(("BLINK",), 2) == ("BLINK", "BLINK")
     assert random_actions(choices, 0) == ()
     assert len({random_actions(choices, 2) for _ in range(60)}) > 1
