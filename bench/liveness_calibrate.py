@@ -22,20 +22,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.frames import decode_rgb, load_clip  # noqa: E402
-from liveness_service.challenge import ChallengeThresholds, judge_challenge  # noqa: E402
-from liveness_service.faces import FaceAnalyzer  # noqa: E402
-from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees  # noqa: E402
-from liveness_service.sanity import face_patch, patch_differences, track_jumps  # noqa: E402
+from bench.frames import decode_rgb, load_clip
+from liveness_service.challenge import ChallengeThresholds, judge_challenge
+from liveness_service.faces import FaceAnalyzer
+from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees
+from liveness_service.sanity import colour_changes, colour_signature, face_patch, patch_differences, track_jumps
 
-CLIPS = ["liveportrait/d9.mp4", "liveportrait/d12.mp4", "liveportrait/d18.mp4", "retalking/1.mp4",
-         "retalking/2.mp4", "seed/real_1.mp4"]
+CLIPS = [
+    "liveportrait/d9.mp4",
+    "liveportrait/d12.mp4",
+    "liveportrait/d18.mp4",
+    "retalking/1.mp4",
+    "retalking/2.mp4",
+    "seed/real_1.mp4",
+]
 SETTINGS = [(6.0, 10), (6.0, 15), (10.0, 15), (10.0, 16), (15.0, 16)]
 
 
 def measure(clip: str, analyzer: FaceAnalyzer, max_frames: int) -> dict[str, list]:
     frames = load_clip(clip, fps=1000.0)[:max_frames]  # every source frame
-    out: dict[str, list] = {"time_ms": [], "ear": [], "yaw": [], "box": [], "patch": [], "faces": []}
+    out: dict[str, list] = {"time_ms": [], "ear": [], "yaw": [], "box": [], "patch": [], "colour": [], "faces": []}
     for frame in frames:
         rgb = decode_rgb(frame)
         seen = analyzer.observe(rgb)
@@ -43,6 +49,7 @@ def measure(clip: str, analyzer: FaceAnalyzer, max_frames: int) -> dict[str, lis
         out["faces"].append(seen.face_count)
         out["box"].append(seen.box)
         out["patch"].append(face_patch(rgb, seen.box) if seen.box else None)
+        out["colour"].append(colour_signature(rgb, seen.box) if seen.box else None)
         if seen.landmarks is None:
             out["ear"].append(None)
             out["yaw"].append(None)
@@ -92,7 +99,7 @@ def main() -> int:
         for fps, count in SETTINGS:
             blink_truth = blink_caught = false_blinks = no_truth = 0
             turn_left = turn_right = captures = 0
-            jumps, diffs = [], []
+            jumps, diffs, colours = [], [], []
             for start in range(len(m["time_ms"])):
                 picked = capture_indices(m["time_ms"], start, fps, count)
                 if picked is None:
@@ -111,6 +118,7 @@ def main() -> int:
                 turn_right += judge_challenge(["TURN_RIGHT"], ears, yaws, thresholds)[0].performed
                 jumps += [j[0] for j in track_jumps([m["box"][i] for i in picked]) if j is not None]
                 diffs += [d for d in patch_differences([m["patch"][i] for i in picked]) if d is not None]
+                colours += [c for c in colour_changes([m["colour"][i] for i in picked]) if c is not None]
             per_clip[f"{fps:g}fps_x{count}"] = {
                 "captures": captures,
                 "captures_with_blink_at_full_rate": blink_truth,
@@ -118,7 +126,12 @@ def main() -> int:
                 "false_blink_rate": round(false_blinks / no_truth, 3) if no_truth else None,
                 "turn_left_pass_rate": round(turn_left / captures, 3) if captures else None,
                 "turn_right_pass_rate": round(turn_right / captures, 3) if captures else None,
-                "track_jump_p99_max": [round(float(np.percentile(jumps, 99)), 3), round(max(jumps), 3)] if jumps else None,
+                "track_jump_p99_max": [round(float(np.percentile(jumps, 99)), 3), round(max(jumps), 3)]
+                if jumps
+                else None,
+                "colour_change_p99_max": [round(float(np.percentile(colours, 99)), 3), round(max(colours), 3)]
+                if colours
+                else None,
                 "face_difference_p1_p99_max": [round(float(np.percentile(diffs, q)), 2) for q in (1, 99, 100)]
                 if diffs
                 else None,
@@ -135,8 +148,18 @@ def main() -> int:
             ib = min(i for i, box in enumerate(mb["box"]) if box is not None)
             jump = track_jumps([ma["box"][ia], mb["box"][ib]])[1]
             diff = patch_differences([ma["patch"][ia], mb["patch"][ib]])[1]
-            spliced.append({"from": a, "to": b, "jump": round(jump[0], 3), "scale": round(jump[1], 2), "difference": round(diff, 2)})
+            colour = colour_changes([ma["colour"][ia], mb["colour"][ib]])[1]
+            spliced.append(
+                {
+                    "from": a,
+                    "to": b,
+                    "jump": round(jump[0], 3),
+                    "scale": round(jump[1], 2),
+                    "difference": round(diff, 2),
+                }
+            )
     results["spliced_pairs"] = spliced
+    results["spliced_colour_change_min"] = min(s["colour_change"] for s in spliced)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -7,12 +7,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from faceauth.liveness.v1 import liveness_pb2  # noqa: E402
-from faceauth_common.grpc_server import run_service  # noqa: E402
-from faceauth_common.logs import configure_logging  # noqa: E402
-
-from liveness_service.config import Settings  # noqa: E402
-from liveness_service.server import add_servicers, load_engine  # noqa: E402
+from faceauth.liveness.v1 import liveness_pb2
+from faceauth_common.grpc_server import run_service
+from faceauth_common.logs import configure_logging
+from liveness_service.config import Settings
+from liveness_service.server import add_servicers, load_engine
 
 SERVICE_NAME = liveness_pb2.DESCRIPTOR.services_by_name["LivenessService"].full_name
 

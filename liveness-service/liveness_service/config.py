@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
-from faceauth_common.settings import env_int, env_str
+from faceauth_common.settings import SettingsError, env_float, env_int, env_list, env_str
+from liveness_service.challenge import ACTIONS, ChallengeThresholds
+from liveness_service.passive import DEFAULT_MODEL
+from liveness_service.sanity import SanityThresholds
+
+CHECKS = ("sanity", "passive", "active")
 
 
 @dataclass(frozen=True)
@@ -14,15 +21,70 @@ class Settings:
     server: ServerSettings
     limits: ImageLimits
     log_level: str
+    checks: frozenset[str]
+    model_path: Path
+    live_threshold: float | None  # None: the model's own threshold (from its .json)
+    tflite_threads: int
+    detect_max_side: int
+    second_face_ratio: float
+    allowed_actions: tuple[str, ...]
+    min_challenge_actions: int
+    max_challenge_actions: int
+    nominal_fps: float
+    challenge: ChallengeThresholds
+    sanity: SanityThresholds
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        checks = tuple(c.lower() for c in env_list("LIVENESS_CHECKS", CHECKS, env))
+        unknown = sorted(set(checks) - set(CHECKS))
+        if unknown:
+            raise SettingsError(f"LIVENESS_CHECKS: unknown check(s) {unknown}; choose from {list(CHECKS)}")
+        actions = tuple(a.upper() for a in env_list("LIVENESS_ALLOWED_ACTIONS", ACTIONS, env))
+        bad_actions = sorted(set(actions) - set(ACTIONS))
+        if bad_actions or not actions:
+            raise SettingsError(f"LIVENESS_ALLOWED_ACTIONS: {bad_actions or 'empty'}; choose from {list(ACTIONS)}")
+        threshold_text = env_str("LIVENESS_LIVE_THRESHOLD", "", env)
+        threshold = (
+            None if threshold_text == "" else env_float("LIVENESS_LIVE_THRESHOLD", 0.0, env, minimum=0.0, maximum=1.0)
+        )
+        model_path = Path(env_str("LIVENESS_MODEL_PATH", str(DEFAULT_MODEL), env))
+        if not model_path.is_file() or not model_path.with_suffix(".json").is_file():
+            raise SettingsError(f"LIVENESS_MODEL_PATH: {model_path} (and its .json spec beside it) must exist")
+        max_actions = env_int("LIVENESS_MAX_CHALLENGE_ACTIONS", 4, env, minimum=0, maximum=4)
         return cls(
             server=ServerSettings.from_env("LIVENESS", "127.0.0.1:50051"),
             limits=ImageLimits(
-                max_bytes=env_int("LIVENESS_MAX_IMAGE_BYTES", 2 * 1024 * 1024, minimum=1024, maximum=8 * 1024 * 1024),
-                max_pixels=env_int("LIVENESS_MAX_PIXELS", 4_000_000, minimum=10_000, maximum=40_000_000),
-                max_frames=env_int("LIVENESS_MAX_FRAMES", 16, minimum=1, maximum=32),
+                max_bytes=env_int(
+                    "LIVENESS_MAX_IMAGE_BYTES", 2 * 1024 * 1024, env, minimum=1024, maximum=8 * 1024 * 1024
+                ),
+                max_pixels=env_int("LIVENESS_MAX_PIXELS", 4_000_000, env, minimum=10_000, maximum=40_000_000),
+                max_frames=env_int("LIVENESS_MAX_FRAMES", 16, env, minimum=1, maximum=32),
             ),
-            log_level=env_str("LOG_LEVEL", "INFO"),
+            log_level=env_str("LOG_LEVEL", "INFO", env),
+            checks=frozenset(checks),
+            model_path=model_path,
+            live_threshold=threshold,
+            tflite_threads=env_int("LIVENESS_TFLITE_THREADS", 1, env, minimum=1, maximum=16),
+            detect_max_side=env_int("LIVENESS_DETECT_MAX_SIDE", 320, env, minimum=80, maximum=4096),
+            second_face_ratio=env_float("LIVENESS_SECOND_FACE_RATIO", 0.25, env, minimum=0.0, maximum=1.0),
+            allowed_actions=actions,
+            min_challenge_actions=env_int("LIVENESS_MIN_CHALLENGE_ACTIONS", 0, env, minimum=0, maximum=max_actions),
+            max_challenge_actions=max_actions,
+            nominal_fps=env_float("LIVENESS_NOMINAL_FPS", 6.0, env, minimum=0.5, maximum=120.0),
+            challenge=ChallengeThresholds(
+                blink_ratio=env_float("LIVENESS_BLINK_EAR_RATIO", 0.7, env, minimum=0.1, maximum=0.99),
+                min_open_ear=env_float("LIVENESS_MIN_OPEN_EAR", 0.18, env, minimum=0.0, maximum=1.0),
+                turn_degrees=env_float("LIVENESS_TURN_DEGREES", 15.0, env, minimum=1.0, maximum=80.0),
+            ),
+            sanity=SanityThresholds(
+                min_frames=env_int("LIVENESS_MIN_FRAMES", 5, env, minimum=1, maximum=32),
+                min_span_ms=env_float("LIVENESS_MIN_SPAN_MS", 600.0, env, minimum=0.0),
+                max_faceless_fraction=env_float("LIVENESS_MAX_FACELESS_FRACTION", 0.2, env, minimum=0.0, maximum=1.0),
+                max_track_jump=env_float("LIVENESS_MAX_TRACK_JUMP", 1.0, env, minimum=0.0),
+                max_scale_change=env_float("LIVENESS_MAX_SCALE_CHANGE", 1.5, env, minimum=1.0),
+                max_colour_change=env_float("LIVENESS_MAX_COLOUR_CHANGE", 0.32, env, minimum=0.0, maximum=1.0),
+                static_difference=env_float("LIVENESS_STATIC_DIFFERENCE", 1.0, env, minimum=0.0, maximum=255.0),
+                static_pair_fraction=env_float("LIVENESS_STATIC_PAIR_FRACTION", 0.8, env, minimum=0.0, maximum=1.0),
+            ),
         )

@@ -64,20 +64,22 @@ class BoundingBox(_message.Message):
     def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., right: _Optional[int] = ..., bottom: _Optional[int] = ...) -> None: ...
 
 class FrameDiagnostics(_message.Message):
-    __slots__ = ("face_count", "box", "live_score", "eye_aspect_ratio", "yaw_degrees", "difference_to_previous")
+    __slots__ = ("face_count", "box", "live_score", "eye_aspect_ratio", "yaw_degrees", "difference_to_previous", "colour_change_to_previous")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     LIVE_SCORE_FIELD_NUMBER: _ClassVar[int]
     EYE_ASPECT_RATIO_FIELD_NUMBER: _ClassVar[int]
     YAW_DEGREES_FIELD_NUMBER: _ClassVar[int]
     DIFFERENCE_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_CHANGE_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     face_count: int
     box: BoundingBox
     live_score: float
     eye_aspect_ratio: float
     yaw_degrees: float
     difference_to_previous: float
-    def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ...) -> None: ...
+    colour_change_to_previous: float
+    def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ..., colour_change_to_previous: _Optional[float] = ...) -> None: ...
 
 class ActionResult(_message.Message):
     __slots__ = ("action", "performed", "frame_index")

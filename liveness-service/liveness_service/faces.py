@@ -1,0 +1,138 @@
+"""Face boxes and 68-point landmarks per frame (dlib HOG + shape predictor); numpy in, numpy out."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return max(self.width, 0) * max(self.height, 0)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.left + self.right) / 2, (self.top + self.bottom) / 2
+
+    @property
+    def size(self) -> float:
+        """Geometric mean of width and height (the face's scale)."""
+        return float(np.sqrt(max(self.area, 1)))
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """What the detector saw in one frame: every comparable face, the chosen one and its landmarks."""
+
+    face_count: int
+    box: Box | None
+    landmarks: np.ndarray | None  # (68, 2) float32 in frame pixels
+
+
+class FaceAnalyzer:
+    """HOG detection on a downscaled grey frame, landmarks on the full-resolution frame.
+
+    dlib objects are not shared across threads safely, so calls are serialised with a lock;
+    the service runs one request's frames sequentially anyway and scales with processes.
+    """
+
+    def __init__(self, detect_max_side: int = 320, min_face_ratio: float = 0.25) -> None:
+        import dlib
+        import face_recognition_models
+
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self._dlib = dlib
+        self._lock = threading.Lock()
+        self.detect_max_side = detect_max_side
+        # A second detection smaller than this fraction of the largest face's area is ignored
+        # (HOG false positives on round logos, faces far in the background).
+        self.min_face_ratio = min_face_ratio
+
+    def detect(self, image_rgb: np.ndarray) -> list[Box]:
+        """Face boxes in full-frame pixels, largest first; retries at full resolution when the small pass finds none."""
+        grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+        height, width = grey.shape
+        scale = min(1.0, self.detect_max_side / max(height, width))
+        boxes: list[Box] = []
+        attempts = [scale] if scale == 1.0 else [scale, min(1.0, scale * 2)]
+        for attempt in attempts:
+            small = (
+                grey if attempt == 1.0 else cv2.resize(grey, None, fx=attempt, fy=attempt, interpolation=cv2.INTER_AREA)
+            )
+            with self._lock:
+                rects = self._detector(small, 0)
+            boxes = [
+                Box(
+                    max(0, round(r.left() / attempt)),
+                    max(0, round(r.top() / attempt)),
+                    min(width, round(r.right() / attempt)),
+                    min(height, round(r.bottom() / attempt)),
+                )
+                for r in rects
+            ]
+            if boxes:
+                break
+        return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+    def landmarks(self, image_rgb: np.ndarray, box: Box) -> np.ndarray:
+        rect = self._dlib.rectangle(box.left, box.top, box.right, box.bottom)
+        with self._lock:
+            shape = self._predictor(image_rgb, rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def observe(self, image_rgb: np.ndarray, with_landmarks: bool = True) -> FaceObservation:
+        boxes = self.detect(image_rgb)
+        if not boxes:
+            return FaceObservation(0, None, None)
+        largest = boxes[0]
+        comparable = [b for b in boxes if b.area >= self.min_face_ratio * largest.area]
+        points = self.landmarks(image_rgb, largest) if with_landmarks else None
+        return FaceObservation(len(comparable), largest, points)
+
+
+def crop_with_context(image: np.ndarray, box: Box, scale: float, size: int) -> np.ndarray:
+    """The face box scaled about its centre (limited to fit, shifted inside the image), resized to size x size.
+
+    Same geometry as Silent-Face-Anti-Spoofing's CropImage, so the MiniFASNet weights see what they were
+    trained on; the context around the face carries the attack cues (paper edges, bezels, moiré).
+    """
+    src_h, src_w = image.shape[:2]
+    box_w, box_h = max(box.width, 1), max(box.height, 1)
+    scale = min((src_h - 1) / box_h, (src_w - 1) / box_w, scale)
+    new_w, new_h = box_w * scale, box_h * scale
+    centre_x, centre_y = box.left + box_w / 2, box.top + box_h / 2
+    left, top = centre_x - new_w / 2, centre_y - new_h / 2
+    right, bottom = centre_x + new_w / 2, centre_y + new_h / 2
+    if left < 0:
+        right -= left
+        left = 0
+    if top < 0:
+        bottom -= top
+        top = 0
+    if right > src_w - 1:
+        left -= right - src_w + 1
+        right = src_w - 1
+    if bottom > src_h - 1:
+        top -= bottom - src_h + 1
+        bottom = src_h - 1
+    region = image[int(top) : int(bottom) + 1, int(left) : int(right) + 1]
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_LINEAR)

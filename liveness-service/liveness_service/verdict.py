@@ -1,0 +1,196 @@
+"""The liveness engine: frames -> per-frame measurements -> sanity, passive and active checks -> one verdict.
+
+Numpy in, plain dataclasses out; no grpc. Models are loaded once (``LivenessEngine.load``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from liveness_service.challenge import ActionOutcome, judge_challenge
+from liveness_service.config import Settings
+from liveness_service.faces import Box, FaceAnalyzer
+from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees
+from liveness_service.passive import PassiveModel
+from liveness_service.sanity import (
+    NO_FACE,
+    capture_span_ms,
+    colour_changes,
+    colour_signature,
+    face_patch,
+    judge_sanity,
+    patch_differences,
+)
+
+LIVE = "LIVE"
+SPOOF_SUSPECTED = "SPOOF_SUSPECTED"
+CHALLENGE_NOT_MET = "CHALLENGE_NOT_MET"
+
+
+class InvalidRequest(ValueError):
+    """The request is malformed (not a liveness failure): maps to INVALID_ARGUMENT."""
+
+
+class Cancelled(Exception):
+    """The caller's deadline passed or it went away; the work was abandoned."""
+
+
+@dataclass
+class FrameResult:
+    face_count: int
+    box: Box | None
+    live_score: float | None = None
+    eye_aspect_ratio: float | None = None
+    yaw_degrees: float | None = None
+    difference_to_previous: float | None = None
+    colour_change_to_previous: float | None = None
+
+
+@dataclass
+class Verdict:
+    live: bool
+    reason: str
+    failed_checks: list[str]
+    live_score: float | None  # None when the passive check is disabled or no face was scored
+    live_threshold: float
+    frames: list[FrameResult]
+    actions: list[ActionOutcome] = field(default_factory=list)
+    model_version: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class LivenessEngine:
+    def __init__(self, settings: Settings, analyzer: FaceAnalyzer, passive: PassiveModel | None) -> None:
+        self.settings = settings
+        self.analyzer = analyzer
+        self.passive = passive
+        self.threshold = (
+            settings.live_threshold
+            if settings.live_threshold is not None
+            else (passive.spec.threshold if passive else 0.5)
+        )
+        self.model_version = passive.spec.version if passive else ""
+
+    @classmethod
+    def load(cls, settings: Settings) -> LivenessEngine:
+        analyzer = FaceAnalyzer(settings.detect_max_side, settings.second_face_ratio)
+        passive = PassiveModel(settings.model_path, settings.tflite_threads) if "passive" in settings.checks else None
+        engine = cls(settings, analyzer, passive)
+        engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """Run every stage once (allocations, lazy inits) so the first real call is not slow."""
+        blank = np.full((480, 640, 3), 128, np.uint8)
+        self.analyzer.observe(blank)
+        self.analyzer.landmarks(blank, Box(220, 140, 420, 340))
+        if self.passive:
+            for batch in (1, 8):
+                self.passive.score([blank] * batch, [Box(220, 140, 420, 340)] * batch)
+
+    def validate(self, frame_count: int, actions: list[str], frame_times_ms: list[int]) -> None:
+        settings = self.settings
+        if frame_times_ms:
+            if len(frame_times_ms) != frame_count:
+                raise InvalidRequest(f"frame_times_ms has {len(frame_times_ms)} values for {frame_count} frames")
+            if frame_times_ms[0] < 0 or any(b < a for a, b in itertools.pairwise(frame_times_ms)):
+                raise InvalidRequest("frame_times_ms must be non-negative and non-decreasing")
+        if len(actions) > settings.max_challenge_actions:
+            raise InvalidRequest(
+                f"the challenge has {len(actions)} actions, the limit is {settings.max_challenge_actions}"
+            )
+        if "active" in settings.checks and len(actions) < settings.min_challenge_actions:
+            raise InvalidRequest(f"the challenge needs at least {settings.min_challenge_actions} action(s)")
+        for action in actions:
+            if action not in settings.allowed_actions:
+                raise InvalidRequest(f"action {action} is not allowed; allowed: {', '.join(settings.allowed_actions)}")
+
+    def check(
+        self,
+        images_rgb: list[np.ndarray],
+        actions: list[str],
+        frame_times_ms: list[int],
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Verdict:
+        self.validate(len(images_rgb), actions, frame_times_ms)
+        checks = self.settings.checks
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        frames: list[FrameResult] = []
+        patches: list[np.ndarray | None] = []
+        signatures: list[np.ndarray | None] = []
+        for image in images_rgb:
+            if cancelled():
+                raise Cancelled
+            seen = self.analyzer.observe(image, with_landmarks="active" in checks)
+            result = FrameResult(seen.face_count, seen.box)
+            if seen.landmarks is not None:
+                result.eye_aspect_ratio = eye_aspect_ratio(seen.landmarks)
+                result.yaw_degrees = head_yaw_degrees(seen.landmarks, image.shape[1], image.shape[0])
+            frames.append(result)
+            patches.append(face_patch(image, seen.box) if seen.box is not None else None)
+            signatures.append(colour_signature(image, seen.box) if seen.box is not None else None)
+        for result, difference, colour in zip(
+            frames, patch_differences(patches), colour_changes(signatures), strict=True
+        ):
+            result.difference_to_previous = difference
+            result.colour_change_to_previous = colour
+        timings["faces"] = (time.perf_counter() - started) * 1000
+
+        failed: list[str] = []
+        if "sanity" in checks:
+            span = capture_span_ms(len(images_rgb), frame_times_ms, self.settings.nominal_fps)
+            failed += judge_sanity(
+                [f.face_count for f in frames],
+                [f.box for f in frames],
+                [f.difference_to_previous for f in frames],
+                [f.colour_change_to_previous for f in frames],
+                span,
+                self.settings.sanity,
+            )
+
+        live_score: float | None = None
+        if self.passive is not None:
+            if cancelled():
+                raise Cancelled
+            stage = time.perf_counter()
+            with_face = [i for i, f in enumerate(frames) if f.box is not None]
+            scores = self.passive.score([images_rgb[i] for i in with_face], [frames[i].box for i in with_face])  # type: ignore[misc]
+            for index, score in zip(with_face, scores, strict=True):
+                frames[index].live_score = float(score)
+            timings["passive"] = (time.perf_counter() - stage) * 1000
+            if len(scores):
+                # The median resists a few odd frames (motion blur, a half-closed blink) in either direction.
+                live_score = float(np.median(scores))
+                if live_score < self.threshold:
+                    failed.append(SPOOF_SUSPECTED)
+            elif NO_FACE not in failed:
+                failed.append(NO_FACE)
+
+        outcomes: list[ActionOutcome] = []
+        if "active" in checks:
+            outcomes = judge_challenge(
+                actions,
+                [f.eye_aspect_ratio for f in frames],
+                [f.yaw_degrees for f in frames],
+                self.settings.challenge,
+            )
+            if not all(o.performed for o in outcomes):
+                failed.append(CHALLENGE_NOT_MET)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return Verdict(
+            live=not failed,
+            reason=failed[0] if failed else LIVE,
+            failed_checks=failed,
+            live_score=live_score,
+            live_threshold=self.threshold,
+            frames=frames,
+            actions=outcomes,
+            model_version=self.model_version,
+            timings_ms=timings,
+        )
