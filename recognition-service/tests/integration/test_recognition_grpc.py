@@ -1,0 +1,216 @@
+"""Encode and Verify over gRPC against the real server with real photos; bad input never breaks it."""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceauth.recognition.v1 import recognition_pb2 as pb
+from recognition_service.faces import MODEL_VERSION, DetectionSettings
+
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def photo_bytes(photos):
+    return {name: path.read_bytes() for name, path in photos.items()}
+
+
+@pytest.fixture(scope="module")
+def login_frames(webcam_frame, jpeg):
+    def frames(name, count=4):
+        return [jpeg(webcam_frame(name, shift)) for shift in range(0, 6 * count, 6)]
+
+    return frames
+
+
+@pytest.fixture(scope="module")
+def enrolled(stub, photo_bytes):
+    """Templates from Encode, as auth-web stores them at enrollment."""
+    response = stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama"], photo_bytes["biden"]]), timeout=TIMEOUT)
+    assert [f.status for f in response.faces] == [pb.FACE_STATUS_OK, pb.FACE_STATUS_OK]
+    return {
+        "obama": pb.Template(embedding=response.faces[0].embedding),
+        "biden": pb.Template(embedding=response.faces[1].embedding),
+    }
+
+
+def test_encode_reports_face_box_quality_and_embedding(stub, photo_bytes, photos):
+    response = stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama2"]]), timeout=TIMEOUT)
+    assert response.model_version == MODEL_VERSION
+    (face,) = response.faces
+    assert face.status == pb.FACE_STATUS_OK
+    assert len(face.embedding) == 128 and np.all(np.isfinite(face.embedding))
+    width, height = Image.open(photos["obama2"]).size
+    assert 0 <= face.box.left < face.box.right <= width and 0 <= face.box.top < face.box.bottom <= height
+    assert face.box.right - face.box.left > 150  # original pixels, not the downscaled working size
+    assert face.detection_score > 0 and 0 < face.quality <= 1 and face.sharpness > 0 and face.brightness > 0
+
+
+def test_encode_gives_a_reason_per_image(stub, photo_bytes, rgb, engine, jpeg):
+    image = rgb("obama")
+    box = engine.detect(image, DetectionSettings(max_side=800))[0][0]
+    no_face = jpeg(np.ascontiguousarray(image[box.bottom + 40 :]))
+    response = stub.Encode(
+        pb.EncodeRequest(
+            images=[photo_bytes["selfie_many"], no_face, photo_bytes["obama_240p"], photo_bytes["biden2"]]
+        ),
+        timeout=TIMEOUT,
+    )
+    assert [f.status for f in response.faces] == [
+        pb.FACE_STATUS_MULTIPLE_FACES,
+        pb.FACE_STATUS_NO_FACE,
+        pb.FACE_STATUS_FACE_TOO_SMALL,
+        pb.FACE_STATUS_OK,
+    ]
+    assert all(len(f.embedding) == 0 for f in response.faces[:3])
+
+
+def test_verify_accepts_the_enrolled_person_from_other_photos(stub, enrolled, login_frames):
+    frames = login_frames("obama2", 3) + login_frames("obama3", 3) + login_frames("obama_knn", 2)
+    response = stub.Verify(pb.VerifyRequest(frames=frames, templates=[enrolled["obama"]]), timeout=TIMEOUT)
+    assert response.match and response.reason == pb.VERIFY_REASON_MATCH
+    assert response.matched_frames >= response.min_matched_frames == 2
+    assert response.threshold == pytest.approx(0.55)
+    assert len(response.frames) == 8 and response.compared_frames >= 2
+    for frame in response.frames:
+        assert frame.face.status == pb.FACE_STATUS_OK and len(frame.face.embedding) == 0
+        assert (0 <= frame.distance <= response.threshold) if frame.compared else frame.distance < 0
+
+
+def test_verify_rejects_another_person(stub, enrolled, login_frames):
+    response = stub.Verify(
+        pb.VerifyRequest(frames=login_frames("biden2", 4), templates=[enrolled["obama"]]), timeout=TIMEOUT
+    )
+    assert not response.match and response.reason == pb.VERIFY_REASON_NO_MATCH
+    assert response.matched_frames == 0
+
+
+def test_verify_rejects_frames_of_two_people_matching_one_template_each(stub, enrolled, login_frames):
+    frames = login_frames("obama2", 4) + login_frames("biden2", 4)
+    response = stub.Verify(
+        pb.VerifyRequest(frames=frames, templates=[enrolled["obama"], enrolled["biden"]]), timeout=TIMEOUT
+    )
+    assert not response.match and response.reason == pb.VERIFY_REASON_INCONSISTENT_IDENTITY
+    assert response.max_intra_capture_distance > 0.55
+
+
+def test_verify_with_a_group_in_view_has_not_enough_faces(stub, enrolled, photo_bytes, jpeg, rgb):
+    group = jpeg(cv2.resize(rgb("selfie_many"), (640, 480)))
+    response = stub.Verify(pb.VerifyRequest(frames=[group] * 3, templates=[enrolled["obama"]]), timeout=TIMEOUT)
+    assert not response.match and response.reason == pb.VERIFY_REASON_NOT_ENOUGH_FACES
+    assert {f.face.status for f in response.frames} == {pb.FACE_STATUS_MULTIPLE_FACES}
+
+
+def _png(width, height):
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _png_header_only(width, height):
+    """A decompression bomb's opening: a valid PNG header announcing width x height, then a stub
+    of compressed data; a server that decoded before checking the size would need 1.2 GB."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(65536)))
+
+
+@functools.cache
+def _big_png():
+    return _png(2100, 2100)
+
+
+def _bad_request(case, photo_bytes, template):
+    good = photo_bytes["obama_knn"]
+    good_template = [template]
+    cases = {
+        "encode: no images": ("Encode", pb.EncodeRequest(images=[]), "no images"),
+        "verify: no frames": ("Verify", pb.VerifyRequest(frames=[], templates=good_template), "no images"),
+        "empty image": ("Encode", pb.EncodeRequest(images=[b""]), "is empty"),
+        "not an image": ("Encode", pb.EncodeRequest(images=[b"hello, this is text"]), "not a JPEG or PNG"),
+        "corrupt JPEG": ("Encode", pb.EncodeRequest(images=[good[:3] + bytes(4000)]), "could not be decoded"),
+        "truncated JPEG": ("Verify", pb.VerifyRequest(frames=[good[: len(good) // 3]], templates=good_template), ""),
+        "too many bytes": ("Encode", pb.EncodeRequest(images=[good[:3] + bytes(3 * 1024 * 1024)]), "bytes"),
+        "too many pixels": ("Encode", lambda: pb.EncodeRequest(images=[_big_png()]), "2100x2100 pixels"),
+        "decompression bomb": ("Encode", lambda: pb.EncodeRequest(images=[_png_header_only(20000, 20000)]), "pixels"),
+        "too many frames": ("Verify", pb.VerifyRequest(frames=[good] * 17, templates=good_template), "limit is 16"),
+        "no templates": ("Verify", pb.VerifyRequest(frames=[good], templates=[]), "no templates"),
+        "short embedding": (
+            "Verify",
+            pb.VerifyRequest(frames=[good], templates=[pb.Template(embedding=[0.1] * 127)]),
+            "127 values",
+        ),
+        "NaN embedding": (
+            "Verify",
+            pb.VerifyRequest(frames=[good], templates=[pb.Template(embedding=[float("nan")] * 128)]),
+            "NaN",
+        ),
+        "infinite embedding": (
+            "Verify",
+            pb.VerifyRequest(frames=[good], templates=[template, pb.Template(embedding=[float("inf")] * 128)]),
+            "template 1",
+        ),
+        "too many templates": ("Verify", pb.VerifyRequest(frames=[good], templates=[template] * 65), "limit is 64"),
+    }
+    method, request, message = cases[case]
+    return method, request() if callable(request) else request, message
+
+
+BAD_CASES = [
+    "encode: no images",
+    "verify: no frames",
+    "empty image",
+    "not an image",
+    "corrupt JPEG",
+    "truncated JPEG",
+    "too many bytes",
+    "too many pixels",
+    "decompression bomb",
+    "too many frames",
+    "no templates",
+    "short embedding",
+    "NaN embedding",
+    "infinite embedding",
+    "too many templates",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(stub, photo_bytes, enrolled, case):
+    method, request, message = _bad_request(case, photo_bytes, enrolled["obama"])
+    with pytest.raises(grpc.RpcError) as raised:
+        getattr(stub, method)(request, timeout=TIMEOUT)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert message in raised.value.details()
+    follow_up = stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama_knn"]]), timeout=TIMEOUT)
+    assert follow_up.faces[0].status == pb.FACE_STATUS_OK
+
+
+def test_expired_deadline_is_honoured_and_the_server_keeps_serving(stub, enrolled, login_frames):
+    frames = login_frames("obama2", 8) * 2
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Verify(pb.VerifyRequest(frames=frames, templates=[enrolled["obama"]]), timeout=0.15)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    response = stub.Verify(pb.VerifyRequest(frames=frames[:4], templates=[enrolled["obama"]]), timeout=TIMEOUT)
+    assert response.match
+
+
+def test_concurrent_calls_are_answered_independently(stub, enrolled, login_frames):
+    genuine = pb.VerifyRequest(frames=login_frames("obama2", 4), templates=[enrolled["obama"]])
+    impostor = pb.VerifyRequest(frames=login_frames("biden2", 4), templates=[enrolled["obama"]])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda r: stub.Verify(r, timeout=TIMEOUT), [genuine, impostor, genuine, impostor]))
+    assert [r.match for r in results] == [True, False, True, False]
