@@ -61,7 +61,7 @@ class Settings:
     challenge_actions: tuple[str, ...] = CHALLENGE_ACTION_NAMES
     challenge_length: int = 1
     challenge_ttl_seconds: int = 60
-    min_matched_frames: int = 3
+    min_matched_frames: int = 2
     # Upload limits
     min_frames: int = 5
     max_frames: int = 16
@@ -155,7 +155,7 @@ class Settings:
             challenge_actions=actions,
             challenge_length=env_int("AUTH_CHALLENGE_LENGTH", 1, env, minimum=0, maximum=4),
             challenge_ttl_seconds=env_int("AUTH_CHALLENGE_TTL_SECONDS", 60, env, minimum=1, maximum=600),
-            min_matched_frames=env_int("AUTH_MIN_MATCHED_FRAMES", 3, env, minimum=1, maximum=max_frames),
+            min_matched_frames=env_int("AUTH_MIN_MATCHED_FRAMES", 2, env, minimum=1, maximum=max_frames),
             min_frames=min_frames,
             max_frames=max_frames,
             max_frame_bytes=env_int("AUTH_MAX_FRAME_BYTES", 1024 * 1024, env, minimum=16 * 1024, maximum=2097152),

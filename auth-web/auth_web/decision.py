@@ -94,6 +94,8 @@ def decide_login(
         "liveness_failed_checks": [liveness_reason_code(r) for r in check.failed_checks],
         "actions_performed": [bool(a.performed) for a in check.actions],
         "verify_reason": verify_reason_code(verify.reason),
+        "frame_distances": [round(float(frame.distance), 3) for frame in verify.frames],
+        "min_matched_frames_service": int(verify.min_matched_frames),
         "threshold": round(float(verify.threshold), 4),
         "max_intra_capture_distance": round(float(verify.max_intra_capture_distance), 4),
         "liveness_model": check.model_version,

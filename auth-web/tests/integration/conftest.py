@@ -1,0 +1,467 @@
+"""Integration fixtures: a throwaway Postgres database, a Redis key prefix, the real gRPC services, real frames.
+
+Everything heavy is session-scoped (database + migrations once, each service started once, frames decoded once)
+so the tier stays within a few minutes on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import grpc
+import numpy as np
+import psycopg2
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from auth_web import create_app
+from auth_web.accounts import hash_password, normalize_username
+from auth_web.config import CaptureSettings, Settings
+from auth_web.migrate import upgrade
+from auth_web.models import AuditEvent, FaceTemplate, User
+from conftest import free_port
+from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
+from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
+
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PASSWORD = "correct horse battery staple"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+# Frames of person A: d9.mp4 (a man with glasses who blinks). Enrollment and login use different stretches,
+# each containing a blink (found from the eye aspect ratio of the sampled frames: ~0.5 s and ~6.5 s).
+VIDEO_A = "video/liveportrait/d9.mp4"
+ENROLL_A_START_S = 0.0
+LOGIN_A_START_S = 6.0
+
+
+# -- database and redis -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"faceauth_test_{secrets.token_hex(6)}"
+    admin = psycopg2.connect(**PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    prefix = f"faceauth_test_{secrets.token_hex(6)}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str):  # type: ignore[no-untyped-def]
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+# -- the real gRPC services ------------------------------------------------------------------------------
+
+
+def wait_serving(address: str, service: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{service} exited with status {process.returncode}")
+            try:
+                status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"{service} not SERVING within {timeout}s")
+
+
+@dataclass
+class RealServices:
+    liveness: str
+    recognition: str
+
+
+@pytest.fixture(scope="session")
+def real_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServices]:
+    """`python -m liveness_service` and `python -m recognition_service` on free ports, started once."""
+    logs = tmp_path_factory.mktemp("service-logs")
+    specs = {
+        "liveness_service": ("LIVENESS_LISTEN", "faceauth.liveness.v1.LivenessService"),
+        "recognition_service": ("RECOGNITION_LISTEN", "faceauth.recognition.v1.RecognitionService"),
+    }
+    processes: dict[str, tuple[subprocess.Popen, str, Any]] = {}
+    try:
+        for package, (variable, _service) in specs.items():
+            address = f"127.0.0.1:{free_port()}"
+            log_file = open(logs / f"{package}.log", "w")  # noqa: SIM115 (closed below)
+            process = subprocess.Popen(
+                [sys.executable, "-m", package],
+                env={**os.environ, variable: address, "LOG_LEVEL": "WARNING"},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            processes[package] = (process, address, log_file)
+        for package, (process, address, _log) in processes.items():
+            try:
+                wait_serving(address, specs[package][1], process)
+            except RuntimeError as error:
+                text = (logs / f"{package}.log").read_text()[-3000:]
+                pytest.fail(f"{error}\n{text}")
+        yield RealServices(processes["liveness_service"][1], processes["recognition_service"][1])
+    finally:
+        for process, _address, log_file in processes.values():
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            log_file.close()
+
+
+# -- fake gRPC services for fault injection ---------------------------------------------------------------
+
+
+class FakeLiveness(liveness_pb2_grpc.LivenessServiceServicer):
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    def Check(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        time.sleep(self.delay)
+        actions = [liveness_pb2.ActionResult(action=a, performed=True, frame_index=1) for a in request.challenge]
+        return liveness_pb2.CheckResponse(
+            live=True, reason=liveness_pb2.LIVENESS_REASON_LIVE, live_score=0.99, actions=actions, model_version="fake"
+        )
+
+
+class FakeRecognition(recognition_pb2_grpc.RecognitionServiceServicer):
+    """Says every capture matches: only for tests where the point is that something ELSE must refuse."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    def Verify(self, request, context):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        time.sleep(self.delay)
+        frames = [recognition_pb2.FrameMatch(distance=0.2, matched=True) for _ in request.frames]
+        return recognition_pb2.VerifyResponse(
+            match=True,
+            reason=recognition_pb2.VERIFY_REASON_MATCH,
+            frames=frames,
+            matched_frames=len(frames),
+            threshold=0.55,
+            model_version="fake",
+        )
+
+
+@dataclass
+class FakeServer:
+    address: str
+    server: grpc.Server
+    liveness: FakeLiveness | None = None
+    recognition: FakeRecognition | None = None
+
+
+@pytest.fixture
+def fake_grpc() -> Iterator[Callable[..., FakeServer]]:
+    """Start in-process fake servicers (built from the generated base classes) on a free port."""
+    servers: list[grpc.Server] = []
+
+    def start(liveness: FakeLiveness | None = None, recognition: FakeRecognition | None = None) -> FakeServer:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        if liveness is not None:
+            liveness_pb2_grpc.add_LivenessServiceServicer_to_server(liveness, server)
+            health_servicer.set("faceauth.liveness.v1.LivenessService", health_pb2.HealthCheckResponse.SERVING)
+        if recognition is not None:
+            recognition_pb2_grpc.add_RecognitionServiceServicer_to_server(recognition, server)
+            health_servicer.set("faceauth.recognition.v1.RecognitionService", health_pb2.HealthCheckResponse.SERVING)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return FakeServer(f"127.0.0.1:{port}", server, liveness, recognition)
+
+    yield start
+    for server in servers:
+        server.stop(0)
+
+
+def dead_address() -> str:
+    """An address where nothing listens."""
+    return f"127.0.0.1:{free_port()}"
+
+
+# -- frames ---------------------------------------------------------------------------------------------
+
+
+def sample_frames(path: Path, start_s: float, count: int = 10, fps: float = 6.0) -> list[bytes]:
+    """Decode an mp4 like the browser would capture it: `count` frames at `fps`, 640x480 JPEG (letterboxed)."""
+    capture = cv2.VideoCapture(str(path))
+    source_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    wanted = [round((start_s + i / fps) * source_fps) for i in range(count)]
+    frames: list[bytes] = []
+    index = 0
+    while len(frames) < count:
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index in wanted:
+            frames.append(_to_jpeg(image))
+        index += 1
+    capture.release()
+    assert len(frames) == count, f"{path} has too few frames from {start_s}s"
+    return frames
+
+
+def _to_jpeg(image: np.ndarray, width: int = 640, height: int = 480) -> bytes:
+    scale = min(width / image.shape[1], height / image.shape[0])
+    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return encoded.tobytes()
+
+
+FRAME_TIMES = [round(i * 1000 / 6) for i in range(10)]
+
+
+@pytest.fixture(scope="session")
+def frames_a_enroll(shared_data: Path) -> list[bytes]:
+    return sample_frames(shared_data / VIDEO_A, ENROLL_A_START_S)
+
+
+@pytest.fixture(scope="session")
+def frames_a_login(shared_data: Path) -> list[bytes]:
+    return sample_frames(shared_data / VIDEO_A, LOGIN_A_START_S)
+
+
+@pytest.fixture(scope="session")
+def frames_a_static(frames_a_login: list[bytes]) -> list[bytes]:
+    """A still image sent as a video: one frame of A repeated."""
+    return [frames_a_login[0]] * len(frames_a_login)
+
+
+# -- apps and clients -------------------------------------------------------------------------------------
+
+_app_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, redis_prefix: str) -> Settings:
+    return Settings(
+        secret_key="integration-test-secret-key-0123456789",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        liveness_target=dead_address(),
+        recognition_target=dead_address(),
+        liveness_deadline_seconds=60.0,
+        recognition_deadline_seconds=60.0,
+        challenge_actions=("BLINK",),
+        challenge_length=1,
+        capture=CaptureSettings(countdown_seconds=0),
+        rate_limit_login_per_address="1000/minute",
+        rate_limit_login_per_username="1000/minute",
+        rate_limit_register_per_address="1000/minute",
+        rate_limit_enroll_per_user="1000/minute",
+    )
+
+
+@pytest.fixture
+def make_app(base_settings: Settings) -> Callable[..., Flask]:
+    """An app with some settings changed; each gets its own Redis sub-prefix (own sessions, limits)."""
+
+    def build(**changes: Any) -> Flask:
+        prefix = f"{base_settings.redis_prefix}app{next(_app_counter)}:"
+        settings = base_settings.replace(redis_prefix=prefix, **changes)
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        return app
+
+    return build
+
+
+def unique_username(stem: str = "user") -> str:
+    return f"{stem}{secrets.token_hex(4)}"
+
+
+@dataclass
+class Browser:
+    """A test client that behaves like the capture page: CSRF header, challenge, multipart frames."""
+
+    client: FlaskClient
+    csrf: str = ""
+    history: list[Any] = field(default_factory=list)
+
+    def refresh_csrf(self, path: str = "/login") -> str:
+        page = self.client.get(path)
+        match = CSRF_META.search(page.get_data(as_text=True))
+        assert match, f"no CSRF token on {path} ({page.status_code})"
+        self.csrf = match.group(1)
+        return self.csrf
+
+    def post_json(self, path: str, payload: dict[str, Any]):  # type: ignore[no-untyped-def]
+        return self.client.post(path, json=payload, headers={"X-CSRFToken": self.csrf})
+
+    def challenge(self, username: str) -> dict[str, Any]:
+        response = self.post_json("/api/login/challenge", {"username": username})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    def submit(
+        self, path: str, nonce: str, frames: list[bytes], password: str | None = None, times: list[int] | None = None
+    ):  # type: ignore[no-untyped-def]
+        import io
+
+        data: dict[str, Any] = {
+            "nonce": nonce,
+            "frame_times_ms": __import__("json").dumps(times if times is not None else FRAME_TIMES[: len(frames)]),
+            "frames": [(io.BytesIO(frame), f"frame-{i}.jpg", "image/jpeg") for i, frame in enumerate(frames)],
+        }
+        if password is not None:
+            data["password"] = password
+        return self.client.post(path, data=data, headers={"X-CSRFToken": self.csrf}, content_type="multipart/form-data")
+
+    def login(self, username: str, frames: list[bytes], password: str | None = PASSWORD):  # type: ignore[no-untyped-def]
+        self.refresh_csrf()
+        nonce = self.challenge(username)["nonce"]
+        return self.submit("/api/login", nonce, frames, password)
+
+    def register(self, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+        self.refresh_csrf("/register")
+        return self.client.post(
+            "/register",
+            data={"username": username, "password": password, "confirm": password, "csrf_token": self.csrf},
+        )
+
+    def enroll(self, frames: list[bytes]):  # type: ignore[no-untyped-def]
+        self.refresh_csrf("/enroll")
+        response = self.post_json("/api/enroll/challenge", {})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return self.submit("/api/enroll", response.get_json()["nonce"], frames)
+
+    def signed_in_as(self) -> str | None:
+        response = self.client.get("/account")
+        if response.status_code != 200:
+            return None
+        match = re.search(r"<h1>Hello, ([^<]+)</h1>", response.get_data(as_text=True))
+        return match.group(1) if match else None
+
+
+@pytest.fixture
+def browser_for() -> Callable[[Flask], Browser]:
+    return lambda app: Browser(app.test_client())
+
+
+def create_user(
+    engine,
+    username: str,
+    *,
+    password: str | None = PASSWORD,
+    role: str = "user",  # type: ignore[no-untyped-def]
+    templates: int = 0,
+    model_version: str = "fake",
+) -> int:
+    """A user straight in the database (for tests whose subject is not registration/enrollment)."""
+    rng = np.random.default_rng()
+    with Session(engine) as session:
+        user = User(
+            username=username,
+            username_key=normalize_username(username),
+            password_hash=hash_password(password) if password else None,
+            role=role,
+        )
+        session.add(user)
+        session.flush()
+        for _ in range(templates):
+            vector = rng.normal(size=128).astype(np.float32) * 0.1
+            session.add(
+                FaceTemplate(
+                    user_id=user.id, embedding=FaceTemplate.pack(vector), model_version=model_version, quality=0.9
+                )
+            )
+        session.commit()
+        return user.id
+
+
+def audit_rows(engine, claimed_username: str, event: str = "login") -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        statement = (
+            select(AuditEvent)
+            .where(AuditEvent.claimed_username == claimed_username, AuditEvent.event == event)
+            .order_by(AuditEvent.id)
+        )
+        return list(session.scalars(statement))
+
+
+def last_reason(engine, claimed_username: str, event: str = "login") -> str:  # type: ignore[no-untyped-def]
+    rows = audit_rows(engine, claimed_username, event)
+    assert rows, f"no {event} audit rows for {claimed_username}"
+    return rows[-1].reason
+
+
+def sign_in_directly(browser: Browser, user_id: int) -> None:
+    """Put a user into the browser's session the way a successful login does (new id, then the user)."""
+    with browser.client.session_transaction() as session:
+        session.rotate()  # type: ignore[attr-defined]
+        session.clear()
+        session["user_id"] = user_id
+
+
+# Person B: d12.mp4 (another man), a stretch with a blink at ~5.4 s, so only the face differs.
+VIDEO_B = "video/liveportrait/d12.mp4"
+LOGIN_B_START_S = 4.8
+
+
+@pytest.fixture(scope="session")
+def frames_b(shared_data: Path) -> list[bytes]:
+    return sample_frames(shared_data / VIDEO_B, LOGIN_B_START_S)
