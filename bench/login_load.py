@@ -34,7 +34,14 @@ import httpx
 
 from bench import processes, report
 from bench.frames import DEFAULT_CLIP, Frame, describe, relative_times
-from bench.scenario import CHALLENGE_ACTION, Stubs, build_scenario, classify_windows, enroll_templates
+from bench.scenario import (
+    CHALLENGE_ACTION,
+    Stubs,
+    build_scenario,
+    choose_enrollment,
+    classify_windows,
+    enroll_templates,
+)
 
 LOGIN_FRAMES = 8
 APP_SERVICES = ("gateway", "auth-web", "liveness", "recognition")
@@ -245,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     stubs = Stubs(args.liveness, args.recognition)
     stubs.wait_ready()
+    if not choose_enrollment(stubs, scenario, actions):
+        print("warning: no 10-frame window of the clip passes liveness; enrollment will likely be refused")
     templates = enroll_templates(stubs, scenario)
     verdicts = classify_windows(stubs, scenario.login_windows(LOGIN_FRAMES, stride=2), templates, actions)
     stubs.close()
@@ -282,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         before = processes.cpu_snapshot(pids)
         client_before = _process_cpu()
         level = asyncio.run(run_level(args.base_url, concurrency, args.duration, username, password, captures, actions))
-        cpu = processes.cpu_delta(before, processes.cpu_snapshot(pids))
+        after = processes.cpu_snapshot(pids)
+        cpu = processes.cpu_delta(before, after)
         summary = summarise_level(level, cpu, _process_cpu() - client_before)
+        summary["cpu_seconds_by_process"] = processes.cpu_delta_by_process(before, after)
         summaries.append(summary)
         print(json.dumps(summary), flush=True)
 

@@ -146,3 +146,13 @@ def cpu_delta(before: Mapping[str, Mapping[int, float]], after: Mapping[str, Map
         before_pids = before.get(name, {})
         used[name] = round(sum(after_pids.get(pid, 0.0) - before_pids.get(pid, 0.0) for pid in after_pids), 3)
     return used
+
+
+def cpu_delta_by_process(
+    before: Mapping[str, Mapping[int, float]], after: Mapping[str, Mapping[int, float]]
+) -> dict[str, dict[int, float]]:
+    """CPU seconds per process of each service: shows whether SO_REUSEPORT workers share the load."""
+    return {
+        name: {pid: round(after_pids[pid] - before.get(name, {}).get(pid, 0.0), 3) for pid in sorted(after_pids)}
+        for name, after_pids in after.items()
+    }

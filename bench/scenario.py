@@ -1,9 +1,10 @@
-"""The benchmark scenario: one person's clip split into enrollment frames and login captures.
+"""The benchmark scenario: one person's clip split into an enrollment capture and login captures.
 
-The first ``ENROLL_SECONDS`` of the clip are the enrollment capture; login captures are consecutive
-windows of the rest (8 frames at 6 fps = 1.33 s, like the browser's capture). Which windows contain the
-challenge action (a blink in d9.mp4) is asked from the running liveness service itself, once, so the
-login load is made of captures the stack accepts.
+The enrollment capture is the browser's default: 10 consecutive frames at 6 fps (the first such window
+of the clip, or the first one the liveness service accepts with the challenge when asked with
+:func:`choose_enrollment`); login captures are 8-frame windows (1.33 s) of the frames after it. Which
+windows contain the challenge action (a blink in d9.mp4) is asked from the running liveness service
+itself, once, so the login load is made of captures the stack accepts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_client import open_channel
 
-ENROLL_SECONDS = 3.0
 ENROLL_FRAMES = 10
 DEADLINE_SECONDS = 30.0
 CHALLENGE_ACTION = "BLINK"
@@ -34,14 +34,19 @@ class Scenario:
     def login_windows(self, size: int, stride: int = 2) -> list[list[Frame]]:
         return windows(self.login_pool, size, stride)
 
+    def use_enrollment(self, capture: list[Frame]) -> None:
+        """Enroll with ``capture``; logins use the frames after it."""
+        self.enroll = capture
+        self.login_pool = [frame for frame in self.frames if frame.index > capture[-1].index]
+
 
 def build_scenario(clip: str = DEFAULT_CLIP) -> Scenario:
     frames = load_clip(clip)
-    enroll_pool = [frame for frame in frames if frame.time_ms < ENROLL_SECONDS * 1000]
-    step = max(1, len(enroll_pool) // ENROLL_FRAMES)
-    enroll = enroll_pool[::step][:ENROLL_FRAMES]
-    login_pool = [frame for frame in frames if frame.time_ms >= ENROLL_SECONDS * 1000]
-    return Scenario(clip=clip, frames=frames, enroll=enroll, login_pool=login_pool)
+    if len(frames) < ENROLL_FRAMES + 16:
+        raise RuntimeError(f"{clip} is too short for the bench: {len(frames)} frames at 6 fps")
+    scenario = Scenario(clip=clip, frames=frames, enroll=[], login_pool=[])
+    scenario.use_enrollment(frames[:ENROLL_FRAMES])
+    return scenario
 
 
 class Stubs:
@@ -79,6 +84,17 @@ class Stubs:
             frame_times_ms=relative_times(list(frames)),
         )
         return self.liveness.Check(request, timeout=DEADLINE_SECONDS)
+
+
+def choose_enrollment(stubs: Stubs, scenario: Scenario, actions: Sequence[str]) -> bool:
+    """Enroll with the first 10-frame window of the clip's first half that passes liveness with ``actions``
+    (enrollment runs the same liveness check as login); False when none does (the first window is kept)."""
+    half = scenario.frames[: len(scenario.frames) // 2]
+    for window in windows(half, ENROLL_FRAMES, 3):
+        if stubs.check(window, actions).live:
+            scenario.use_enrollment(window)
+            return True
+    return False
 
 
 def enroll_templates(stubs: Stubs, scenario: Scenario) -> list[list[float]]:
