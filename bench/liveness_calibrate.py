@@ -156,6 +156,7 @@ def main() -> int:
                     "jump": round(jump[0], 3),
                     "scale": round(jump[1], 2),
                     "difference": round(diff, 2),
+                    "colour_change": round(colour, 3),
                 }
             )
     results["spliced_pairs"] = spliced

@@ -83,7 +83,7 @@ class Settings:
                 max_faceless_fraction=env_float("LIVENESS_MAX_FACELESS_FRACTION", 0.2, env, minimum=0.0, maximum=1.0),
                 max_track_jump=env_float("LIVENESS_MAX_TRACK_JUMP", 1.0, env, minimum=0.0),
                 max_scale_change=env_float("LIVENESS_MAX_SCALE_CHANGE", 1.5, env, minimum=1.0),
-                max_colour_change=env_float("LIVENESS_MAX_COLOUR_CHANGE", 0.32, env, minimum=0.0, maximum=1.0),
+                max_colour_change=env_float("LIVENESS_MAX_COLOUR_CHANGE", 0.34, env, minimum=0.0, maximum=1.0),
                 static_difference=env_float("LIVENESS_STATIC_DIFFERENCE", 1.0, env, minimum=0.0, maximum=255.0),
                 static_pair_fraction=env_float("LIVENESS_STATIC_PAIR_FRACTION", 0.8, env, minimum=0.0, maximum=1.0),
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,10 @@ class TFLiteScorer:
             import tensorflow as tf
 
             Interpreter = tf.lite.Interpreter
-        self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        with warnings.catch_warnings():
+            # tf.lite.Interpreter warns that it moves to the ai_edge_litert package; it is the same runtime.
+            warnings.simplefilter("ignore", UserWarning)
+            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1

@@ -32,7 +32,7 @@ class SanityThresholds:
     max_scale_change: float = 1.5
     # Bhattacharyya distance of the hue/saturation histograms of consecutive face-with-context crops above
     # this: a different person or scene was spliced in (lighting and pose change it far less).
-    max_colour_change: float = 0.32
+    max_colour_change: float = 0.34
     # ...below this for at least static_pair_fraction of the pairs: a still image sent as a video.
     static_difference: float = 1.0
     static_pair_fraction: float = 0.8
