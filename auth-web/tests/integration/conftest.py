@@ -465,3 +465,16 @@ LOGIN_B_START_S = 4.8
 @pytest.fixture(scope="session")
 def frames_b(shared_data: Path) -> list[bytes]:
     return sample_frames(shared_data / VIDEO_B, LOGIN_B_START_S)
+
+
+def max_audit_id(engine) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func
+
+    with Session(engine) as session:
+        return session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0))) or 0
+
+
+def reasons_since(engine, audit_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        statement = select(AuditEvent.reason).where(AuditEvent.id > audit_id).order_by(AuditEvent.id)
+        return list(session.scalars(statement))
