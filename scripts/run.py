@@ -451,6 +451,7 @@ class Supervisor:
         child.pump = threading.Thread(target=self._pump, args=(child,), name=f"log-{name}", daemon=True)
         child.pump.start()
         self.children.append(child)
+        self.console.say(f"started {name} (pid {process.pid})")
         return child
 
     def _pump(self, child: Child) -> None:
