@@ -1,0 +1,145 @@
+"""The real liveness server over gRPC: verdicts on real frames, bad input, deadlines (one server per module)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from conftest import free_port
+from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
+
+SERVICE = "faceauth.liveness.v1.LivenessService"
+REASON = liveness_pb2.LivenessReason.Value
+
+
+@pytest.fixture(scope="module")
+def server():
+    address = f"127.0.0.1:{free_port()}"
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "liveness_service"],
+            env={**os.environ, "LIVENESS_LISTEN": address, "LIVENESS_THREADS": "2"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        channel = grpc.insecure_channel(address)
+        try:
+            _wait_serving(health_pb2_grpc.HealthStub(channel), process)
+            yield liveness_pb2_grpc.LivenessServiceStub(channel), process, log
+        finally:
+            channel.close()
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_serving(health, process) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, "liveness service exited early"
+        assert time.monotonic() < deadline, "liveness service not SERVING after 120 s"
+        try:
+            status = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=1).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+
+
+def check(stub, frames, challenge=(), times=(), timeout=30.0):
+    return stub.Check(
+        liveness_pb2.CheckRequest(frames=frames, challenge=list(challenge), frame_times_ms=list(times)), timeout=timeout
+    )
+
+
+def test_d9_blink_capture_is_live_with_diagnostics(server, d9_capture):
+    stub, _, _ = server
+    response = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], d9_capture.times_ms)
+    assert response.live, response
+    assert response.reason == REASON("LIVENESS_REASON_LIVE") and list(response.failed_checks) == []
+    assert len(response.frames) == 10
+    assert all(f.face_count == 1 and f.box.right > f.box.left for f in response.frames)
+    assert all(0.0 <= f.live_score <= 1.0 and f.eye_aspect_ratio > 0 for f in response.frames)
+    assert response.frames[0].difference_to_previous < 0 and response.frames[1].difference_to_previous > 0
+    assert response.live_score >= response.live_threshold > 0
+    [blink] = response.actions
+    assert blink.action == liveness_pb2.ACTION_BLINK and blink.performed and blink.frame_index >= 1
+    assert response.model_version.startswith("minifasnet-v2")
+
+
+def test_turn_left_is_not_met_and_a_still_image_is_static(server, d9_capture):
+    stub, _, _ = server
+    turn = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_TURN_LEFT], d9_capture.times_ms)
+    assert not turn.live and turn.reason == REASON("LIVENESS_REASON_CHALLENGE_NOT_MET")
+    assert not turn.actions[0].performed and turn.actions[0].frame_index == -1
+    still = check(stub, [d9_capture.jpegs[0]] * 8, [], [i * 167 for i in range(8)])
+    assert not still.live and still.reason == REASON("LIVENESS_REASON_STATIC_CAPTURE")
+
+
+def _png(width: int, height: int) -> bytes:
+    return cv2.imencode(".png", np.zeros((height, width, 3), np.uint8))[1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("frames", "challenge", "times", "message"),
+    [
+        ([], [], [], "no images"),
+        ([b"not an image"], [], [], "image 0"),
+        ([b"\xff\xd8\xff" + b"\x00" * 100], [], [], "image 0"),
+        (["JPEG"] * 17, [], [], "limit is 16"),
+        (["JPEG"], [liveness_pb2.ACTION_UNSPECIFIED], [], "action"),
+        (["JPEG"] * 2, [], [0], "frame_times_ms"),
+        (["JPEG"] * 2, [liveness_pb2.ACTION_BLINK] * 5, [], "limit is 4"),
+        ([_png(2100, 2000)], [], [], "pixels"),
+    ],
+)
+def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(
+    server, d9_capture, frames, challenge, times, message
+):
+    stub, process, _ = server
+    frames = [d9_capture.jpegs[0] if f == "JPEG" else f for f in frames]
+    with pytest.raises(grpc.RpcError) as raised:
+        check(stub, frames, challenge, times)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in raised.value.details()
+    assert process.poll() is None
+    assert check(stub, d9_capture.jpegs[:2], [], [0, 167]).frames  # still serving
+
+
+def test_an_oversize_frame_is_refused_before_decoding(server, d9_capture):
+    stub, _, _ = server
+    noise = np.random.default_rng(1).integers(0, 255, (1400, 1400, 3), dtype=np.uint8)
+    big = cv2.imencode(".png", noise)[1].tobytes()
+    assert len(big) > 2 * 1024 * 1024
+    with pytest.raises(grpc.RpcError) as raised:
+        check(stub, [big], [], [])
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "bytes" in raised.value.details()
+
+
+def test_an_expired_deadline_is_honoured(server, d9_capture):
+    stub, _, log = server
+    frames = d9_capture.jpegs + d9_capture.jpegs[:6]
+    with pytest.raises(grpc.RpcError) as raised:
+        check(stub, frames, [liveness_pb2.ACTION_BLINK], [], timeout=0.05)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    response = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], d9_capture.times_ms)
+    assert response.live
+    # The server abandoned the expired call between frames instead of finishing it.
+    log.seek(0)
+    lines = log.read().splitlines()
+    assert any('"event": "rpc"' in line and "DEADLINE_EXCEEDED" in line for line in lines), lines[-5:]
