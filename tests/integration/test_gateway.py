@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
 import ssl
@@ -319,3 +320,42 @@ def test_own_page_when_auth_web_is_down(start_gateway, client: httpx.Client) -> 
     assert api.json()["error"] == "unavailable"
     # The error pages themselves are not reachable directly.
     assert client.get(f"{dead.base}/_gateway/unavailable.html").status_code == 404
+
+
+@pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) is not installed")
+def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Path, tls_pair: tuple[Path, Path]) -> None:
+    """gateway/docker-entrypoint.sh (envsubst) and scripts/run.py fill the template identically."""
+    cert, key = tls_pair
+    runtime_dir = tmp_path / "runtime"
+    upstream = tmp_path / "upstream.conf"
+    upstream.write_text("server 127.0.0.1:9;\n")
+    values = local_run.gateway_values(
+        runtime_dir,
+        cert,
+        key,
+        upstream,
+        https_listen=f"127.0.0.1:{free_port()}",
+        http_listen=f"127.0.0.1:{free_port()}",
+        public_https_port=443,
+        extra={"GATEWAY_LOGIN_RATE": "5r/s", "GATEWAY_TRUST_REQUEST_ID": "on"},
+    )
+    expected = local_run.render_gateway_config(local_run.GATEWAY_TEMPLATE.read_text(), values)
+    env = {
+        "PATH": f"{os.environ['PATH']}:{Path(NGINX).parent}",
+        "GATEWAY_TEMPLATE": str(local_run.GATEWAY_TEMPLATE),
+        **values,
+    }
+    result = subprocess.run(
+        ["sh", str(local_run.GATEWAY_DIR / "docker-entrypoint.sh"), "-t"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+    assert (runtime_dir / "nginx.conf").read_text() == expected
+
+    # A missing certificate is named, not left to an nginx error.
+    env["GATEWAY_TLS_KEY"] = str(tmp_path / "absent.key")
+    result = subprocess.run(
+        ["sh", str(local_run.GATEWAY_DIR / "docker-entrypoint.sh"), "-t"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr and "absent.key" in result.stderr
