@@ -105,8 +105,13 @@ def _register_request_hooks(app: Flask) -> None:
         g.user = None
         if request.endpoint in _SESSIONLESS_ENDPOINTS:
             return
-        if isinstance(session, RedisSession) and session.unavailable:
-            raise errors.DependencyDown("redis")
+        if isinstance(session, RedisSession):
+            if session.unavailable:
+                raise errors.DependencyDown("redis")
+            if session.new:
+                # Nothing was read from Redis for this request: make sure it answers before serving a page
+                # whose forms and camera flow cannot work without it.
+                redis_store.client().ping()
         user_id = session.get("user_id")
         if user_id is None:
             return

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from auth_web.accounts import (
@@ -96,11 +97,12 @@ def set_password(settings: Settings, args: argparse.Namespace) -> str:
         user = session.scalar(select(User).where(User.username_key == normalize_username(args.username)))
         if user is None:
             raise CommandError(f"no user {args.username!r}")
-        user.password_hash = hash_password(_read_password(args, user.username, settings))
+        username = user.username
+        user.password_hash = hash_password(_read_password(args, username, settings))
         user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
         _audit(session, "password_set", "OK", user)
         session.commit()
-    return f"password of {user.username!r} is set"
+    return f"password of {username!r} is set"
 
 
 def _validate_template_file(document: Any) -> list[dict[str, Any]]:
@@ -242,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         message = COMMANDS[args.command](settings, args)
     except CommandError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        print(f"error: the database is unreachable ({error.orig})", file=sys.stderr)
         return 1
     if message:
         print(message)
