@@ -112,7 +112,7 @@ def test_deadline_exceeded(make_app, fake_grpc, db_engine, frames_a_login) -> No
 
 def test_liveness_and_recognition_are_called_in_parallel(make_app, fake_grpc, db_engine, frames_a_login) -> None:  # type: ignore[no-untyped-def]
     slow = fake_grpc(liveness=FakeLiveness(delay=1.0), recognition=FakeRecognition(delay=1.0))
-    _app, browser, _username, response, elapsed = _login_with(
+    _app, _browser, _username, response, elapsed = _login_with(
         make_app, db_engine, frames_a_login[:6], liveness_target=slow.address, recognition_target=slow.address
     )
     assert response.status_code == 200
