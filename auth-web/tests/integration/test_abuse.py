@@ -251,3 +251,20 @@ def test_security_headers_and_cookie_flags(make_app, fakes) -> None:  # type: ig
     assert "Secure" not in plain and "HttpOnly" in plain
     page = response.get_data(as_text=True)
     assert "<script>" not in page and "style=" not in page  # no inline code (the CSP forbids it)
+
+
+def test_https_posts_work_without_a_referer_and_foreign_origins_fail(make_app, fakes) -> None:  # type: ignore[no-untyped-def]
+    """Behind the gateway (TLS, Referrer-Policy: no-referrer) a same-site POST carries no Referer."""
+    app = make_app(proxy_count=1)
+    browser = Browser(app.test_client())
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "faceauth.example", "X-Forwarded-Port": "8443"}
+    page = browser.client.get("/login", headers=https)
+    import re
+
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.get_data(as_text=True)).group(1)
+    headers = {**https, "X-CSRFToken": token, "Origin": "https://faceauth.example"}
+    response = browser.client.post("/api/login/challenge", json={"username": "someone"}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    headers["Origin"] = "https://evil.example"
+    response = browser.client.post("/api/login/challenge", json={"username": "someone"}, headers=headers)
+    assert response.status_code == 400 and response.get_json()["error"] == "csrf_failed"
