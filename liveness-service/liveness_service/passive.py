@@ -84,17 +84,15 @@ class PassiveModel:
         self.scorer = TFLiteScorer(model_path, num_threads)
 
     def crops(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
+        """BGR uint8 crops with context, (N, size, size, 3); cropped and resized in RGB, then reordered (cheap)."""
         size = self.spec.input_size
-        return (
-            np.stack(
-                [
-                    crop_with_context(image[:, :, ::-1], box, self.spec.box_scale, size)
-                    for image, box in zip(images_rgb, boxes, strict=True)
-                ]
-            )
-            if boxes
-            else np.zeros((0, size, size, 3), np.uint8)
-        )
+        if not boxes:
+            return np.zeros((0, size, size, 3), np.uint8)
+        rgb = [
+            crop_with_context(image, box, self.spec.box_scale, size)
+            for image, box in zip(images_rgb, boxes, strict=True)
+        ]
+        return np.ascontiguousarray(np.stack(rgb)[..., ::-1])
 
     def score(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
         return self.scorer.score(self.crops(images_rgb, boxes))
