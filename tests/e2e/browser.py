@@ -1,0 +1,174 @@
+"""Headless Chromium (Debian's chromium + chromedriver, no downloads) and what a person does with the pages.
+
+The camera is Chromium's fake capture device fed from a Y4M file (tests/e2e/media.py). Each driver gets a fresh
+profile folder; the camera permission is granted by ``--use-fake-ui-for-media-stream`` or, for the
+permission-denied scenario, left out (headless Chromium then refuses the prompt) and explicitly denied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = os.environ.get("FACEAUTH_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("FACEAUTH_E2E_CHROMEDRIVER", "/usr/bin/chromedriver")
+# Capture (countdown + ~1.7 s of frames) plus liveness and recognition on a busy 2-core machine.
+RESULT_TIMEOUT = 120.0
+PAGE_TIMEOUT = 30.0
+WINDOW = (1280, 1000)
+
+
+def chromium_available() -> str | None:
+    """None when Chromium and its driver are installed, else what is missing."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not (shutil.which(path) or Path(path).is_file())]
+    return ", ".join(missing) + " not found (apt-get install chromium chromium-driver)" if missing else None
+
+
+class Browser:
+    """One Chromium with its own profile and camera file; ``quit()`` removes the profile."""
+
+    def __init__(self, camera: Path | None, *, grant_camera: bool = True) -> None:
+        self.profile = Path(tempfile.mkdtemp(prefix="faceauth-e2e-chromium-"))
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        arguments = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--use-fake-device-for-media-stream",
+            "--ignore-certificate-errors",  # the local run's self-signed certificate
+            f"--window-size={WINDOW[0]},{WINDOW[1]}",
+            f"--user-data-dir={self.profile}",
+        ]
+        if camera is not None:
+            arguments.append(f"--use-file-for-fake-video-capture={camera}")
+        if grant_camera:
+            arguments.append("--use-fake-ui-for-media-stream")  # answers the camera prompt with "Allow"
+        else:
+            # What a person who clicked "Block" has: the site's camera setting is "Block", and any prompt is denied.
+            arguments.append("--deny-permission-prompts")
+            options.add_experimental_option("prefs", {"profile.default_content_setting_values.media_stream_camera": 2})
+        for argument in arguments:
+            options.add_argument(argument)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        try:
+            self.driver: WebDriver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        except WebDriverException:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
+        self.driver.set_page_load_timeout(PAGE_TIMEOUT)
+
+    def quit(self) -> None:
+        try:
+            self.driver.quit()
+        finally:
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+    # -- reading the page --------------------------------------------------------------------------
+
+    def text(self, css: str) -> str:
+        elements = self.driver.find_elements(By.CSS_SELECTOR, css)
+        return elements[0].text.strip() if elements else ""
+
+    def page_text(self) -> str:
+        return self.driver.find_element(By.TAG_NAME, "body").text
+
+    def path(self) -> str:
+        url = self.driver.current_url
+        return "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
+
+    def wait(self, condition: Callable[[WebDriver], Any], timeout: float = PAGE_TIMEOUT, message: str = "") -> Any:
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition, message)
+
+    def console_log(self) -> str:
+        try:
+            entries = self.driver.get_log("browser")
+        except WebDriverException:
+            return ""
+        return "\n".join(f"{entry.get('level')}: {entry.get('message')}" for entry in entries[-20:])
+
+    def screenshot(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Tall enough for the whole page, so that the picture shows what a person would scroll to.
+        height = self.driver.execute_script(
+            "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+        )
+        self.driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 40, 2400)))
+        self.driver.save_screenshot(str(path))
+        self.driver.set_window_size(*WINDOW)
+        return path
+
+    def session_cookie(self, name: str = "faceauth_session") -> dict[str, Any] | None:
+        return self.driver.get_cookie(name)
+
+    # -- what a person does ------------------------------------------------------------------------
+
+    def open(self, base_url: str, path: str) -> None:
+        self.driver.get(base_url + path)
+
+    def fill(self, css: str, value: str) -> None:
+        field = self.driver.find_element(By.CSS_SELECTOR, css)
+        field.clear()
+        field.send_keys(value)
+
+    def register(self, base_url: str, username: str, password: str) -> None:
+        self.open(base_url, "/register")
+        self.fill("#username", username)
+        self.fill("#password", password)
+        self.fill("#confirm", password)
+        self.driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        self.wait(lambda d: "/register" not in d.current_url, message="registration did not leave /register")
+
+    def capture(self, timeout: float = RESULT_TIMEOUT) -> tuple[str, str]:
+        """Press the capture form's button and wait for its verdict: ("ok" | "error", the status text)."""
+        started = time.monotonic()
+        self.driver.find_element(By.ID, "start-button").click()
+
+        def verdict(driver: WebDriver) -> tuple[str, str] | None:
+            status = driver.find_element(By.ID, "capture-status")
+            classes = status.get_attribute("class") or ""
+            for kind in ("ok", "error"):
+                if f"capture__status--{kind}" in classes:
+                    return kind, status.text.strip()
+            return None
+
+        try:
+            return self.wait(verdict, timeout)
+        except Exception as error:
+            raise AssertionError(
+                f"no verdict on {self.path()} after {time.monotonic() - started:.0f}s "
+                f"(status: {self.text('#capture-status')!r})\n{self.console_log()}"
+            ) from error
+
+    def enroll(self) -> tuple[str, str]:
+        return self.capture()
+
+    def login(self, base_url: str, username: str, password: str) -> tuple[str, str]:
+        self.open(base_url, "/login")
+        self.fill("#username", username)
+        self.fill("#password", password)
+        return self.capture()
+
+    def wait_for_path(self, path: str, timeout: float = PAGE_TIMEOUT) -> None:
+        self.wait(lambda d: self.path().split("?")[0] == path, timeout, f"never reached {path} (at {self.path()})")
+
+    def sign_out(self) -> None:
+        self.driver.find_element(By.CSS_SELECTOR, "header form[action$='/logout'] button").click()
+        self.wait_for_path("/login")

@@ -1,0 +1,261 @@
+"""The whole faceauth stack for the browser tests, started the way ``make run`` (scripts/run.py) starts it.
+
+Why not simply run scripts/run.py as a subprocess: the run command treats a child that exits as fatal and
+stops everything (right for a person at a terminal), but the browser tests must stop and restart the
+recognition service mid-run (scenario 6) and restart auth-web with another challenge configuration
+(scenario 4). So this module drives the run command's own building blocks — its settings, port check,
+database creation, ``Supervisor`` (process groups, log pumping, ordered stop), gateway config rendering and
+readiness probes — in the same order as ``run.run()``, and adds "restart one service".
+
+Everything is private to the test session: free ports, a throwaway Postgres database, a Redis key prefix,
+a temporary var/ folder (self-signed certificate, gateway runtime files). ``stop()`` stops every process,
+drops the database, deletes the Redis keys and checks that the ports are free again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import psycopg2
+import redis
+from psycopg2 import sql
+
+from conftest import free_port
+from scripts import run as local_run
+
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+READY_TIMEOUT = 300.0  # a cold start on a busy 2-core machine loads TensorFlow and dlib side by side
+_OWN_PREFIXES = ("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_")
+
+
+@dataclass
+class Stack:
+    log_path: Path
+    var_dir: Path
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        token = secrets.token_hex(5)
+        self.database_name = f"faceauth_e2e_{token}"
+        self.database_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.database_name}"
+        self.redis_prefix = f"faceauth_e2e_{token}:"
+        # The caller's environment minus any faceauth setting that would leak into the stack.
+        base = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+        base.pop("DATABASE_URL", None)
+        base.pop("REDIS_URL", None)
+        self.env: dict[str, str] = {
+            **base,
+            "FACEAUTH_VAR_DIR": str(self.var_dir),
+            "GATEWAY_HTTPS_PORT": str(free_port()),
+            "GATEWAY_HTTP_PORT": str(free_port()),
+            "AUTH_WEB_LISTEN": f"127.0.0.1:{free_port()}",
+            "LIVENESS_LISTEN": f"127.0.0.1:{free_port()}",
+            "RECOGNITION_LISTEN": f"127.0.0.1:{free_port()}",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": REDIS_URL,
+            "AUTH_REDIS_PREFIX": self.redis_prefix,
+            "FACEAUTH_ENV": "development",
+            "FACEAUTH_SECRET_KEY": secrets.token_urlsafe(48),
+            "NO_COLOR": "1",
+            **self.overrides,
+        }
+        self.settings = local_run.RunSettings.from_env(self.env)
+        self.use_gateway = self.settings.nginx is not None
+        self._log: TextIO | None = None
+        self.console: local_run.Console | None = None
+        self.supervisor: local_run.Supervisor | None = None
+        self.child_env: dict[str, str] = {}
+        self.auth_web_env: dict[str, str] = {}
+
+    # -- addresses ---------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """What the browser opens: the gateway over TLS (or auth-web on localhost when nginx is missing)."""
+        if self.use_gateway:
+            return f"https://localhost:{self.settings.https_port}"
+        return f"http://localhost:{local_run.split_address(self.settings.auth_web_listen)[1]}"
+
+    @property
+    def auth_web_base(self) -> str:
+        host, port = local_run.split_address(self.settings.auth_web_listen)
+        return f"http://{local_run.listen_spec(local_run.connect_host(host), port)}"
+
+    @property
+    def ports(self) -> list[tuple[str, int]]:
+        ports = [
+            local_run.split_address(self.settings.liveness_listen),
+            local_run.split_address(self.settings.recognition_listen),
+            local_run.split_address(self.settings.auth_web_listen),
+        ]
+        if self.use_gateway:
+            ports += [
+                (self.settings.bind_address, self.settings.https_port),
+                (self.settings.bind_address, self.settings.http_port),
+            ]
+        return ports
+
+    def ready(self) -> bool:
+        return local_run.http_status(f"{self.base_url}/readyz") == 200
+
+    # -- start and stop ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Everything ``run.run()`` does before printing the URL, with the test's settings."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w", encoding="utf-8")
+        self.console = local_run.Console(self._log)
+        self.supervisor = local_run.Supervisor(self.console, self.settings.stop_timeout)
+        local_run.check_ports(self.settings, self.use_gateway)
+        local_run.ensure_postgres_database(self.database_url)
+        python = sys.executable
+        self.child_env = {
+            **self.env,
+            "PYTHONUNBUFFERED": "1",
+            "LIVENESS_TARGET": local_run._target(self.settings.liveness_listen),
+            "RECOGNITION_TARGET": local_run._target(self.settings.recognition_listen),
+        }
+        if self.use_gateway:
+            self.child_env.setdefault("AUTH_PROXY_COUNT", "1")
+        self.auth_web_env = dict(self.child_env)
+        started = time.monotonic()
+        code = self.supervisor.run_once("migrate", [python, "-m", "auth_web", "migrate"], self.child_env, 300)
+        if code != 0:
+            raise RuntimeError(f"migrations failed (exit {code}); see {self.log_path}")
+        self.supervisor.start("liveness", [python, "-m", "liveness_service"], self.child_env)
+        self.supervisor.start("recognition", [python, "-m", "recognition_service"], self.child_env)
+        self.supervisor.start("auth-web", [python, "-m", "auth_web", "serve"], self.auth_web_env)
+        checks: list[tuple[str, Callable[[], bool]]] = [
+            ("liveness", lambda: local_run.grpc_serving(self.settings.liveness_listen)),
+            ("recognition", lambda: local_run.grpc_serving(self.settings.recognition_listen)),
+            ("auth-web", lambda: local_run.http_status(f"{self.auth_web_base}/healthz") == 200),
+        ]
+        if self.use_gateway:
+            assert self.settings.nginx is not None
+            config = local_run.prepare_gateway(self.settings, self.console)
+            self.supervisor.start("gateway", local_run.nginx_command(self.settings.nginx, config), self.child_env)
+        checks.append(("stack (/readyz)", self.ready))
+        local_run.wait_until_ready(self.supervisor, checks, READY_TIMEOUT, started)
+        self.console.say(f"e2e stack ready at {self.base_url} ({time.monotonic() - started:.1f}s)")
+
+    def stop(self) -> list[str]:
+        """Stop every process, drop the database and the Redis keys; returns what was left behind (if anything)."""
+        problems: list[str] = []
+        if self.supervisor is not None:
+            pids = {child.name: child.process.pid for child in self.supervisor.children}
+            self.supervisor.stop_all()
+            for name, pid in pids.items():
+                if _group_alive(pid):
+                    problems.append(f"{name} (process group {pid}) still running")
+        deadline = time.monotonic() + 10
+        busy = self._busy_ports()
+        while busy and time.monotonic() < deadline:
+            time.sleep(0.2)
+            busy = self._busy_ports()
+        problems += [f"port {host}:{port} still in use" for host, port in busy]
+        with contextlib.suppress(psycopg2.Error):
+            admin = psycopg2.connect(**PG_ADMIN)
+            admin.autocommit = True
+            with admin.cursor() as cursor:
+                query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database_name))
+                cursor.execute(query)
+            admin.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=self.redis_prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        if self.console is not None:
+            self.console.say("e2e stack stopped")
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return problems
+
+    def _busy_ports(self) -> list[tuple[str, int]]:
+        return [(host, port) for host, port in self.ports if not local_run.port_is_free(host, port)]
+
+    # -- one service at a time ---------------------------------------------------------------------
+
+    def _child(self, name: str) -> local_run.Child | None:
+        assert self.supervisor is not None
+        return next((child for child in self.supervisor.children if child.name == name), None)
+
+    def stop_service(self, name: str) -> int:
+        """SIGTERM to the service's process group (what ``make run`` sends at Ctrl-C); returns its exit status."""
+        assert self.supervisor is not None
+        child = self._child(name)
+        if child is None:
+            raise KeyError(f"{name} is not running")
+        self.supervisor.children.remove(child)
+        _signal_group(child.process.pid, child.stop_signal)
+        try:
+            code = child.process.wait(timeout=self.settings.stop_timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(child.process.pid, signal.SIGKILL)
+            child.process.wait(timeout=10)
+            raise
+        _signal_group(child.process.pid, signal.SIGKILL)  # anything it left behind in its group
+        if child.pump is not None:
+            child.pump.join(timeout=5)
+        return code
+
+    def start_service(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
+        """(Re)start one service with the stack's environment (plus ``extra_env``) and wait until it serves."""
+        assert self.supervisor is not None and self.console is not None
+        if self._child(name) is not None:
+            raise RuntimeError(f"{name} is already running")
+        python = sys.executable
+        started = time.monotonic()
+        if name == "auth-web":
+            self.auth_web_env = {**self.child_env, **(extra_env or {})}
+            self.supervisor.start(name, [python, "-m", "auth_web", "serve"], self.auth_web_env)
+            probe = lambda: local_run.http_status(f"{self.auth_web_base}/healthz") == 200  # noqa: E731
+        elif name in ("liveness", "recognition"):
+            listen = self.settings.liveness_listen if name == "liveness" else self.settings.recognition_listen
+            env = {**self.child_env, **(extra_env or {})}
+            self.supervisor.start(name, [python, "-m", f"{name}_service"], env)
+            probe = lambda: local_run.grpc_serving(listen)  # noqa: E731
+        else:
+            raise ValueError(f"cannot restart {name}")
+        local_run.wait_until_ready(self.supervisor, [(name, probe)], READY_TIMEOUT, started)
+
+    def restart_auth_web(self, **changes: str) -> None:
+        """auth-web again with some settings changed (the gateway keeps running in front of it)."""
+        self.stop_service("auth-web")
+        self.start_service("auth-web", changes)
+
+    def log_tail(self, characters: int = 6000) -> str:
+        if self._log is not None:
+            self._log.flush()
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-characters:]
+        except OSError:
+            return ""
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

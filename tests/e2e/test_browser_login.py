@@ -1,0 +1,243 @@
+"""A person in front of a webcam, in a real browser, against the whole stack (gateway → auth-web → services).
+
+Each scenario asserts what the person sees on the page and what Postgres (audit log, templates) and Redis
+(sessions, challenges) hold afterwards, and saves a screenshot of the final page under test-output/e2e/.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from sqlalchemy.engine import Engine
+
+from auth_web.models import AuditEvent
+
+from .browser import Browser
+from .conftest import (
+    PASSWORD,
+    STACK_SETTINGS,
+    PersonA,
+    audit_events,
+    stored_session,
+    user_session_count,
+)
+from .stack import Stack
+
+GENERIC_FAILURE = "We couldn't sign you in."
+UNAVAILABLE = "temporarily unavailable"
+
+
+def refused(browser: Browser, stack: Stack, db: Engine, username: str, before: int) -> tuple[str, list[AuditEvent]]:
+    """Log in, expect a refusal; returns the status text and the new audit events."""
+    kind, message = browser.login(stack.base_url, username, PASSWORD)
+    events = audit_events(db, username)[before:]
+    assert kind == "error", (message, [(e.result, e.reason) for e in events])
+    return message, events
+
+
+def assert_still_on_login_page(browser: Browser) -> None:
+    time.sleep(1.0)  # a success would redirect 0.6 s after the verdict
+    assert browser.path().startswith("/login")
+    assert browser.session_cookie() is None or "Sign in" in browser.text("header nav")
+
+
+def test_1_register_enroll_logout_login(
+    person_a: PersonA,
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+    redis_client: redis.Redis,
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    # Enrolled (by the person_a fixture): the dashboard says so.
+    enrolled = person_a.browser
+    assert enrolled.text("main h1") == f"Hello, {person_a.username}"
+    assert enrolled.text("#face-heading + p .badge") == "Enrolled"
+    enrolled.screenshot(output_dir / "1a_dashboard_after_enrollment.png")
+    cookie = enrolled.session_cookie()
+    assert cookie is not None
+    stored = stored_session(redis_client, stack, cookie["value"])
+    assert stored is not None and stored.user_id == person_a.user_id and stored.listed_for_user
+
+    # Sign out: back on the login page, and the server-side session is gone.
+    enrolled.sign_out()
+    assert "You are signed out." in enrolled.page_text()
+    assert stored_session(redis_client, stack, cookie["value"]) is None
+
+    # Sign in again with A's face (another stretch of the video) and the right password.
+    before = len(audit_events(db, person_a.username))
+    person = browser("a_login")
+    kind, message = person.login(stack.base_url, person_a.username, PASSWORD)
+    events = audit_events(db, person_a.username)[before:]
+    assert kind == "ok", (message, [(e.reason, e.details) for e in events], stack.log_tail(3000))
+    assert message == f"Welcome, {person_a.username}."
+    person.wait_for_path("/account")
+    assert person.text("main h1") == f"Hello, {person_a.username}"
+    assert "This device" in person.page_text()
+    person.screenshot(output_dir / "1b_dashboard_after_login.png")
+
+    # The audit log has the success, with the scores that led to it.
+    assert [(e.result, e.reason, e.user_id) for e in events] == [("success", "OK", person_a.user_id)]
+    success = events[0]
+    assert success.live_score is not None and success.match_distance is not None
+    assert success.match_distance <= success.details["threshold"]
+    assert success.matched_frames is not None and success.matched_frames >= 2
+    assert success.user_agent and "Chrome" in success.user_agent
+    # The session exists in Redis, belongs to A, and its cookie is HttpOnly and Secure behind TLS.
+    cookie = person.session_cookie()
+    assert cookie is not None and cookie["httpOnly"]
+    assert cookie["secure"] == stack.use_gateway
+    stored = stored_session(redis_client, stack, cookie["value"])
+    assert stored is not None and stored.user_id == person_a.user_id and stored.listed_for_user
+
+
+def test_2_someone_else_is_refused(
+    person_a: PersonA,
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+    redis_client: redis.Redis,
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    sessions_before = user_session_count(redis_client, stack, person_a.user_id)
+    before = len(audit_events(db, person_a.username))
+    person_b = browser("b_login")
+    message, events = refused(person_b, stack, db, person_a.username, before)
+    # Generic: the page does not say whether the face, the password or the liveness check failed.
+    assert message.startswith(GENERIC_FAILURE)
+    assert "match" not in message.lower() and "face does not" not in message.lower()
+    assert_still_on_login_page(person_b)
+    person_b.screenshot(output_dir / "2_wrong_face_refused.png")
+    # The audit log says why: B was live (the blink was seen) but is not A.
+    assert [(e.result, e.reason, e.user_id) for e in events] == [("failure", "VERIFY_NO_MATCH", person_a.user_id)]
+    assert events[0].details["liveness_reason"] == "LIVENESS_LIVE"
+    assert events[0].match_distance is not None and events[0].match_distance > events[0].details["threshold"]
+    assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before
+
+
+def test_3_a_still_picture_is_refused(
+    person_a: PersonA,
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+    redis_client: redis.Redis,
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    sessions_before = user_session_count(redis_client, stack, person_a.user_id)
+    before = len(audit_events(db, person_a.username))
+    photo = browser("a_still")
+    message, events = refused(photo, stack, db, person_a.username, before)
+    assert message.startswith(GENERIC_FAILURE)
+    assert_still_on_login_page(photo)
+    photo.screenshot(output_dir / "3_still_picture_refused.png")
+    assert [(e.result, e.reason) for e in events] == [("failure", "LIVENESS_STATIC_CAPTURE")]
+    assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before
+
+
+@pytest.fixture
+def challenge_turn_left(stack: Stack) -> Iterator[None]:
+    """auth-web restarted so that every challenge asks for a turn to the left; restored afterwards."""
+    stack.restart_auth_web(AUTH_CHALLENGE_ACTIONS="TURN_LEFT")
+    try:
+        yield
+    finally:
+        stack.restart_auth_web(AUTH_CHALLENGE_ACTIONS=STACK_SETTINGS["AUTH_CHALLENGE_ACTIONS"])
+
+
+def test_4_the_challenge_is_not_met(
+    person_a: PersonA,
+    challenge_turn_left: None,
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+    redis_client: redis.Redis,
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    sessions_before = user_session_count(redis_client, stack, person_a.user_id)
+    before = len(audit_events(db, person_a.username))
+    person = browser("a_login")  # A blinks but never turns to the left
+    message, events = refused(person, stack, db, person_a.username, before)
+    assert message.startswith(GENERIC_FAILURE)
+    assert_still_on_login_page(person)
+    person.screenshot(output_dir / "4_challenge_not_met.png")
+    assert [(e.result, e.reason) for e in events] == [("failure", "LIVENESS_CHALLENGE_NOT_MET")]
+    assert events[0].details["actions_performed"] == [False]
+    assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before
+
+
+def test_5_camera_permission_denied(
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+    redis_client: redis.Redis,
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    username = f"nocamera_{secrets.token_hex(3)}"
+    person = browser("a_login", grant_camera=False)
+    kind, message = person.login(stack.base_url, username, PASSWORD)
+    assert kind == "error"
+    assert message == "Camera access is blocked, so we cannot see your face."
+    help_text = person.text("#capture-help")
+    assert "How to fix it" in help_text
+    assert 'Set Camera to "Allow" for this site.' in help_text
+    assert "Reload this page" in help_text
+    person.screenshot(output_dir / "5_camera_blocked.png")
+    # Nothing reached the server's login flow: no challenge was issued for this name, nothing was audited.
+    assert audit_events(db, username) == []
+    for key in redis_client.scan_iter(match=f"{stack.redis_prefix}challenge:*", count=1000):
+        raw = redis_client.get(key)
+        assert raw is None or json.loads(raw).get("username") != username
+
+
+def test_6_recognition_down_then_back(
+    person_a: PersonA,
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+    redis_client: redis.Redis,
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    sessions_before = user_session_count(redis_client, stack, person_a.user_id)
+    person = browser("a_login")
+    person.open(stack.base_url, "/login")  # the page is open when the service goes away
+
+    assert stack.stop_service("recognition") == 0  # a graceful stop
+    try:
+        before = len(audit_events(db, person_a.username))
+        kind, message = person.login(stack.base_url, person_a.username, PASSWORD)
+        events = audit_events(db, person_a.username)[before:]
+        assert kind == "error", message
+        assert UNAVAILABLE in message.lower()
+        assert_still_on_login_page(person)
+        person.screenshot(output_dir / "6a_recognition_down.png")
+        assert [(e.result, e.reason, e.details.get("service")) for e in events] == [
+            ("error", "SERVICE_UNAVAILABLE", "recognition")
+        ]
+        assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before
+        assert not stack.ready()  # /readyz through the gateway says so too
+    finally:
+        stack.start_service("recognition")
+
+    # Back: every auth-web worker's channel reconnects (gRPC backs off while the service is away).
+    deadline = time.monotonic() + 60
+    streak = 0
+    while streak < 6 and time.monotonic() < deadline:
+        streak = streak + 1 if stack.ready() else 0
+        time.sleep(0.3)
+    assert streak >= 6, "the stack did not become ready again after recognition came back"
+
+    # The same page, a second try: in.
+    before = len(audit_events(db, person_a.username))
+    kind, message = person.capture()
+    events = audit_events(db, person_a.username)[before:]
+    assert kind == "ok", (message, [(e.reason, e.details) for e in events])
+    person.wait_for_path("/account")
+    assert person.text("main h1") == f"Hello, {person_a.username}"
+    person.screenshot(output_dir / "6b_login_after_restart.png")
+    assert [(e.result, e.reason) for e in events] == [("success", "OK")]
+    assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before + 1
