@@ -78,6 +78,8 @@ class Api:
         response = await self.client.get(path)
         if response.status_code != 200:
             raise FlowError(f"GET {path}: HTTP {response.status_code}")
+        # What a browser sends with the page's own requests: Flask-WTF checks the referrer over HTTPS.
+        self.client.headers["Referer"] = str(response.url)
         return csrf_token(response.text)
 
     async def post_json(self, path: str, token: str, payload: dict[str, object]) -> httpx.Response:
@@ -133,6 +135,7 @@ async def one_login(
 ) -> LoginSample:
     started = time.perf_counter()
     client.cookies.clear()
+    client.headers.pop("Referer", None)
     api = Api(client)
     try:
         token = await api.page_token("/login")

@@ -1,4 +1,4 @@
-"""Where a login's service time goes: pyinstrument profiles of the real servicers, in process.
+"""Where a login's service time goes: pyinstrument profiles of the real servicers and of auth-web, in process.
 
 Each service's own wiring (``load_engine(settings)`` and ``add_servicers(server, slot, settings)`` from
 ``<service>/server.py``, settings from the same environment the stack uses) is loaded into this process,
@@ -7,6 +7,12 @@ out, the same code the gRPC thread runs, minus the transport — on an 8-frame l
 times, under pyinstrument. Writes the full call trees to ``results/<name>_<stage>.txt`` and a summary
 (functions by self time, per call) to ``results/<name>.json|md``.
 
+With ``--auth-web`` (run_all.sh passes it; needs the bench stack's Postgres, Redis and gRPC services), auth-web's
+own share is profiled too: the Flask app built by ``auth_web.create_app`` from the same environment, driven
+through Flask's test client (no gunicorn, no gateway): a user is registered and enrolled, then the login flow
+(login page, challenge, 8-frame login POST) is profiled. pyinstrument samples the calling thread only, so the
+time auth-web spends waiting for the parallel gRPC calls shows up as waiting, and the rest is auth-web's own CPU.
+
     .venv/bin/python -m bench.profile_stages [--calls 10]
 """
 
@@ -14,6 +20,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import json
+import re
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -143,11 +153,70 @@ def profile(name: str, call: Callable[[], object], calls: int, out_name: str) ->
     }
 
 
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+class AuthWebFlow:
+    """Register, enroll and log in through auth-web's real app, in process, like the browser does."""
+
+    def __init__(self) -> None:
+        from auth_web import create_app
+
+        self.app = create_app()
+        self.username = f"profile{secrets.token_hex(4)}"
+        self.password = secrets.token_urlsafe(16)
+
+    def _token(self, client: Any, path: str) -> str:
+        response = client.get(path)
+        match = _CSRF_META.search(response.get_data(as_text=True))
+        if response.status_code != 200 or match is None:
+            raise RuntimeError(f"GET {path}: HTTP {response.status_code}, no CSRF token")
+        return match.group(1)
+
+    @staticmethod
+    def _capture_form(capture: list[Any]) -> dict[str, Any]:
+        return {
+            "frame_times_ms": json.dumps(relative_times(capture)),
+            "frames": [
+                (io.BytesIO(frame.jpeg), f"frame{index}.jpg", "image/jpeg") for index, frame in enumerate(capture)
+            ],
+        }
+
+    def enroll(self, capture: list[Any]) -> None:
+        client = self.app.test_client()
+        token = self._token(client, "/register")
+        form = {"csrf_token": token, "username": self.username, "password": self.password, "confirm": self.password}
+        response = client.post("/register", data=form)
+        if response.status_code != 302:
+            raise RuntimeError(f"register: HTTP {response.status_code}")
+        token = self._token(client, "/enroll")
+        nonce = client.post("/api/enroll/challenge", json={}, headers={"X-CSRFToken": token}).get_json()["nonce"]
+        response = client.post(
+            "/api/enroll", data={"nonce": nonce, **self._capture_form(capture)}, headers={"X-CSRFToken": token}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"enroll: HTTP {response.status_code}: {response.get_data(as_text=True)[:200]}")
+
+    def login(self, capture: list[Any]) -> bool:
+        client = self.app.test_client()
+        token = self._token(client, "/login")
+        challenge = client.post(
+            "/api/login/challenge", json={"username": self.username}, headers={"X-CSRFToken": token}
+        ).get_json()
+        response = client.post(
+            "/api/login",
+            data={"nonce": challenge["nonce"], "password": self.password, **self._capture_form(capture)},
+            headers={"X-CSRFToken": token},
+        )
+        return response.status_code == 200
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", default=DEFAULT_CLIP)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--start-ms", type=int, default=-1, help="start of the capture (default: a blink window)")
+    parser.add_argument("--auth-web", action="store_true", help="also profile auth-web's login flow (needs the stack)")
     parser.add_argument("--note", default="")
     parser.add_argument("--name", default="profile")
     args = parser.parse_args(argv)
@@ -183,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         "recognition_verify": lambda: recognition["Verify"](verify_request, DirectContext()),
         "liveness_check": lambda: liveness["Check"](check_request(capture), DirectContext()),
     }
+    if args.auth_web:
+        flow = AuthWebFlow()
+        flow.enroll(scenario.enroll)
+        if not flow.login(capture):
+            print("warning: the profiled auth-web login is refused; its profile is of a refused login")
+        stages["auth_web_login_flow"] = lambda: flow.login(capture)
     results = [profile(stage, call, args.calls, args.name) for stage, call in stages.items()]
     results.sort(key=lambda result: result["latency"]["median_ms"], reverse=True)  # type: ignore[index]
     slowest = results[0]["stage"]

@@ -3,6 +3,9 @@
 #
 #   bench/run_all.sh                      # full run: 60 s per concurrency level (about 12 minutes)
 #   BENCH_DURATION=10 BENCH_REPEATS=5 bench/run_all.sh     # quick smoke run (about 4 minutes)
+#   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile)
+# Other knobs: BENCH_CONCURRENCY (1,4,16), BENCH_OLD_ROUNDS (3), BENCH_NOTE (stored with the results),
+# BENCH_SUFFIX (appended to the result names), RECOGNITION_WORKERS / LIVENESS_WORKERS / AUTH_WEB_WORKERS.
 #
 # The stack is started the way `make run` does it (scripts/run.py: migrations, liveness, recognition,
 # auth-web under gunicorn, nginx gateway with TLS), on its own ports, database and Redis prefix so it
@@ -26,6 +29,7 @@ ROUNDS=${BENCH_OLD_ROUNDS:-3}
 CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 NOTE=${BENCH_NOTE:-}
 SUFFIX=${BENCH_SUFFIX:-}
+STEPS=${BENCH_STEPS:-component old login profile}
 
 export FACEAUTH_VAR_DIR=${FACEAUTH_VAR_DIR:-$ROOT/var/bench}
 export DATABASE_URL=${BENCH_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth_bench}
@@ -34,6 +38,7 @@ export AUTH_REDIS_PREFIX=faceauth-bench:
 export LIVENESS_LISTEN=127.0.0.1:${BENCH_LIVENESS_PORT:-50061}
 export RECOGNITION_LISTEN=127.0.0.1:${BENCH_RECOGNITION_PORT:-50062}
 export AUTH_WEB_LISTEN=127.0.0.1:${BENCH_AUTH_WEB_PORT:-8010}
+export LIVENESS_TARGET=$LIVENESS_LISTEN RECOGNITION_TARGET=$RECOGNITION_LISTEN
 export GATEWAY_HTTPS_PORT=${BENCH_HTTPS_PORT:-8453}
 export GATEWAY_HTTP_PORT=${BENCH_HTTP_PORT:-8090}
 export RECOGNITION_WORKERS=${RECOGNITION_WORKERS:-2}
@@ -81,10 +86,16 @@ grep -q "faceauth is running at" "$LOG" || { echo "the stack did not get ready i
 echo "stack ready after $(($(date +%s) - started)) s"
 
 common=(--liveness "$LIVENESS" --recognition "$RECOGNITION" --note "$NOTE")
-"$PY" -m bench.component_latency "${common[@]}" --repeats "$REPEATS" --name "component_latency$SUFFIX"
-"$PY" -m bench.old_pipeline "${common[@]}" --rounds "$ROUNDS" --name "old_vs_new$SUFFIX"
-"$PY" -m bench.login_load "${common[@]}" --base-url "$BASE_URL" --auth-web-port "${AUTH_WEB_LISTEN##*:}" \
-  --duration "$DURATION" --concurrency "$CONCURRENCY" --name "login_load$SUFFIX"
-"$PY" -m bench.profile_stages --note "$NOTE" --name "profile$SUFFIX"
+for step in $STEPS; do
+  echo "=== $step"
+  case "$step" in
+    component) "$PY" -m bench.component_latency "${common[@]}" --repeats "$REPEATS" --name "component_latency$SUFFIX" ;;
+    old) "$PY" -m bench.old_pipeline "${common[@]}" --rounds "$ROUNDS" --name "old_vs_new$SUFFIX" ;;
+    login) "$PY" -m bench.login_load "${common[@]}" --base-url "$BASE_URL" --auth-web-port "${AUTH_WEB_LISTEN##*:}" \
+      --duration "$DURATION" --concurrency "$CONCURRENCY" --name "login_load$SUFFIX" ;;
+    profile) "$PY" -m bench.profile_stages --auth-web --note "$NOTE" --name "profile$SUFFIX" ;;
+    *) echo "unknown step $step (component old login profile)" >&2; exit 2 ;;
+  esac
+done
 "$PY" -m bench.summary --suffix "$SUFFIX"
 echo "all benchmarks done in $(($(date +%s) - started)) s; results in bench/results/"
