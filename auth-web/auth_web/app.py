@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from faceauth_common.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Endpoints that must answer without a session (Redis may be the thing that is down).
 _SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz"}
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
 def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def _request_id() -> None:
+        g.request_started = time.perf_counter()
         # The gateway's id when it sent one (trusted hop), otherwise our own.
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
@@ -148,6 +150,18 @@ def _register_request_hooks(app: Flask) -> None:
         response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
+            started = g.get("request_started")
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
+                    }
+                },
+            )
         return response
 
     @app.teardown_request

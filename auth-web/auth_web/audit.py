@@ -44,7 +44,7 @@ def record(
         actor_user_id=actor.id if actor is not None else None,
         client_address=request.remote_addr if has_request_context() else None,
         user_agent=(request.user_agent.string[:255] or None) if has_request_context() else None,
-        request_id=request_id_var.get()[:64],
+        request_id=request_id_var.get()[:128],
         live_score=live_score,
         match_distance=match_distance,
         matched_frames=matched_frames,

@@ -121,7 +121,7 @@ class AuditEvent(Base):
     actor_user_id: Mapped[int | None] = mapped_column(Integer)
     client_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
-    request_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
     live_score: Mapped[float | None] = mapped_column(Float)
     match_distance: Mapped[float | None] = mapped_column(Float)
     matched_frames: Mapped[int | None] = mapped_column(Integer)

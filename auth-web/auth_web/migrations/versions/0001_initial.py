@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("actor_user_id", sa.Integer(), nullable=True),
         sa.Column("client_address", sa.String(length=64), nullable=True),
         sa.Column("user_agent", sa.String(length=255), nullable=True),
-        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("live_score", sa.Float(), nullable=True),
         sa.Column("match_distance", sa.Float(), nullable=True),
         sa.Column("matched_frames", sa.Integer(), nullable=True),
