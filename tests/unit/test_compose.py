@@ -35,6 +35,8 @@ DOCKERFILES = {
     "gateway": "gateway/Dockerfile",
 }
 DOCKER_COMPOSE = shutil.which("docker-compose")
+# Read by one-off commands (`docker compose run -e ...`), deliberately not in a long-running container's env.
+CLI_ONLY = {"FACEAUTH_PASSWORD"}
 
 
 def _compose_env(**values: str) -> dict[str, str]:
@@ -193,6 +195,22 @@ def test_env_example_lists_every_variable() -> None:
     assert not missing, f".env.example does not mention {missing}"
     for name in REQUIRED:
         assert re.search(rf"^{name}=$", example, re.M), f"{name} must be an empty required line"
+
+
+def _documented(section: str) -> set[str]:
+    """The variables in one section of docs/configuration.md."""
+    text = (REPO_ROOT / "docs/configuration.md").read_text()
+    match = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"no section {section!r} in docs/configuration.md"
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)`", match.group(1), re.M))
+
+
+@pytest.mark.parametrize("service", ["liveness-service", "recognition-service", "auth-web"])
+def test_every_documented_setting_reaches_its_service(services: dict[str, dict], service: str) -> None:
+    """A variable set in .env must not be silently ignored: compose passes each documented one on."""
+    passed = {entry.split("=", 1)[0] for entry in services[service]["environment"]}
+    missing = sorted((_documented(service) | _documented("All services")) - passed - CLI_ONLY)
+    assert not missing, f"docker-compose.yml does not pass {missing} to {service}"
 
 
 # ---- Dockerfiles -----------------------------------------------------------------------------------------
