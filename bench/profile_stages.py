@@ -114,9 +114,8 @@ def top_functions(session: Any, calls: int, limit: int = 15) -> list[dict[str, o
             continue
         stack.extend(frame.children)
         if frame.is_synthetic:
-            key = (frame.function or "[native]", "")
-        else:
-            key = (frame.function or "?", f"{frame.file_path_short or ''}:{frame.line_no or ''}")
+            continue  # "[self]"/"[await]" frames: already in their parent's total_self_time
+        key = (frame.function or "?", f"{frame.file_path_short or ''}:{frame.line_no or ''}")
         totals[key] = totals.get(key, 0.0) + frame.total_self_time
     ordered = sorted(totals.items(), key=lambda item: item[1], reverse=True)[:limit]
     whole = sum(totals.values()) or 1.0
