@@ -358,6 +358,22 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
     )
+    services = list(ports)
+    breakdown = report.markdown_table(
+        ["clients", *[f"{name} CPU-s/login" for name in services], "load generator CPU-s/login"],
+        [
+            [
+                s["concurrency"],
+                *[
+                    round(s["cpu_seconds"].get(name, 0.0) / s["logins_completed"], 4) if s["logins_completed"] else None  # type: ignore[union-attr,operator]
+                    for name in services
+                ],
+                round(s["load_generator_cpu_seconds"] / s["logins_completed"], 4) if s["logins_completed"] else None,  # type: ignore[operator]
+            ]
+            for s in summaries
+        ],
+    )
+    body += "\n\nCPU seconds per login, by service (the load generator runs on the same cores):\n\n" + breakdown
     json_path, md_path = report.write_result(args.name, "Login decision latency through the gateway", data, body)
     print(body)
     print(f"wrote {json_path} and {md_path}")
