@@ -206,6 +206,12 @@ def test_run_serves_the_stack_through_the_gateway_and_stops_cleanly(
             assert page.headers["x-content-type-options"] == "nosniff"
             assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
             assert page.headers["strict-transport-security"].startswith("max-age=")
+            # The gateway's request id reaches auth-web: its log line for this request carries it.
+            request_id = page.headers["x-request-id"]
+            deadline = time.monotonic() + 10
+            while not any(line.startswith("[auth-web]") and request_id in line for line in stack.lines):
+                assert time.monotonic() < deadline, f"auth-web never logged request id {request_id}"
+                time.sleep(0.2)
             # Its static assets come compressed and cacheable.
             assets = re.findall(r'(?:href|src)="(/static/[^"?]+\.(?:css|js))', page.text)
             assert assets, page.text[:1000]
