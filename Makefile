@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e lint format protos
+.PHONY: setup run test test-unit test-integration test-e2e lint format protos bench
 
 setup:            ## create/refresh .venv and check that the models load (fast when up to date)
 	@bash scripts/setup.sh
@@ -33,3 +33,6 @@ format: setup
 
 protos: setup     ## regenerate common/faceauth from protos/ (never edit generated code by hand)
 	@bash scripts/gen_protos.sh
+
+bench: setup      ## every benchmark against a bench stack of its own (~10 min; see bench/README.md)
+	@bash bench/run_all.sh
