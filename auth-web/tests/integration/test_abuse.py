@@ -175,16 +175,18 @@ def test_unknown_user_and_bad_password_look_the_same(app, db_engine, frames) -> 
     username = unique_username()
     create_user(db_engine, username, templates=2)
     browser = Browser(app.test_client())
-    started = time.perf_counter()
-    unknown = browser.login(unique_username("ghost"), frames)
-    unknown_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    wrong = browser.login(username, frames, password="not the password")
-    wrong_seconds = time.perf_counter() - started
-    assert unknown.status_code == wrong.status_code == 401
-    assert unknown.get_json() == wrong.get_json()
-    # Both pay one argon2 verification; neither is an order of magnitude faster.
-    assert unknown_seconds > wrong_seconds / 5 and wrong_seconds > unknown_seconds / 5
+    unknown_times, wrong_times = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        unknown = browser.login(unique_username("ghost"), frames)
+        unknown_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        wrong = browser.login(username, frames, password="not the password")
+        wrong_times.append(time.perf_counter() - started)
+        assert unknown.status_code == wrong.status_code == 401
+        assert unknown.get_json() == wrong.get_json()
+    # Both pay one argon2 verification; neither is an order of magnitude faster (best of 3 against noise).
+    assert min(unknown_times) > min(wrong_times) / 5 and min(wrong_times) > min(unknown_times) / 5
     assert last_reason(db_engine, username) == "BAD_PASSWORD"
 
 

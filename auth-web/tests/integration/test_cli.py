@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -24,6 +25,25 @@ from auth_web.models import Base, FaceTemplate, User
 from conftest import free_port
 
 from .conftest import PASSWORD, PG_ADMIN, REDIS_URL
+
+
+def run_cli_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    env: dict[str, str],
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m auth_web ARGS` without a new interpreter (imports cost seconds on a busy machine)."""
+    from auth_web.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -90,22 +110,37 @@ def test_migrations_run_on_sqlite(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_create_admin_and_set_password(database_url: str) -> None:
+def test_create_admin_and_set_password(database_url: str, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     env = {"DATABASE_URL": database_url}
     name = f"root{secrets.token_hex(3)}"
-    result = run_cli("create-admin", "--username", name, "--password-stdin", env=env, stdin=PASSWORD + "\n")
+    result = run_cli_in_process(
+        monkeypatch, capsys, "create-admin", "--username", name, "--password-stdin", env=env, stdin=PASSWORD + "\n"
+    )
     assert result.returncode == 0, result.stderr
     assert PASSWORD not in result.stdout + result.stderr
-    again = run_cli("create-admin", "--username", name.upper(), "--password-stdin", env=env, stdin=PASSWORD + "\n")
+    again = run_cli_in_process(
+        monkeypatch,
+        capsys,
+        "create-admin",
+        "--username",
+        name.upper(),
+        "--password-stdin",
+        env=env,
+        stdin=PASSWORD + "\n",
+    )
     assert again.returncode == 1 and "--promote" in again.stderr
-    weak = run_cli("create-admin", "--username", "x" + name, "--password-stdin", env=env, stdin="short\n")
+    weak = run_cli_in_process(
+        monkeypatch, capsys, "create-admin", "--username", "x" + name, "--password-stdin", env=env, stdin="short\n"
+    )
     assert weak.returncode == 1 and "at least" in weak.stderr
     engine = create_engine(database_url)
     try:
         with Session(engine) as session:
             admin = session.scalar(select(User).where(User.username == name))
             assert admin is not None and admin.role == "admin" and verify_password(admin.password_hash, PASSWORD)
-        result = run_cli("set-password", name, env={**env, "FACEAUTH_PASSWORD": "another good passphrase"})
+        result = run_cli_in_process(
+            monkeypatch, capsys, "set-password", name, env={**env, "FACEAUTH_PASSWORD": "another good passphrase"}
+        )
         assert result.returncode == 0, result.stderr
         with Session(engine) as session:
             admin = session.scalar(select(User).where(User.username == name))
@@ -114,7 +149,7 @@ def test_create_admin_and_set_password(database_url: str) -> None:
         engine.dispose()
 
 
-def test_import_templates(database_url: str, tmp_path: Path) -> None:
+def test_import_templates(database_url: str, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     suffix = secrets.token_hex(3)
     people = [
         {
@@ -137,7 +172,7 @@ def test_import_templates(database_url: str, tmp_path: Path) -> None:
     path = tmp_path / "templates.json"
     path.write_text(json.dumps(document))
     env = {"DATABASE_URL": database_url}
-    result = run_cli("import-templates", str(path), env=env)
+    result = run_cli_in_process(monkeypatch, capsys, "import-templates", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert "1 users created" in result.stdout and "2 skipped as invalid" in result.stdout
     engine = create_engine(database_url)
@@ -151,15 +186,21 @@ def test_import_templates(database_url: str, tmp_path: Path) -> None:
         # Existing users are left alone unless --replace.
         document["people"][0]["templates"] = document["people"][0]["templates"][:1]
         path.write_text(json.dumps(document))
-        assert "1 existing users skipped" in run_cli("import-templates", str(path), env=env).stdout
-        assert "1 replaced" in run_cli("import-templates", str(path), "--replace", env=env).stdout
+        assert (
+            "1 existing users skipped"
+            in run_cli_in_process(monkeypatch, capsys, "import-templates", str(path), env=env).stdout
+        )
+        assert (
+            "1 replaced"
+            in run_cli_in_process(monkeypatch, capsys, "import-templates", str(path), "--replace", env=env).stdout
+        )
         with Session(engine) as session:
             user = session.scalar(select(User).where(User.username == f"George_W_Bush_{suffix}"))
             assert len(user.templates) == 1
     finally:
         engine.dispose()
     path.write_text(json.dumps({"format": "something-else"}))
-    bad = run_cli("import-templates", str(path), env=env)
+    bad = run_cli_in_process(monkeypatch, capsys, "import-templates", str(path), env=env)
     assert bad.returncode == 1 and "faceauth-templates/1" in bad.stderr
 
 
