@@ -110,7 +110,7 @@ class Browser:
         height = self.driver.execute_script(
             "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
         )
-        self.driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 40, 2400)))
+        self.driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 160, 2400)))
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(*WINDOW)
         return path
