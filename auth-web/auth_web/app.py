@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     db.init_app(app, settings)
 
     # Order matters: request id and the session check run before CSRF and rate limits.
-    _register_request_hooks(app)
+    _register_request_hooks(app, settings)
     csrf.init_app(app)
     errors.register(app)
 
@@ -98,12 +98,12 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     return app
 
 
-def _register_request_hooks(app: Flask) -> None:
+def _register_request_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _request_id() -> None:
         g.request_started = time.perf_counter()
-        # The gateway's id when it sent one (trusted hop), otherwise our own.
-        incoming = request.headers.get("X-Request-ID", "")
+        # The gateway's id when it sent one (only a trusted proxy's header counts), otherwise our own.
+        incoming = request.headers.get("X-Request-ID", "") if settings.proxy_count else ""
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
 

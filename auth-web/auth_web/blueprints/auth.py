@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
@@ -27,11 +27,20 @@ def index() -> Response:
     return redirect(url_for("account.dashboard" if g.get("user") else "auth.login"))
 
 
+def safe_next(raw: str | None) -> str | None:
+    """A local path to go to after signing in; anything that could leave the site is dropped."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or len(raw) > 200:
+        return None
+    return raw
+
+
 @bp.get("/login")
 def login() -> str | Response:
     if g.get("user") is not None:
         return redirect(url_for("account.dashboard"))
-    return render_template("login.html", capture=_settings().capture, form=ActionForm())
+    return render_template(
+        "login.html", capture=_settings().capture, form=ActionForm(), next_url=safe_next(request.args.get("next"))
+    )
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -41,6 +50,8 @@ def register() -> str | Response:
         return render_template(
             "error.html", status=403, title="Registration is closed", message="Ask your administrator for an account."
         ), 403  # type: ignore[return-value]
+    if g.get("user") is not None:
+        return redirect(url_for("account.dashboard"))
     form = RegisterForm()
     if form.validate_on_submit():
         try:

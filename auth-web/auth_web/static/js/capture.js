@@ -346,7 +346,8 @@
           capture.status(result.message || "Done.", "ok");
           finish("ok");
           button.disabled = true;
-          setTimeout(function () { window.location.assign(result.redirect || form.dataset.successUrl); }, 600);
+          var target = form.dataset.next || result.redirect || form.dataset.successUrl;
+          setTimeout(function () { window.location.assign(target); }, 600);
         } else {
           capture.status(result.message || UNAVAILABLE, "error");
           if (options.onFailure) { options.onFailure(result); }
