@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,11 @@ class FaceEngine:
         self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
         self._encoder = dlib.face_recognition_model_v1(str(paths["encoder"]))
         self.num_jitters = num_jitters
+        # dlib DNNs keep their activations inside the net object, so one net must not run in two
+        # threads at once (gRPC serves calls on several threads). HOG and the shape predictor are
+        # read-only during evaluation.
+        self._encoder_lock = threading.Lock()
+        self._cnn_lock = threading.Lock()
 
     @classmethod
     def load(cls, detector: str = "hog", num_jitters: int = 1) -> FaceEngine:
@@ -180,7 +186,9 @@ class FaceEngine:
         self.detect(image, DetectionSettings(max_side=240, upsample=0))
         box = Box(60, 50, 180, 190)
         landmarks = self._shape_predictor(image, box.to_dlib())
-        embedding = np.asarray(self._encoder.compute_face_descriptor(image, landmarks, 1), dtype=np.float64)
+        with self._encoder_lock:
+            descriptor = self._encoder.compute_face_descriptor(image, landmarks, 1)
+        embedding = np.asarray(descriptor, dtype=np.float64)
         if embedding.shape != (EMBEDDING_SIZE,) or not np.all(np.isfinite(embedding)):
             raise RuntimeError("the face encoder produced an invalid embedding during warm-up")
 
@@ -214,9 +222,9 @@ class FaceEngine:
         self, image: np.ndarray, upsample: int, adjust_threshold: float
     ) -> list[tuple[dlib.rectangle, float]]:
         if self.detector_kind == "cnn":
-            return [
-                (d.rect, d.confidence) for d in self._cnn_detector(image, upsample) if d.confidence >= adjust_threshold
-            ]
+            with self._cnn_lock:
+                detections = self._cnn_detector(image, upsample)
+            return [(d.rect, d.confidence) for d in detections if d.confidence >= adjust_threshold]
         rects, scores, _ = self._hog_detector.run(image, upsample, adjust_threshold)
         return list(zip(rects, scores, strict=True))
 
@@ -247,7 +255,8 @@ class FaceEngine:
         """The 128-d embedding of an observed face (only for status OK)."""
         if observation.landmarks is None:
             raise ValueError("no landmarks: observe() the image first")
-        descriptor = self._encoder.compute_face_descriptor(image, observation.landmarks, self.num_jitters)
+        with self._encoder_lock:
+            descriptor = self._encoder.compute_face_descriptor(image, observation.landmarks, self.num_jitters)
         observation.embedding = np.asarray(descriptor, dtype=np.float64)
         return observation.embedding
 

@@ -225,3 +225,13 @@ def test_bad_templates_are_refused_with_a_clear_message(vectors, message):
 def test_good_templates_parse_to_an_array():
     array = parse_templates([[0.0] * 128, [1.0] * 128], max_templates=4)
     assert array.shape == (2, 128)
+
+
+def test_cnn_detector_option_finds_the_same_face(engine, webcam_frame):
+    from recognition_service.faces import FaceEngine
+
+    frame = webcam_frame("obama2")
+    (cnn_box, cnn_score), *_ = FaceEngine(detector="cnn").detect(frame, DetectionSettings(max_side=200))
+    (hog_box, _), *_ = engine.detect(frame, DetectionSettings(max_side=400))
+    assert cnn_score > 0
+    assert iou(cnn_box, hog_box) > 0.4, (cnn_box, hog_box)
