@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
-from faceauth_common.settings import env_bool, env_choice, env_float, env_int, env_str
+from faceauth_common.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
 from recognition_service.faces import DetectionSettings, MatchSettings, QualitySettings
 
 
@@ -23,6 +23,14 @@ class Settings:
     quality: QualitySettings
     match: MatchSettings
     log_level: str
+
+    def __post_init__(self) -> None:
+        match = self.match
+        if 0 < match.max_embeddings < match.min_matched_frames:
+            raise SettingsError(
+                f"RECOGNITION_VERIFY_MAX_EMBEDDINGS ({match.max_embeddings}) is below "
+                f"RECOGNITION_MIN_MATCHED_FRAMES ({match.min_matched_frames}): no capture could ever match"
+            )
 
     @classmethod
     def from_env(cls) -> Settings:

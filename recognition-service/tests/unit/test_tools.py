@@ -91,3 +91,8 @@ def test_settings_defaults_and_bad_values(monkeypatch):
     monkeypatch.setenv("RECOGNITION_DETECTOR", "haar")
     with pytest.raises(SettingsError, match="RECOGNITION_DETECTOR"):
         Settings.from_env()
+    monkeypatch.setenv("RECOGNITION_DETECTOR", "hog")
+    monkeypatch.setenv("RECOGNITION_MIN_MATCHED_FRAMES", "3")
+    monkeypatch.setenv("RECOGNITION_VERIFY_MAX_EMBEDDINGS", "2")
+    with pytest.raises(SettingsError, match="no capture could ever match"):
+        Settings.from_env()
