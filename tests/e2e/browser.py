@@ -7,6 +7,7 @@ permission-denied scenario, left out (headless Chromium then refuses the prompt)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -74,6 +75,7 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
             raise
         self.driver.set_page_load_timeout(PAGE_TIMEOUT)
+        self._console: list[dict[str, Any]] = []
 
     def quit(self) -> None:
         try:
@@ -97,14 +99,27 @@ class Browser:
     def wait(self, condition: Callable[[WebDriver], Any], timeout: float = PAGE_TIMEOUT, message: str = "") -> Any:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition, message)
 
+    def _console_entries(self) -> list[dict[str, Any]]:
+        # Chromium hands each entry over once; keep them all.
+        with contextlib.suppress(WebDriverException):
+            self._console.extend(self.driver.get_log("browser"))
+        return self._console
+
     def console_log(self) -> str:
-        try:
-            entries = self.driver.get_log("browser")
-        except WebDriverException:
-            return ""
-        return "\n".join(f"{entry.get('level')}: {entry.get('message')}" for entry in entries[-20:])
+        return "\n".join(f"{e.get('level')}: {e.get('message')}" for e in self._console_entries()[-20:])
+
+    def page_errors(self) -> list[str]:
+        """Script errors and Content-Security-Policy violations seen so far (an HTTP 4xx/5xx answer to a fetch
+        is logged too, and is not an error of the page)."""
+        return [
+            str(entry.get("message"))
+            for entry in self._console_entries()
+            if entry.get("level") == "SEVERE" and "Failed to load resource" not in str(entry.get("message"))
+        ]
 
     def screenshot(self, path: Path) -> Path:
+        """A PNG of the whole page; also asserts that the page had no script error or CSP violation."""
+        assert not self.page_errors(), f"errors in the browser console on {self.path()}: {self.page_errors()}"
         path.parent.mkdir(parents=True, exist_ok=True)
         # Tall enough for the whole page, so that the picture shows what a person would scroll to.
         height = self.driver.execute_script(

@@ -192,6 +192,7 @@ def person_a(stack: Stack, cameras: Callable[[str], Path], db: Engine, output_di
         kind, message = instance.enroll()
         events = audit_events(db, username, "enroll")
         assert kind == "ok", (message, [(e.reason, e.details) for e in events], stack.log_tail(3000))
+        assert "enrolled" in message.lower()
         instance.wait_for_path("/account")
         user_id = user_id_of(db, username)
         assert user_id is not None
