@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -92,6 +93,7 @@ class _Metrics:
     """The metric objects, created on first use (after ``prepare_multiprocess``)."""
 
     _instance: _Metrics | None = None
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram
@@ -119,7 +121,9 @@ class _Metrics:
     @classmethod
     def get(cls) -> _Metrics:
         if cls._instance is None:
-            cls._instance = cls()
+            with cls._lock:  # concurrent first calls must not register the metrics twice
+                if cls._instance is None:
+                    cls._instance = cls()
         return cls._instance
 
 
