@@ -32,3 +32,12 @@ def test_report_holds_iso_numbers():
     assert threshold > 0.92 and bpcer_at_1 == 0.5  # 0.4 and 0.9 rejected
     assert result.auc == pytest.approx(14 / 16)
     assert any("APCER[replay]" in line for line in result.lines())
+
+
+def test_balanced_threshold_trades_both_errors():
+    live = np.array([0.6, 0.7, 0.8, 0.9])
+    attacks = {"print": np.array([0.1, 0.2]), "replay": np.array([0.3, 0.65])}
+    threshold = metrics.balanced_threshold(live, attacks)
+    # Just above 0.3: replay APCER 50 %, BPCER 0 %; just above 0.65: APCER 0 %, BPCER 25 % (the minimum).
+    assert 0.65 < threshold <= 0.7
+    assert metrics.apcer(attacks["replay"], threshold) == 0.0 and metrics.bpcer(live, threshold) == 0.25
