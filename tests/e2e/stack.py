@@ -15,12 +15,16 @@ drops the database, deletes the Redis keys and checks that the ports are free ag
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +112,17 @@ class Stack:
 
     def ready(self) -> bool:
         return local_run.http_status(f"{self.base_url}/readyz") == 200
+
+    def readiness(self) -> tuple[int, dict[str, str]]:
+        """/readyz through the gateway: the status code and auth-web's per-dependency checks."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the run's self-signed certificate
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=10, context=context) as response:
+                return response.status, json.loads(response.read()).get("checks", {})
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}").get("checks", {})
 
     # -- start and stop ----------------------------------------------------------------------------
 

@@ -219,7 +219,11 @@ def test_6_recognition_down_then_back(
             ("error", "SERVICE_UNAVAILABLE", "recognition")
         ]
         assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before
-        assert not stack.ready()  # /readyz through the gateway says so too
+        # /readyz (through the gateway) says which dependency is missing.
+        assert stack.readiness() == (
+            503,
+            {"database": "ok", "redis": "ok", "liveness": "ok", "recognition": "unavailable"},
+        )
     finally:
         stack.start_service("recognition")
 
