@@ -81,8 +81,9 @@ def stack(output_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def cameras(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """name -> a .y4m file made from the real video on first use (kept in a temporary folder, never committed)."""
+def cameras(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """name -> a .y4m file made from the real video on first use, in a temporary folder; deleted at the end
+    (about 40 MB each)."""
     folder = tmp_path_factory.mktemp("e2e-cameras")
     made: dict[str, Path] = {}
 
@@ -91,7 +92,9 @@ def cameras(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Call
             made[name] = CLIPS[name].write_y4m(shared_data, folder)
         return made[name]
 
-    return camera
+    yield camera
+    for path in made.values():
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture
