@@ -258,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             print("warning: the profiled auth-web login is refused; its profile is of a refused login")
         stages["auth_web_login_flow"] = lambda: flow.login(capture)
     results = [profile(stage, call, args.calls, args.name) for stage, call in stages.items()]
-    results.sort(key=lambda result: result["latency"]["median_ms"], reverse=True)  # type: ignore[index]
-    slowest = results[0]["stage"]
+    # auth-web's flow includes waiting for the two services; "slowest" compares the service stages.
+    service_stages = [result for result in results if result["stage"] != "auth_web_login_flow"]
+    slowest = max(service_stages, key=lambda result: result["latency"]["median_ms"])["stage"]  # type: ignore[index]
 
     data = {
         "benchmark": "profile",
@@ -273,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = [
         f"In-process pyinstrument profiles (1 ms sampling) of the real servicer handlers on one 8-frame capture of "
         f"`{args.clip}` (from {capture[0].time_ms} ms), {args.calls} calls each after a warm-up; single-threaded, "
-        f"no gRPC transport. Slowest stage: **{slowest}**.",
+        f"no gRPC transport. Slowest service stage: **{slowest}**. auth-web's flow includes its wait for the two "
+        "services (`lock.acquire`: the parallel gRPC futures); the rest of its time is its own.",
     ]
     for result in results:
         latency = result["latency"]
