@@ -32,9 +32,10 @@ class JsonFormatter(logging.Formatter):
             "request_id": request_id_var.get(),
             "event": record.getMessage(),
         }
+        # Event fields never overwrite the envelope (a field named "service" must not relabel the line).
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update(fields)
+            line.update({k: v for k, v in fields.items() if k not in line})
         # Also accept plain ``extra={...}`` keys.
         line.update({k: v for k, v in vars(record).items() if k not in _RESERVED and k not in line})
         if record.exc_info:

@@ -47,3 +47,12 @@ def test_json_log_line_carries_service_request_id_and_fields() -> None:
     assert line["event"] == "frames_decoded"
     assert line["count"] == 8
     assert line["level"] == "info"
+
+
+def test_event_fields_cannot_overwrite_the_envelope() -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "dependency_failed", None, None)
+    record.fields = {"service": "recognition", "event": "other", "code": "UNAVAILABLE"}
+    line = json.loads(JsonFormatter("auth-web").format(record))
+    assert line["service"] == "auth-web"
+    assert line["event"] == "dependency_failed"
+    assert line["code"] == "UNAVAILABLE"
