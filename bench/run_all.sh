@@ -3,7 +3,7 @@
 #
 #   bench/run_all.sh                      # full run: 60 s per concurrency level (about 12 minutes)
 #   BENCH_DURATION=10 BENCH_REPEATS=5 bench/run_all.sh     # quick smoke run (about 4 minutes)
-#   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile ablation)
+#   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile ablation gil)
 # Other knobs: BENCH_CONCURRENCY (1,4,16), BENCH_OLD_ROUNDS (3), BENCH_NOTE (stored with the results),
 # BENCH_SUFFIX (appended to the result names), RECOGNITION_WORKERS / LIVENESS_WORKERS / AUTH_WEB_WORKERS.
 #
@@ -29,7 +29,7 @@ ROUNDS=${BENCH_OLD_ROUNDS:-3}
 CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 NOTE=${BENCH_NOTE:-}
 SUFFIX=${BENCH_SUFFIX:-}
-STEPS=${BENCH_STEPS:-component old login profile ablation}
+STEPS=${BENCH_STEPS:-component old login profile ablation gil}
 
 export FACEAUTH_VAR_DIR=${FACEAUTH_VAR_DIR:-$ROOT/var/bench}
 export DATABASE_URL=${BENCH_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth_bench}
@@ -95,7 +95,8 @@ for step in $STEPS; do
       --duration "$DURATION" --concurrency "$CONCURRENCY" --name "login_load$SUFFIX" ;;
     profile) "$PY" -m bench.profile_stages --auth-web --note "$NOTE" --name "profile$SUFFIX" ;;
     ablation) "$PY" -m bench.ablation --note "$NOTE" --name "ablation_recognition$SUFFIX" ;;
-    *) echo "unknown step $step (component old login profile ablation)" >&2; exit 2 ;;
+    gil) "$PY" -m bench.gil --note "$NOTE" --name "gil$SUFFIX" ;;
+    *) echo "unknown step $step (component old login profile ablation gil)" >&2; exit 2 ;;
   esac
 done
 "$PY" -m bench.summary --suffix "$SUFFIX"
