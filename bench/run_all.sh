@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every faceauth benchmark against a stack started for the purpose, then stop it.
 #
-#   bench/run_all.sh                      # full run: 60 s per concurrency level (about 12 minutes)
+#   bench/run_all.sh                      # full run: 60 s per concurrency level (about 10-12 minutes)
 #   BENCH_DURATION=10 BENCH_REPEATS=5 bench/run_all.sh     # quick smoke run (about 4 minutes)
 #   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile ablation gil)
 # Other knobs: BENCH_CONCURRENCY (1,4,16), BENCH_OLD_ROUNDS (3), BENCH_NOTE (stored with the results),
