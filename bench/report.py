@@ -35,7 +35,16 @@ VERSIONED_PACKAGES = (
 )
 
 #: Settings of the stack that change throughput; recorded with every result.
-STACK_SETTING_PREFIXES = ("RECOGNITION_", "LIVENESS_", "AUTH_WEB_", "AUTH_CHALLENGE", "AUTH_RATE_LIMIT", "AUTH_LOCKOUT")
+STACK_SETTING_PREFIXES = (
+    "RECOGNITION_",
+    "LIVENESS_",
+    "AUTH_WEB_",
+    "AUTH_FACTORS",
+    "AUTH_CHALLENGE",
+    "AUTH_RATE_LIMIT",
+    "AUTH_LOCKOUT",
+    "GATEWAY_LOGIN",
+)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
