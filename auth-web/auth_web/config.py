@@ -28,8 +28,9 @@ FACTORS = ("password+face", "face")
 class CaptureSettings:
     """What the browser captures; sent to the page and returned with every challenge."""
 
-    frames: int = 10
-    fps: float = 6.0
+    # 15 frames at 10 fps (1.4 s): liveness-service's calibration, see its README "Recommended capture".
+    frames: int = 15
+    fps: float = 10.0
     width: int = 640
     height: int = 480
     jpeg_quality: float = 0.85
@@ -122,8 +123,8 @@ class Settings:
             )
         max_frames = env_int("AUTH_MAX_FRAMES", 16, env, minimum=1, maximum=32)
         capture = CaptureSettings(
-            frames=env_int("AUTH_CAPTURE_FRAMES", 10, env, minimum=1, maximum=max_frames),
-            fps=env_float("AUTH_CAPTURE_FPS", 6.0, env, minimum=1.0, maximum=30.0),
+            frames=env_int("AUTH_CAPTURE_FRAMES", CaptureSettings.frames, env, minimum=1, maximum=max_frames),
+            fps=env_float("AUTH_CAPTURE_FPS", CaptureSettings.fps, env, minimum=1.0, maximum=30.0),
             width=env_int("AUTH_CAPTURE_WIDTH", 640, env, minimum=160, maximum=1920),
             height=env_int("AUTH_CAPTURE_HEIGHT", 480, env, minimum=120, maximum=1080),
             jpeg_quality=env_float("AUTH_CAPTURE_JPEG_QUALITY", 0.85, env, minimum=0.3, maximum=1.0),

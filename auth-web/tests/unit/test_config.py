@@ -18,7 +18,7 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.database_url == "postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth"
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.listen == "127.0.0.1:8000"
-    assert (settings.capture.frames, settings.capture.fps) == (10, 6.0)
+    assert (settings.capture.frames, settings.capture.fps) == (15, 10.0)
     assert (settings.capture.width, settings.capture.height, settings.capture.jpeg_quality) == (640, 480, 0.85)
     assert (settings.max_frames, settings.max_frame_bytes) == (16, 1024 * 1024)
     assert settings.max_content_length <= 17 * 1024 * 1024

@@ -92,8 +92,8 @@
     this.statusEl = root.querySelector(".capture__status");
     this.helpEl = root.querySelector(".capture__help");
     this.config = {
-      frames: parseInt(root.dataset.frames, 10) || 10,
-      fps: parseFloat(root.dataset.fps) || 6,
+      frames: parseInt(root.dataset.frames, 10) || 15,
+      fps: parseFloat(root.dataset.fps) || 10,
       width: parseInt(root.dataset.width, 10) || 640,
       height: parseInt(root.dataset.height, 10) || 480,
       jpegQuality: parseFloat(root.dataset.jpegQuality) || 0.85,
