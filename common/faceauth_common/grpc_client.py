@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
+from typing import Any
 
 import grpc
 
@@ -21,21 +24,74 @@ class _RequestIdInterceptor(grpc.UnaryUnaryClientInterceptor):
         return continuation(details, request)
 
 
-def open_channel(target: str) -> grpc.Channel:
-    """An insecure channel (services talk on a private network) with round-robin balancing.
+class ChannelPool(grpc.Channel):
+    """Several connections to one target, used in turn call by call.
+
+    A service with several worker processes shares its port with SO_REUSEPORT, and the kernel
+    hands each *connection* (not each call) to one worker. One connection per client process
+    would pin all of that client's calls to one worker; a few connections spread them.
+    Stubs bind their methods when created: create the stub per call (it is cheap) to rotate.
+    """
+
+    def __init__(self, channels: list[grpc.Channel]) -> None:
+        self._channels = channels
+        self._cycle = itertools.cycle(channels)
+        self._lock = threading.Lock()
+
+    def _next(self) -> grpc.Channel:
+        with self._lock:
+            return next(self._cycle)
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self._next().unary_unary(*args, **kwargs)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._next().unary_stream(*args, **kwargs)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self._next().stream_unary(*args, **kwargs)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._next().stream_stream(*args, **kwargs)
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        for channel in self._channels:
+            channel.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        for channel in self._channels:
+            channel.unsubscribe(callback)
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> ChannelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_channel(target: str, connections: int = 4) -> grpc.Channel:
+    """Insecure channel(s) (services talk on a private network) with round-robin balancing.
 
     ``target`` is ``host:port`` or ``dns:///host:port``; a bare ``host:port`` gets the dns scheme
-    so that every address of a scaled service is used.
+    so that every address of a scaled service is used. ``connections`` > 1 returns a
+    ``ChannelPool`` of that many separate connections (see there why).
     """
     if "://" not in target and not target.startswith(("unix:", "dns:")):
         target = f"dns:///{target}"
-    channel = grpc.insecure_channel(
-        target,
-        options=[
-            ("grpc.service_config", _SERVICE_CONFIG),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 30_000),
-        ],
-    )
-    return grpc.intercept_channel(channel, _RequestIdInterceptor())
+    options = [
+        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 30_000),
+        # Without a local pool, channels with equal arguments share one connection.
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+    channels = [
+        grpc.intercept_channel(grpc.insecure_channel(target, options=options), _RequestIdInterceptor())
+        for _ in range(max(1, connections))
+    ]
+    return channels[0] if len(channels) == 1 else ChannelPool(channels)
