@@ -40,7 +40,7 @@ STACK_SETTINGS = {
 # Camera clips. Frame numbers come from the eye aspect ratio and head yaw of every frame, measured with the
 # liveness service's own landmarks (eyes closed: EAR <= ~0.2 against ~0.27-0.30 open; yaw + = the user's left).
 # Played ping-pong, every capture window (15 frames at 10 fps: 1.4 s) contains at least one whole blink: the longest
-# stretch from one blink's start to the next blink's end is 33 video frames of d9 at 30 fps (1.1 s), 23 of d12 at 25 fps.
+# stretch from one blink's start to the next one's end is 33 video frames of d9 at 30 fps (1.1 s), 23 of d12 at 25 fps.
 CLIPS = {
     # Person A (d9.mp4, a man with glasses): blinks at frames 11-17 and 36-45; yaw -10..-2 (frontal).
     "a_enroll": Clip("a_enroll", "video/liveportrait/d9.mp4", 0, 50),
