@@ -117,6 +117,18 @@ class Browser:
             if entry.get("level") == "SEVERE" and "Failed to load resource" not in str(entry.get("message"))
         ]
 
+    def overlay_painted(self) -> bool:
+        """Whether anything (the face oval, the dimming around it) is drawn on the capture's overlay canvas."""
+        return bool(
+            self.driver.execute_script(
+                "var c = document.getElementById('capture-overlay');"
+                "if (!c || !c.width || !c.height) { return false; }"
+                "var px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                "for (var i = 3; i < px.length; i += 4) { if (px[i]) { return true; } }"
+                "return false;"
+            )
+        )
+
     def screenshot(self, path: Path) -> Path:
         """A PNG of the whole page; also asserts that the page had no script error or CSP violation."""
         assert not self.page_errors(), f"errors in the browser console on {self.path()}: {self.page_errors()}"

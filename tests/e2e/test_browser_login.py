@@ -185,12 +185,57 @@ def test_5_camera_permission_denied(
     assert "How to fix it" in help_text
     assert 'Set Camera to "Allow" for this site.' in help_text
     assert "Reload this page" in help_text
+    # The stage says what is wrong instead of "Your camera turns on when you start.", with no oval over it.
+    assert person.text("#capture-placeholder") == "Camera access is blocked"
+    assert not person.overlay_painted()
     person.screenshot(output_dir / "5_camera_blocked.png")
     # Nothing reached the server's login flow: no challenge was issued for this name, nothing was audited.
     assert audit_events(db, username) == []
     for key in redis_client.scan_iter(match=f"{stack.redis_prefix}challenge:*", count=1000):
         raw = redis_client.get(key)
         assert raw is None or json.loads(raw).get("username") != username
+
+
+# How the page answers the other camera problems. Chromium's fake camera always exists and works, so the page's
+# getUserMedia (or its secure-context flag) is replaced by one that fails the way a real browser does.
+CAMERA_PROBLEMS = {
+    "no_camera": (
+        "navigator.mediaDevices.getUserMedia = function () {"
+        " return Promise.reject(new DOMException('Requested device not found', 'NotFoundError')); };",
+        "No camera found",
+        "No camera was found on this device.",
+    ),
+    "camera_busy": (
+        "navigator.mediaDevices.getUserMedia = function () {"
+        " return Promise.reject(new DOMException('Could not start video source', 'NotReadableError')); };",
+        "The camera is busy",
+        "Your camera is in use by another application or could not be started.",
+    ),
+    "insecure_page": (
+        "Object.defineProperty(window, 'isSecureContext', { get: function () { return false; } });",
+        "The camera needs a secure connection",
+        "The camera is only available on a secure (https://) page.",
+    ),
+}
+
+
+def test_5b_other_camera_problems(
+    stack: Stack,
+    browser: Callable[..., Browser],
+    output_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    person = browser(None)
+    for name, (break_camera, title, message) in CAMERA_PROBLEMS.items():
+        person.open(stack.base_url, "/login")
+        assert person.text("#capture-placeholder") == "Your camera turns on when you start."
+        person.driver.execute_script(break_camera)
+        person.fill("#username", f"nocamera_{secrets.token_hex(3)}")
+        person.fill("#password", PASSWORD)
+        assert person.capture() == ("error", message), name
+        assert person.text("#capture-placeholder") == title, name
+        assert "How to fix it" in person.text("#capture-help"), name
+        assert not person.overlay_painted(), name
+        person.screenshot(output_dir / f"5b_{name}.png")
 
 
 def test_6_recognition_down_then_back(

@@ -54,12 +54,14 @@
     var name = error && error.name ? error.name : "";
     if (name === "InsecureContext") {
       return {
+        title: "The camera needs a secure connection",
         message: "The camera is only available on a secure (https://) page.",
         steps: ["Open this site with https:// in the address bar, or ask your administrator to enable HTTPS."]
       };
     }
     if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
       return {
+        title: "Camera access is blocked",
         message: "Camera access is blocked, so we cannot see your face.",
         steps: [
           "Click the camera or padlock icon at the left of the address bar (on a phone: the browser's site settings).",
@@ -70,17 +72,23 @@
     }
     if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
       return {
+        title: "No camera found",
         message: "No camera was found on this device.",
         steps: ["Connect a webcam (or use a phone or laptop with a camera), then reload this page."]
       };
     }
     if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
       return {
+        title: "The camera is busy",
         message: "Your camera is in use by another application or could not be started.",
         steps: ["Close other apps or tabs that use the camera (video calls), then try again."]
       };
     }
-    return { message: "The camera could not be started.", steps: ["Reload the page and try again."] };
+    return {
+      title: "The camera could not be started",
+      message: "The camera could not be started.",
+      steps: ["Reload the page and try again."]
+    };
   }
 
   function FaceCapture(root) {
@@ -91,6 +99,12 @@
     this.progress = root.querySelector("progress");
     this.statusEl = root.querySelector(".capture__status");
     this.helpEl = root.querySelector(".capture__help");
+    this.placeholderIcon = root.querySelector(".capture__placeholder img");
+    this.placeholderText = root.querySelector(".capture__placeholder p");
+    this.placeholderDefault = {
+      src: this.placeholderIcon.getAttribute("src"),
+      text: this.placeholderText.textContent
+    };
     this.config = {
       frames: parseInt(root.dataset.frames, 10) || 15,
       fps: parseFloat(root.dataset.fps) || 10,
@@ -177,6 +191,8 @@
     var ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
+    // The guide belongs on the live picture; over the placeholder (no camera yet, or none at all) it only hides it.
+    if (!this.stream) { return; }
     var rx = Math.min(width * 0.24, height * 0.28), ry = rx * 1.3;
     var cx = width / 2, cy = height * 0.47;
     ctx.fillStyle = "rgba(15, 23, 42, 0.45)";
@@ -210,6 +226,16 @@
   FaceCapture.prototype.clearHelp = function () {
     this.helpEl.hidden = true;
     this.helpEl.textContent = "";
+    this.setPlaceholder(null);
+  };
+
+  /* The stage without video: the invitation to start, or (with a camera problem) what is wrong. */
+  FaceCapture.prototype.setPlaceholder = function (problem) {
+    this.root.classList.toggle("capture--unavailable", Boolean(problem));
+    this.placeholderText.textContent = problem ? problem.title : this.placeholderDefault.text;
+    this.placeholderIcon.setAttribute(
+      "src", problem ? this.placeholderIcon.dataset.unavailableSrc : this.placeholderDefault.src
+    );
   };
 
   FaceCapture.prototype.showCameraError = function (error) {
@@ -227,6 +253,8 @@
     this.helpEl.appendChild(title);
     this.helpEl.appendChild(list);
     this.helpEl.hidden = false;
+    this.close();
+    this.setPlaceholder(explained);
     this.drawOverlay("error");
   };
 
