@@ -85,11 +85,15 @@ class _RequestContextInterceptor(grpc.ServerInterceptor):
             metadata = dict(context.invocation_metadata())
             token = request_id_var.set(str(metadata.get(REQUEST_ID_METADATA, "-"))[:128])
             started = time.perf_counter()
+            raised = False
             try:
                 return inner(request, context)
+            except Exception:
+                raised = True  # aborts set their code; anything else reaches the caller as UNKNOWN
+                raise
             finally:
                 elapsed = time.perf_counter() - started
-                code = context.code() or grpc.StatusCode.OK
+                code = context.code() or (grpc.StatusCode.UNKNOWN if raised else grpc.StatusCode.OK)
                 code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
                 recorded = service_metrics.metrics()
                 recorded.grpc_requests.labels(method=method, code=code_name).inc()
@@ -121,17 +125,19 @@ def run_service(
     if settings.workers == 1:
         _start_metrics(settings)
         return _serve_one(name, settings, load_engine, add_servicers)
-    _start_metrics(settings)
+    # The supervisor serves the metrics of every worker (multiprocess mode) and their process_* series.
+    worker_pids: list[int] = []
+    _start_metrics(settings, lambda: list(worker_pids))
     try:
-        return _supervise_workers(name, settings, load_engine, add_servicers)
+        return _supervise_workers(name, settings, load_engine, add_servicers, worker_pids)
     finally:
         service_metrics.cleanup_multiprocess_dir()
 
 
-def _start_metrics(settings: ServerSettings) -> None:
+def _start_metrics(settings: ServerSettings, process_ids: Callable[[], list[int]] | None = None) -> None:
     # A busy metrics port must not take the service down with it.
     try:
-        service_metrics.start_metrics_server(settings.metrics_listen)
+        service_metrics.start_metrics_server(settings.metrics_listen, process_ids)
     except OSError as error:
         log.error("metrics_listen_failed", extra={"fields": {"listen": settings.metrics_listen, "error": str(error)}})
 
@@ -197,6 +203,7 @@ def _supervise_workers(
     settings: ServerSettings,
     load_engine: Callable[[], E],
     add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
+    worker_pids: list[int],
 ) -> int:
     # Fork before this process creates any gRPC object (gRPC's fork rules).
     context = multiprocessing.get_context("fork")
@@ -209,6 +216,7 @@ def _supervise_workers(
     ]
     for worker in workers:
         worker.start()
+        worker_pids.append(worker.pid)  # type: ignore[arg-type]
     stopping = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from faceauth_common.settings import env_int, env_str
@@ -56,8 +56,13 @@ def metrics_listen_from_env(prefix: str, default: str) -> str:
     return "" if value.lower() == "off" else value
 
 
-def start_metrics_server(listen: str) -> None:
-    """Serve ``/metrics`` on ``host:port`` from a daemon thread (merged across processes if needed)."""
+def start_metrics_server(listen: str, process_ids: Callable[[], Iterable[int]] | None = None) -> None:
+    """Serve ``/metrics`` on ``host:port`` from a daemon thread (merged across processes if needed).
+
+    In multiprocess mode prometheus-client's own process collector cannot see the other processes, so
+    the standard ``process_*`` series are reported for this process and every id ``process_ids``
+    returns (the worker processes), each with a ``pid`` label.
+    """
     if not listen:
         return
     from prometheus_client import CollectorRegistry, start_http_server
@@ -68,11 +73,37 @@ def start_metrics_server(listen: str) -> None:
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)
+        own = os.getpid()
+        registry.register(ProcessesCollector(lambda: [own, *(process_ids() if process_ids else [])]))
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104
     if registry is None:
-        start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
+        start_http_server(int(port), addr=host)
     else:
-        start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)  # noqa: S104
-    log.info("metrics_listening", extra={"fields": {"listen": listen}})
+        start_http_server(int(port), addr=host, registry=registry)
+    log.info("metrics_listening", extra={"fields": {"listen": listen, "multiprocess": registry is not None}})
+
+
+class ProcessesCollector:
+    """The standard ``process_*`` series (CPU, memory, open files, start time) of several processes.
+
+    Wraps prometheus-client's ``ProcessCollector`` per process id and adds a ``pid`` label, so one
+    endpoint can report a supervisor and its workers (multiprocess mode).
+    """
+
+    def __init__(self, process_ids: Callable[[], Iterable[int]]) -> None:
+        self._process_ids = process_ids
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import Metric
+        from prometheus_client.process_collector import ProcessCollector
+
+        merged: dict[str, Any] = {}
+        for pid in sorted(set(self._process_ids())):
+            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+                target = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+                for sample in family.samples:
+                    target.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from merged.values()
 
 
 def mark_process_dead(pid: int) -> None:

@@ -53,7 +53,7 @@ class Settings:
             raise SettingsError(f"LIVENESS_MODEL_PATH: {model_path} (and its .json spec beside it) must exist")
         max_actions = env_int("LIVENESS_MAX_CHALLENGE_ACTIONS", 4, env, minimum=0, maximum=4)
         return cls(
-            server=ServerSettings.from_env("LIVENESS", "127.0.0.1:50051"),
+            server=ServerSettings.from_env("LIVENESS", "127.0.0.1:50051", "127.0.0.1:9101"),
             limits=ImageLimits(
                 max_bytes=env_int(
                     "LIVENESS_MAX_IMAGE_BYTES", 2 * 1024 * 1024, env, minimum=1024, maximum=8 * 1024 * 1024

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceauth_common.metrics import observe_stage
+
 
 @dataclass(frozen=True)
 class Box:
@@ -100,12 +102,16 @@ class FaceAnalyzer:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
     def observe(self, image_rgb: np.ndarray, with_landmarks: bool = True) -> FaceObservation:
-        boxes = self.detect(image_rgb)
+        with observe_stage("detection"):
+            boxes = self.detect(image_rgb)
         if not boxes:
             return FaceObservation(0, None, None)
         largest = boxes[0]
         comparable = [b for b in boxes if b.area >= self.min_face_ratio * largest.area]
-        points = self.landmarks(image_rgb, largest) if with_landmarks else None
+        points = None
+        if with_landmarks:
+            with observe_stage("landmarks"):
+                points = self.landmarks(image_rgb, largest)
         return FaceObservation(len(comparable), largest, points)
 
 

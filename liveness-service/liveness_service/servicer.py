@@ -10,6 +10,7 @@ import grpc
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from faceauth_common.imaging import ImageError, decode_frames
+from faceauth_common.metrics import metrics, observe_stage
 from liveness_service.verdict import Cancelled, InvalidRequest, LivenessEngine, Verdict
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):
             if value not in _ACTION_NAMES:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"challenge: unknown or unspecified action {value}")
             actions.append(_ACTION_NAMES[value])
+        metrics().frames.labels(method="Check").observe(len(request.frames))
         try:
-            images = decode_frames(list(request.frames), engine.settings.limits)
+            with observe_stage("decode"):
+                images = decode_frames(list(request.frames), engine.settings.limits)
             verdict = engine.check(
                 images, actions, list(request.frame_times_ms), cancelled=lambda: not context.is_active()
             )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceauth_common.metrics import observe_stage
 from liveness_service.challenge import ActionOutcome, judge_challenge
 from liveness_service.config import Settings
 from liveness_service.faces import Box, FaceAnalyzer
@@ -160,7 +161,8 @@ class LivenessEngine:
                 raise Cancelled
             stage = time.perf_counter()
             with_face = [i for i, f in enumerate(frames) if f.box is not None]
-            scores = self.passive.score([images_rgb[i] for i in with_face], [frames[i].box for i in with_face])  # type: ignore[misc]
+            with observe_stage("cnn"):
+                scores = self.passive.score([images_rgb[i] for i in with_face], [frames[i].box for i in with_face])  # type: ignore[misc]
             for index, score in zip(with_face, scores, strict=True):
                 frames[index].live_score = float(score)
             timings["passive"] = (time.perf_counter() - stage) * 1000

@@ -7,6 +7,7 @@ import sys
 from faceauth.recognition.v1 import recognition_pb2
 from faceauth_common.grpc_server import run_service
 from faceauth_common.logs import configure_logging
+from faceauth_common.metrics import prepare_multiprocess_from_env
 from recognition_service.config import Settings
 from recognition_service.server import add_servicers, load_engine
 
@@ -14,6 +15,8 @@ SERVICE_NAME = recognition_pb2.DESCRIPTOR.services_by_name["RecognitionService"]
 
 
 def main() -> int:
+    # First: prometheus-client picks its storage when imported (shared files when there are several workers).
+    prepare_multiprocess_from_env("RECOGNITION")
     settings = Settings.from_env()
     configure_logging("recognition-service", settings.log_level)
     return run_service(

@@ -35,7 +35,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            server=ServerSettings.from_env("RECOGNITION", "127.0.0.1:50052"),
+            server=ServerSettings.from_env("RECOGNITION", "127.0.0.1:50052", "127.0.0.1:9102"),
             limits=ImageLimits(
                 max_bytes=env_int(
                     "RECOGNITION_MAX_IMAGE_BYTES", 2 * 1024 * 1024, minimum=1024, maximum=8 * 1024 * 1024

@@ -21,6 +21,8 @@ import cv2
 import dlib
 import numpy as np
 
+from faceauth_common.metrics import observe_stage
+
 # Embeddings are only comparable within one version: encoder weights + alignment (5-point chip).
 MODEL_VERSION = "dlib-resnet-v1/5pt/fr-models-0.3.0"
 EMBEDDING_SIZE = 128
@@ -232,7 +234,8 @@ class FaceEngine:
 
     def observe(self, image: np.ndarray, detection: DetectionSettings, quality: QualitySettings) -> Observation:
         """Detect, choose the dominant face and judge its quality (no embedding yet)."""
-        faces = self.detect(image, detection)
+        with observe_stage("detection"):
+            faces = self.detect(image, detection)
         if not faces:
             return Observation(FaceStatus.NO_FACE)
         box, score = faces[0]
@@ -240,7 +243,8 @@ class FaceEngine:
         if len(faces) > 1 and faces[1][0].area >= quality.multiple_face_ratio * box.area:
             observation.status = FaceStatus.MULTIPLE_FACES
             return observation
-        observation.landmarks = self._shape_predictor(image, box.to_dlib())
+        with observe_stage("landmarks"):
+            observation.landmarks = self._shape_predictor(image, box.to_dlib())
         observation.sharpness, observation.brightness = _sharpness_brightness(image, box)
         observation.quality = _quality(observation, quality)
         if box.width < quality.min_face_px:
@@ -255,7 +259,7 @@ class FaceEngine:
         """The 128-d embedding of an observed face (only for status OK)."""
         if observation.landmarks is None:
             raise ValueError("no landmarks: observe() the image first")
-        with self._encoder_lock:
+        with observe_stage("embedding"), self._encoder_lock:
             descriptor = self._encoder.compute_face_descriptor(image, observation.landmarks, self.num_jitters)
         observation.embedding = np.asarray(descriptor, dtype=np.float64)
         return observation.embedding

@@ -10,6 +10,7 @@ import numpy as np
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from faceauth_common.imaging import ImageError, decode_frames
+from faceauth_common.metrics import metrics, observe_stage
 from recognition_service import faces
 from recognition_service.config import Settings
 
@@ -30,7 +31,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
         self, request: recognition_pb2.EncodeRequest, context: grpc.ServicerContext
     ) -> recognition_pb2.EncodeResponse:
         engine = self._slot.get(context)
-        images = _decode(list(request.images), self._settings, context)
+        images = _decode(list(request.images), self._settings, context, "Encode")
         check = _deadline_check(context)
         observations = []
         try:
@@ -56,7 +57,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             templates = faces.parse_templates([list(t.embedding) for t in request.templates], settings.max_templates)
         except ValueError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        images = _decode(list(request.frames), settings, context)
+        images = _decode(list(request.frames), settings, context, "Verify")
         try:
             result = faces.verify(
                 engine,
@@ -103,9 +104,11 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
         )
 
 
-def _decode(data: list[bytes], settings: Settings, context: grpc.ServicerContext) -> list[np.ndarray]:
+def _decode(data: list[bytes], settings: Settings, context: grpc.ServicerContext, method: str) -> list[np.ndarray]:
+    metrics().frames.labels(method=method).observe(len(data))
     try:
-        return decode_frames(data, settings.limits)
+        with observe_stage("decode"):
+            return decode_frames(data, settings.limits)
     except ImageError as error:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{error} ({error.reason})")
     raise AssertionError("unreachable")
