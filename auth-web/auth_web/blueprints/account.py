@@ -9,6 +9,7 @@ from auth_web import audit
 from auth_web.auth_helpers import login_required
 from auth_web.forms import ActionForm
 from auth_web.sessions import RedisSessionInterface
+from auth_web.user_agents import describe_user_agent
 
 bp = Blueprint("account", __name__)
 
@@ -25,6 +26,7 @@ def dashboard() -> str:
     current_hash = session.hash  # type: ignore[attr-defined]
     for item in sessions:
         item["current"] = item["hash"] == current_hash
+        item["browser"] = describe_user_agent(item["agent"])
     return render_template("account.html", user=user, templates=user.templates, sessions=sessions, form=ActionForm())
 
 

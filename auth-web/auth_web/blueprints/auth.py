@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -81,7 +83,13 @@ def _create_user(username: str, password: str) -> User | None:
     key = normalize_username(username)
     if session.scalar(select(User.id).where(User.username_key == key)) is not None:
         return None
-    user = User(username=username, username_key=key, password_hash=hash_password(password))
+    # The new account is signed in straight away (register() below), which is its first sign-in.
+    user = User(
+        username=username,
+        username_key=key,
+        password_hash=hash_password(password),
+        last_login_at=dt.datetime.now(dt.UTC),
+    )
     session.add(user)
     try:
         session.commit()

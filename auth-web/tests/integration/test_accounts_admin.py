@@ -37,6 +37,28 @@ def test_registration_rules(make_app, db_engine) -> None:  # type: ignore[no-unt
         assert PASSWORD not in user.password_hash
 
 
+CHROME_ON_LINUX = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def test_dashboard_after_registration(make_app, db_engine) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    browser = Browser(app.test_client())
+    browser.client.environ_base["HTTP_USER_AGENT"] = CHROME_ON_LINUX
+    username = unique_username()
+    assert browser.register(username).status_code == 302
+    page = browser.client.get("/account").get_data(as_text=True)
+    # Registration signed the user in: that is their last sign-in, not "never".
+    last_sign_in = re.search(r"<dt>Last sign-in</dt><dd>([^<]*)</dd>", page)
+    assert last_sign_in and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", last_sign_in.group(1)), page
+    with Session(db_engine) as session:
+        user = session.scalar(select(User).where(User.username == username))
+        assert user is not None and user.last_login_at is not None
+    # The sessions table names the browser; the full User-Agent stays in the tooltip.
+    assert f'<td title="{CHROME_ON_LINUX}">Chrome on Linux</td>' in page
+
+
 def test_sessions_list_revoke_and_logout(make_app, db_engine, redis_client) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     prefix = app.config["FACEAUTH_SETTINGS"].redis_prefix
