@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from auth_web import audit, db, errors, redis_store
+from auth_web import metrics as auth_metrics
 from auth_web.challenges import ChallengeStore
 from auth_web.config import Settings
 from auth_web.extensions import csrf, init_limiter
@@ -148,9 +149,15 @@ def _register_request_hooks(app: Flask, settings: Settings) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+        started = g.get("request_started")
+        elapsed = time.perf_counter() - started if started else None
+        endpoint = request.endpoint or "unmatched"  # the route, not the path: bounded label values
+        recorded = auth_metrics.metrics()
+        recorded.http_requests.labels(endpoint=endpoint, method=request.method, status=str(response.status_code)).inc()
+        if elapsed is not None:
+            recorded.http_latency.labels(endpoint=endpoint).observe(elapsed)
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
-            started = g.get("request_started")
             log.info(
                 "request",
                 extra={
@@ -158,7 +165,7 @@ def _register_request_hooks(app: Flask, settings: Settings) -> None:
                         "method": request.method,
                         "path": request.path,
                         "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
+                        "duration_ms": round(elapsed * 1000, 1) if elapsed is not None else None,
                     }
                 },
             )

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app, g, has_request_context, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from auth_web import metrics as auth_metrics
 from auth_web.models import AuditEvent
 from faceauth_common.logs import request_id_var
 
@@ -62,6 +63,7 @@ def record(
         "matched_frames": matched_frames,
     }
     log.info("audit", extra={"fields": fields})
+    auth_metrics.audit_event(event, result, reason)
     factory = current_app.extensions["faceauth_db"]
     try:
         with factory() as session, session.begin():

@@ -52,6 +52,8 @@ class Settings:
     db_connect_timeout_seconds: int = 3
     redis_timeout_seconds: float = 2.0
     listen: str = "127.0.0.1:8000"
+    # Prometheus /metrics, served by the gunicorn master on its own port (never through the gateway); "" = off.
+    metrics_listen: str = "127.0.0.1:9100"
     workers: int = 2
     threads: int = 4
     proxy_count: int = 0
@@ -147,6 +149,7 @@ class Settings:
             db_connect_timeout_seconds=env_int("AUTH_DB_CONNECT_TIMEOUT_SECONDS", 3, env, minimum=1),
             redis_timeout_seconds=env_float("AUTH_REDIS_TIMEOUT_SECONDS", 2.0, env, minimum=0.05),
             listen=env_str("AUTH_WEB_LISTEN", cls.listen, env),
+            metrics_listen=_metrics_listen(env_str("AUTH_WEB_METRICS_LISTEN", cls.metrics_listen, env)),
             workers=env_int("AUTH_WEB_WORKERS", 2, env, minimum=1, maximum=64),
             threads=env_int("AUTH_WEB_THREADS", 4, env, minimum=1, maximum=64),
             proxy_count=env_int("AUTH_PROXY_COUNT", 0, env, minimum=0, maximum=5),
@@ -188,3 +191,14 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _metrics_listen(value: str) -> str:
+    """``host:port``; empty or ``off`` turns the metrics endpoint off."""
+    value = value.strip()
+    if value.lower() in ("", "off"):
+        return ""
+    _host, separator, port = value.rpartition(":")
+    if not separator or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"AUTH_WEB_METRICS_LISTEN must be host:port or 'off', got {value!r}")
+    return value

@@ -9,6 +9,7 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from auth_web import metrics as auth_metrics
 from auth_web.accounts import normalize_username
 from auth_web.config import Settings
 
@@ -35,6 +36,7 @@ def _on_breach(limit: RequestLimit) -> None:
     from auth_web import audit
 
     log.warning("rate_limited", extra={"fields": {"path": request.path, "limit": str(limit.limit)}})
+    auth_metrics.metrics().rate_limited.labels(endpoint=request.endpoint or "unmatched").inc()
     claimed = None
     if request.path.startswith("/api/login"):
         payload = request.get_json(silent=True)

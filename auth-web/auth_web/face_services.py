@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from auth_web import metrics as auth_metrics
 from auth_web.config import Settings
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
@@ -91,7 +93,7 @@ class FaceServices:
         request = liveness_pb2.CheckRequest(
             frames=list(frames), challenge=[ACTIONS[a] for a in actions], frame_times_ms=list(frame_times_ms)
         )
-        return stub.Check.future(request, timeout=self.settings.liveness_deadline_seconds)
+        return _timed(LIVENESS, "Check", stub.Check.future(request, timeout=self.settings.liveness_deadline_seconds))
 
     def check(
         self, frames: Sequence[bytes], actions: Sequence[str], frame_times_ms: Sequence[int]
@@ -112,7 +114,14 @@ class FaceServices:
         )
         calls = [
             (LIVENESS, self._check_future(frames, actions, frame_times_ms)),
-            (RECOGNITION, stub.Verify.future(verify_request, timeout=self.settings.recognition_deadline_seconds)),
+            (
+                RECOGNITION,
+                _timed(
+                    RECOGNITION,
+                    "Verify",
+                    stub.Verify.future(verify_request, timeout=self.settings.recognition_deadline_seconds),
+                ),
+            ),
         ]
         check, verify = _results(calls)
         return check, verify
@@ -125,9 +134,13 @@ class FaceServices:
             (LIVENESS, self._check_future(frames, actions, frame_times_ms)),
             (
                 RECOGNITION,
-                stub.Encode.future(
-                    recognition_pb2.EncodeRequest(images=list(frames)),
-                    timeout=self.settings.recognition_deadline_seconds,
+                _timed(
+                    RECOGNITION,
+                    "Encode",
+                    stub.Encode.future(
+                        recognition_pb2.EncodeRequest(images=list(frames)),
+                        timeout=self.settings.recognition_deadline_seconds,
+                    ),
                 ),
             ),
         ]
@@ -148,6 +161,19 @@ class FaceServices:
         return answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def _timed(dependency: str, method: str, future):  # type: ignore[no-untyped-def]
+    """Count the call's latency and failure in the metrics when it finishes (not when we cancel it)."""
+    started = time.perf_counter()
+
+    def done(finished) -> None:  # type: ignore[no-untyped-def]
+        code = finished.code()
+        if code != grpc.StatusCode.CANCELLED:
+            auth_metrics.grpc_call_done(dependency, method, time.perf_counter() - started, code)
+
+    future.add_done_callback(done)
+    return future
+
+
 def _results(calls):  # type: ignore[no-untyped-def]
     """Wait for every future; on the first failure cancel the rest and raise."""
     results = []
@@ -159,7 +185,7 @@ def _results(calls):  # type: ignore[no-untyped-def]
                 code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
                 log.warning(
                     "grpc_call_failed",
-                    extra={"fields": {"service": service, "code": getattr(code, "name", str(code))}},
+                    extra={"fields": {"dependency": service, "code": getattr(code, "name", str(code))}},
                 )
                 if code == grpc.StatusCode.INVALID_ARGUMENT:
                     raise CaptureRejected(service, error.details() or "invalid capture") from None

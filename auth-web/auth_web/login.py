@@ -15,6 +15,7 @@ from werkzeug.datastructures import FileStorage
 
 from auth_web import audit
 from auth_web import decision as reasons
+from auth_web import metrics as auth_metrics
 from auth_web.accounts import (
     LockoutPolicy,
     LockoutState,
@@ -127,6 +128,7 @@ def _refuse(
             LockoutState(user.failed_attempts, user.lockout_count, user.locked_until), policy, utcnow()
         )
         if state.lockout_count > user.lockout_count:
+            auth_metrics.metrics().lockouts.inc()
             details["locked_until"] = state.locked_until.isoformat() if state.locked_until else None
         user.failed_attempts, user.lockout_count, user.locked_until = (
             state.failed_attempts,

@@ -1,0 +1,93 @@
+"""auth-web's Prometheus metrics (docs/operations.md, "Metrics").
+
+gunicorn runs the app in worker processes and serves ``/metrics`` from the master on its own port
+(``AUTH_WEB_METRICS_LISTEN``, never through the gateway), so prometheus-client always runs in
+multiprocess mode here: ``python -m auth_web serve`` calls ``prepare_multiprocess`` before anything
+imports it. The metric objects are created on first use, after that.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
+
+
+class _Metrics:
+    _instance: _Metrics | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.http_requests = Counter(
+            "faceauth_http_requests_total",
+            "HTTP requests answered, by Flask endpoint, method and status code",
+            ["endpoint", "method", "status"],
+        )
+        self.http_latency = Histogram(
+            "faceauth_http_request_seconds",
+            "HTTP request latency by Flask endpoint",
+            ["endpoint"],
+            buckets=HTTP_BUCKETS,
+        )
+        self.login_decisions = Counter(
+            "faceauth_login_decisions_total", "Login attempts decided, by result and audit reason", ["result", "reason"]
+        )
+        self.enrollments = Counter(
+            "faceauth_enrollments_total",
+            "Enrollment attempts decided, by result and audit reason",
+            ["result", "reason"],
+        )
+        self.lockouts = Counter("faceauth_lockouts_total", "Accounts locked after too many failed logins")
+        self.rate_limited = Counter(
+            "faceauth_rate_limited_total", "Requests refused by auth-web's rate limits (429), by endpoint", ["endpoint"]
+        )
+        self.grpc_client_latency = Histogram(
+            "faceauth_grpc_client_request_seconds",
+            "gRPC calls to the model services, latency by dependency and method",
+            ["dependency", "method"],
+            buckets=HTTP_BUCKETS,
+        )
+        self.grpc_client_errors = Counter(
+            "faceauth_grpc_client_errors_total",
+            "gRPC calls to the model services that failed, by dependency and status code",
+            ["dependency", "code"],
+        )
+        self.grpc_client_deadline_exceeded = Counter(
+            "faceauth_grpc_client_deadline_exceeded_total",
+            "gRPC calls to the model services that ran past their deadline, by dependency",
+            ["dependency"],
+        )
+
+    @classmethod
+    def get(cls) -> _Metrics:
+        if cls._instance is None:
+            with cls._lock:  # concurrent first requests must not register the metrics twice
+                if cls._instance is None:
+                    cls._instance = cls()
+        return cls._instance
+
+
+def metrics() -> _Metrics:
+    return _Metrics.get()
+
+
+def audit_event(event: str, result: str, reason: str) -> None:
+    """Count a decided login or enrollment (called for every audit record)."""
+    if event == "login":
+        metrics().login_decisions.labels(result=result, reason=reason).inc()
+    elif event == "enroll":
+        metrics().enrollments.labels(result=result, reason=reason).inc()
+
+
+def grpc_call_done(dependency: str, method: str, seconds: float, code: Any) -> None:
+    """Record one finished gRPC client call; ``code`` is a ``grpc.StatusCode``."""
+    recorded = metrics()
+    recorded.grpc_client_latency.labels(dependency=dependency, method=method).observe(seconds)
+    name = getattr(code, "name", str(code))
+    if name != "OK":
+        recorded.grpc_client_errors.labels(dependency=dependency, code=name).inc()
+    if name == "DEADLINE_EXCEEDED":
+        recorded.grpc_client_deadline_exceeded.labels(dependency=dependency).inc()
