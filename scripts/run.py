@@ -7,6 +7,11 @@ URL and streams every child's log lines with a ``[service]`` prefix. Ctrl-C (or 
 if one of them dies, everything is stopped and the exit status is non-zero.
 
 Settings are environment variables (docs/configuration.md, "gateway and local run").
+
+The parts are public for tests that need the stack but not this exact loop (tests/e2e/stack.py):
+``RunSettings``, ``child_environment()`` and ``service_commands()`` (what every child gets and how each
+service starts and shows it is ready), ``service_target()``, ``prepare_gateway()``, ``wait_until_ready()``,
+and ``Supervisor`` with ``stop(name)`` / ``restart(name)`` of a single child.
 """
 
 from __future__ import annotations
@@ -422,6 +427,17 @@ class Child:
     stop_signal: int = signal.SIGTERM
     pump: threading.Thread | None = None
     expected_exit: bool = False
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A long-running child: how it starts and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
 
 
 class Supervisor:
@@ -432,6 +448,7 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.children: list[Child] = []
         self.stopping = threading.Event()
+        self._stopped: dict[str, Child] = {}  # stopped one at a time with stop(name): restart(name) knows how
 
     def start(self, name: str, argv: list[str], env: Mapping[str, str], stop_signal: int = signal.SIGTERM) -> Child:
         process = subprocess.Popen(
@@ -447,7 +464,7 @@ class Supervisor:
             # Own process group: the terminal's Ctrl-C reaches only us, and we stop each group in order.
             start_new_session=True,
         )
-        child = Child(name, process, stop_signal)
+        child = Child(name, process, stop_signal, argv=list(argv), env=dict(env))
         child.pump = threading.Thread(target=self._pump, args=(child,), name=f"log-{name}", daemon=True)
         child.pump.start()
         self.children.append(child)
@@ -473,6 +490,30 @@ class Supervisor:
         self.children.remove(child)
         return code
 
+    def child(self, name: str) -> Child | None:
+        """The running (supervised) child called ``name``."""
+        return next((child for child in self.children if child.name == name), None)
+
+    def stop(self, name: str) -> int:
+        """Stop one child the way ``stop_all`` does (its stop signal to its process group, SIGKILL after the stop
+        timeout) and stop supervising it; returns its exit status (negative: killed by that signal)."""
+        child = self.child(name)
+        if child is None:
+            raise KeyError(f"{name} is not running")
+        self.children.remove(child)
+        self._stopped[name] = child
+        return self._stop_child(child)
+
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> Child:
+        """Start a child again with the same command (stopping it first if it runs), with ``env`` if given, else
+        the environment it had."""
+        if self.child(name) is not None:
+            self.stop(name)
+        previous = self._stopped.pop(name, None)
+        if previous is None:
+            raise KeyError(f"{name} was never started")
+        return self.start(name, previous.argv, previous.env if env is None else env, previous.stop_signal)
+
     def died(self) -> Child | None:
         """The first child that exited on its own, if any."""
         for child in self.children:
@@ -486,7 +527,7 @@ class Supervisor:
             self._stop_child(child)
         self.children.clear()
 
-    def _stop_child(self, child: Child) -> None:
+    def _stop_child(self, child: Child) -> int:
         pgid = child.process.pid
         if child.process.poll() is None:
             _signal_group(pgid, child.stop_signal)
@@ -500,6 +541,7 @@ class Supervisor:
         _signal_group(pgid, signal.SIGKILL)
         if child.pump:
             child.pump.join(timeout=5)
+        return child.process.returncode
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -609,6 +651,54 @@ def listen_spec(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def service_target(listen: str) -> str:
+    """The gRPC target that reaches a service listening on ``listen`` (a wildcard bind is reached on loopback)."""
+    host, port = split_address(listen)
+    return listen_spec(connect_host(host), port)
+
+
+def auth_web_url(settings: RunSettings) -> str:
+    """auth-web itself (not through the gateway), e.g. ``http://127.0.0.1:8000``."""
+    host, port = split_address(settings.auth_web_listen)
+    return f"http://{listen_spec(connect_host(host), port)}"
+
+
+def child_environment(
+    env: Mapping[str, str], settings: RunSettings, *, database_url: str, redis_url: str, use_gateway: bool
+) -> dict[str, str]:
+    """What every child gets: ``env`` plus the backends, each service's address and where to reach the others,
+    development mode and a secret key unless ``env`` sets them."""
+    child_env = {
+        **env,
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LIVENESS_LISTEN": settings.liveness_listen,
+        "RECOGNITION_LISTEN": settings.recognition_listen,
+        "AUTH_WEB_LISTEN": settings.auth_web_listen,
+        "LIVENESS_TARGET": env.get("LIVENESS_TARGET") or service_target(settings.liveness_listen),
+        "RECOGNITION_TARGET": env.get("RECOGNITION_TARGET") or service_target(settings.recognition_listen),
+        "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
+        "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
+    }
+    if use_gateway:
+        # auth-web sits behind exactly one proxy (the gateway): trust its X-Forwarded-For/-Proto.
+        child_env.setdefault("AUTH_PROXY_COUNT", "1")
+    return child_env
+
+
+def service_commands(settings: RunSettings, python: str = sys.executable) -> list[Service]:
+    """liveness, recognition and auth-web, in start order, each with its readiness probe (gRPC health SERVING,
+    auth-web's /healthz)."""
+    liveness, recognition = settings.liveness_listen, settings.recognition_listen
+    healthz = f"{auth_web_url(settings)}/healthz"
+    return [
+        Service("liveness", [python, "-m", "liveness_service"], lambda: grpc_serving(liveness)),
+        Service("recognition", [python, "-m", "recognition_service"], lambda: grpc_serving(recognition)),
+        Service("auth-web", [python, "-m", "auth_web", "serve"], lambda: http_status(healthz) == 200),
+    ]
+
+
 def run(env: Mapping[str, str], console: Console) -> int:
     settings = RunSettings.from_env(env)
     use_gateway = settings.nginx is not None
@@ -624,22 +714,9 @@ def run(env: Mapping[str, str], console: Console) -> int:
     console.say(f"redis: {_redact(backends.redis_url)}")
 
     python = sys.executable
-    child_env = {
-        **env,
-        "PYTHONUNBUFFERED": "1",
-        "DATABASE_URL": backends.database_url,
-        "REDIS_URL": backends.redis_url,
-        "LIVENESS_LISTEN": settings.liveness_listen,
-        "RECOGNITION_LISTEN": settings.recognition_listen,
-        "AUTH_WEB_LISTEN": settings.auth_web_listen,
-        "LIVENESS_TARGET": env.get("LIVENESS_TARGET") or _target(settings.liveness_listen),
-        "RECOGNITION_TARGET": env.get("RECOGNITION_TARGET") or _target(settings.recognition_listen),
-        "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
-        "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
-    }
-    if use_gateway:
-        # auth-web sits behind exactly one proxy (the gateway): trust its X-Forwarded-For/-Proto.
-        child_env.setdefault("AUTH_PROXY_COUNT", "1")
+    child_env = child_environment(
+        env, settings, database_url=backends.database_url, redis_url=backends.redis_url, use_gateway=use_gateway
+    )
 
     supervisor = Supervisor(console, settings.stop_timeout)
 
@@ -666,16 +743,10 @@ def run(env: Mapping[str, str], console: Console) -> int:
         if supervisor.stopping.is_set():
             return 0
 
-        supervisor.start("liveness", [python, "-m", "liveness_service"], child_env)
-        supervisor.start("recognition", [python, "-m", "recognition_service"], child_env)
-        supervisor.start("auth-web", [python, "-m", "auth_web", "serve"], child_env)
-        auth_host, auth_port = split_address(settings.auth_web_listen)
-        auth_base = f"http://{listen_spec(connect_host(auth_host), auth_port)}"
-        checks += [
-            ("liveness", lambda: grpc_serving(settings.liveness_listen)),
-            ("recognition", lambda: grpc_serving(settings.recognition_listen)),
-            ("auth-web", lambda: http_status(f"{auth_base}/healthz") == 200),
-        ]
+        services = service_commands(settings, python)
+        for service in services:
+            supervisor.start(service.name, service.argv, child_env)
+        checks += [(service.name, service.ready) for service in services]
         if use_gateway:
             assert settings.nginx is not None
             gateway_config = prepare_gateway(settings, console)
@@ -687,13 +758,13 @@ def run(env: Mapping[str, str], console: Console) -> int:
             probe_host = connect_host(settings.bind_address)
             ready_url = f"https://{listen_spec(probe_host, settings.https_port)}/readyz"
         else:
-            ready_url = f"{auth_base}/readyz"
+            ready_url = f"{auth_web_url(settings)}/readyz"
         checks.append(("stack (/readyz)", lambda: http_status(ready_url) == 200))
         wait_until_ready(supervisor, checks, settings.ready_timeout, started)
         if supervisor.stopping.is_set():
             return 0
 
-        url = settings.url if use_gateway else f"http://localhost:{auth_port}/"
+        url = settings.url if use_gateway else f"http://localhost:{split_address(settings.auth_web_listen)[1]}/"
         banner = f"faceauth is running at {url}"
         console.say("=" * len(banner))
         console.say(banner)
@@ -738,11 +809,6 @@ def prepare_gateway(settings: RunSettings, console: Console) -> Path:
         extra=settings.gateway_values,
     )
     return write_gateway_config(runtime_dir, [listen_spec(connect_host(auth_host), auth_port)], values)
-
-
-def _target(listen: str) -> str:
-    host, port = split_address(listen)
-    return listen_spec(connect_host(host), port)
 
 
 def _redact(url: str) -> str:

@@ -3,9 +3,10 @@
 Why not simply run scripts/run.py as a subprocess: the run command treats a child that exits as fatal and
 stops everything (right for a person at a terminal), but the browser tests must stop and restart the
 recognition service mid-run (scenario 6) and restart auth-web with another challenge configuration
-(scenario 4). So this module drives the run command's own building blocks — its settings, port check,
-database creation, ``Supervisor`` (process groups, log pumping, ordered stop), gateway config rendering and
-readiness probes — in the same order as ``run.run()``, and adds "restart one service".
+(scenario 4). So this module drives the run command's own public parts — its settings, port check,
+database creation, ``child_environment()`` and ``service_commands()`` (the children's environment, commands
+and readiness probes), ``Supervisor`` (process groups, log pumping, ordered stop, stop/restart of one child),
+gateway config rendering — in the same order as ``run.run()``.
 
 Everything is private to the test session: free ports, a throwaway Postgres database, a Redis key prefix,
 a temporary var/ folder (self-signed certificate, gateway runtime files). ``stop()`` stops every process,
@@ -18,9 +19,7 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -80,7 +79,7 @@ class Stack:
         self.console: local_run.Console | None = None
         self.supervisor: local_run.Supervisor | None = None
         self.child_env: dict[str, str] = {}
-        self.auth_web_env: dict[str, str] = {}
+        self.services = {service.name: service for service in local_run.service_commands(self.settings, sys.executable)}
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -90,11 +89,6 @@ class Stack:
         if self.use_gateway:
             return f"https://localhost:{self.settings.https_port}"
         return f"http://localhost:{local_run.split_address(self.settings.auth_web_listen)[1]}"
-
-    @property
-    def auth_web_base(self) -> str:
-        host, port = local_run.split_address(self.settings.auth_web_listen)
-        return f"http://{local_run.listen_spec(local_run.connect_host(host), port)}"
 
     @property
     def ports(self) -> list[tuple[str, int]]:
@@ -135,28 +129,17 @@ class Stack:
         self.supervisor = local_run.Supervisor(self.console, self.settings.stop_timeout)
         local_run.check_ports(self.settings, self.use_gateway)
         local_run.ensure_postgres_database(self.database_url)
-        python = sys.executable
-        self.child_env = {
-            **self.env,
-            "PYTHONUNBUFFERED": "1",
-            "LIVENESS_TARGET": local_run._target(self.settings.liveness_listen),
-            "RECOGNITION_TARGET": local_run._target(self.settings.recognition_listen),
-        }
-        if self.use_gateway:
-            self.child_env.setdefault("AUTH_PROXY_COUNT", "1")
-        self.auth_web_env = dict(self.child_env)
+        self.child_env = local_run.child_environment(
+            self.env, self.settings, database_url=self.database_url, redis_url=REDIS_URL, use_gateway=self.use_gateway
+        )
         started = time.monotonic()
-        code = self.supervisor.run_once("migrate", [python, "-m", "auth_web", "migrate"], self.child_env, 300)
+        migrate = [sys.executable, "-m", "auth_web", "migrate"]
+        code = self.supervisor.run_once("migrate", migrate, self.child_env, 300)
         if code != 0:
             raise RuntimeError(f"migrations failed (exit {code}); see {self.log_path}")
-        self.supervisor.start("liveness", [python, "-m", "liveness_service"], self.child_env)
-        self.supervisor.start("recognition", [python, "-m", "recognition_service"], self.child_env)
-        self.supervisor.start("auth-web", [python, "-m", "auth_web", "serve"], self.auth_web_env)
-        checks: list[tuple[str, Callable[[], bool]]] = [
-            ("liveness", lambda: local_run.grpc_serving(self.settings.liveness_listen)),
-            ("recognition", lambda: local_run.grpc_serving(self.settings.recognition_listen)),
-            ("auth-web", lambda: local_run.http_status(f"{self.auth_web_base}/healthz") == 200),
-        ]
+        for service in self.services.values():
+            self.supervisor.start(service.name, service.argv, self.child_env)
+        checks: list[tuple[str, Callable[[], bool]]] = [(s.name, s.ready) for s in self.services.values()]
         if self.use_gateway:
             assert self.settings.nginx is not None
             config = local_run.prepare_gateway(self.settings, self.console)
@@ -204,48 +187,20 @@ class Stack:
 
     # -- one service at a time ---------------------------------------------------------------------
 
-    def _child(self, name: str) -> local_run.Child | None:
-        assert self.supervisor is not None
-        return next((child for child in self.supervisor.children if child.name == name), None)
-
     def stop_service(self, name: str) -> int:
         """SIGTERM to the service's process group (what ``make run`` sends at Ctrl-C); returns its exit status."""
         assert self.supervisor is not None
-        child = self._child(name)
-        if child is None:
-            raise KeyError(f"{name} is not running")
-        self.supervisor.children.remove(child)
-        _signal_group(child.process.pid, child.stop_signal)
-        try:
-            code = child.process.wait(timeout=self.settings.stop_timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(child.process.pid, signal.SIGKILL)
-            child.process.wait(timeout=10)
-            raise
-        _signal_group(child.process.pid, signal.SIGKILL)  # anything it left behind in its group
-        if child.pump is not None:
-            child.pump.join(timeout=5)
-        return code
+        return self.supervisor.stop(name)
 
     def start_service(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
-        """(Re)start one service with the stack's environment (plus ``extra_env``) and wait until it serves."""
-        assert self.supervisor is not None and self.console is not None
-        if self._child(name) is not None:
+        """Start a stopped service again with the stack's environment (plus ``extra_env``); wait until it serves."""
+        assert self.supervisor is not None
+        if self.supervisor.child(name) is not None:
             raise RuntimeError(f"{name} is already running")
-        python = sys.executable
+        service = self.services[name]
         started = time.monotonic()
-        if name == "auth-web":
-            self.auth_web_env = {**self.child_env, **(extra_env or {})}
-            self.supervisor.start(name, [python, "-m", "auth_web", "serve"], self.auth_web_env)
-            probe = lambda: local_run.http_status(f"{self.auth_web_base}/healthz") == 200  # noqa: E731
-        elif name in ("liveness", "recognition"):
-            listen = self.settings.liveness_listen if name == "liveness" else self.settings.recognition_listen
-            env = {**self.child_env, **(extra_env or {})}
-            self.supervisor.start(name, [python, "-m", f"{name}_service"], env)
-            probe = lambda: local_run.grpc_serving(listen)  # noqa: E731
-        else:
-            raise ValueError(f"cannot restart {name}")
-        local_run.wait_until_ready(self.supervisor, [(name, probe)], READY_TIMEOUT, started)
+        self.supervisor.restart(name, {**self.child_env, **(extra_env or {})})
+        local_run.wait_until_ready(self.supervisor, [(name, service.ready)], READY_TIMEOUT, started)
 
     def restart_auth_web(self, **changes: str) -> None:
         """auth-web again with some settings changed (the gateway keeps running in front of it)."""
@@ -259,11 +214,6 @@ class Stack:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-characters:]
         except OSError:
             return ""
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -1,0 +1,115 @@
+"""The public parts of the local run command (scripts/run.py) that tests/e2e/stack.py builds on: the children's
+environment and commands, and stopping / restarting one child of the supervisor."""
+
+from __future__ import annotations
+
+import io
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import run as local_run
+
+# A child that prints a variable, then waits; SIGTERM makes it exit 0 (as the services do), SIGUSR1 is ignored.
+CHILD = (
+    "import os, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    "signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+    "print('colour=' + os.environ.get('COLOUR', ''), flush=True)\n"
+    "while True: time.sleep(0.1)\n"
+)
+
+
+def settings(tmp_path: Path, **env: str) -> local_run.RunSettings:
+    return local_run.RunSettings.from_env({"FACEAUTH_VAR_DIR": str(tmp_path), **env})
+
+
+def test_service_target_reaches_a_wildcard_bind_on_loopback() -> None:
+    assert local_run.service_target("0.0.0.0:50051") == "127.0.0.1:50051"
+    assert local_run.service_target("[::]:50052") == "[::1]:50052"
+    assert local_run.service_target("10.1.2.3:50051") == "10.1.2.3:50051"
+
+
+def test_child_environment(tmp_path: Path) -> None:
+    run_settings = settings(tmp_path, LIVENESS_LISTEN="0.0.0.0:7001", AUTH_WEB_LISTEN="127.0.0.1:7003")
+    env = {"PATH": "/bin", "LIVENESS_LISTEN": "0.0.0.0:7001"}
+    child = local_run.child_environment(
+        env, run_settings, database_url="sqlite:///x", redis_url="redis://r/0", use_gateway=True
+    )
+    assert child["PATH"] == "/bin" and child["PYTHONUNBUFFERED"] == "1"
+    assert (child["DATABASE_URL"], child["REDIS_URL"]) == ("sqlite:///x", "redis://r/0")
+    assert child["LIVENESS_TARGET"] == "127.0.0.1:7001"
+    assert child["RECOGNITION_TARGET"] == "127.0.0.1:50052"
+    assert child["AUTH_WEB_LISTEN"] == "127.0.0.1:7003"
+    assert child["FACEAUTH_ENV"] == "development" and child["AUTH_PROXY_COUNT"] == "1"
+    # A development secret kept under var/, the same on the next run.
+    assert child["FACEAUTH_SECRET_KEY"] == (tmp_path / "secret-key").read_text().strip()
+    # What the caller sets wins; without the gateway no proxy is trusted.
+    own = local_run.child_environment(
+        {**env, "FACEAUTH_SECRET_KEY": "s" * 40, "LIVENESS_TARGET": "dns:///liveness:50051"},
+        run_settings,
+        database_url="sqlite:///x",
+        redis_url="redis://r/0",
+        use_gateway=False,
+    )
+    assert own["FACEAUTH_SECRET_KEY"] == "s" * 40 and own["LIVENESS_TARGET"] == "dns:///liveness:50051"
+    assert "AUTH_PROXY_COUNT" not in own
+
+
+def test_service_commands(tmp_path: Path) -> None:
+    services = local_run.service_commands(settings(tmp_path), "/venv/bin/python")
+    assert [(s.name, s.argv) for s in services] == [
+        ("liveness", ["/venv/bin/python", "-m", "liveness_service"]),
+        ("recognition", ["/venv/bin/python", "-m", "recognition_service"]),
+        ("auth-web", ["/venv/bin/python", "-m", "auth_web", "serve"]),
+    ]
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_supervisor_stops_and_restarts_one_child() -> None:
+    output = io.StringIO()
+    supervisor = local_run.Supervisor(local_run.Console(output), stop_timeout=5)
+    try:
+        first = supervisor.start("one", [sys.executable, "-c", CHILD], {"COLOUR": "red"})
+        other = supervisor.start("two", [sys.executable, "-c", CHILD], {"COLOUR": "blue"})
+        wait_for(lambda: "[one]" in output.getvalue() and "[two]" in output.getvalue())
+        assert supervisor.stop("one") == 0  # SIGTERM, a clean exit
+        assert first.process.poll() == 0 and supervisor.child("one") is None
+        assert supervisor.died() is None  # a stopped child is not a dead one
+        assert other.process.poll() is None and supervisor.child("two") is other
+        with pytest.raises(KeyError):
+            supervisor.stop("one")
+        again = supervisor.restart("one", {"COLOUR": "green"})
+        wait_for(lambda: "colour=green" in output.getvalue())
+        assert again.process.pid != first.process.pid and supervisor.child("one") is again
+        # Restarting a running child stops it first; without new settings it keeps its environment.
+        third = supervisor.restart("one")
+        assert again.process.poll() == 0
+        wait_for(lambda: output.getvalue().count("colour=green") == 2)
+        assert third.process.poll() is None
+        with pytest.raises(KeyError):
+            supervisor.restart("never-started")
+    finally:
+        supervisor.stop_all()
+    assert all(child.process.poll() is not None for child in (first, other, again, third))
+
+
+def test_supervisor_kills_a_child_that_ignores_its_stop_signal() -> None:
+    output = io.StringIO()
+    supervisor = local_run.Supervisor(local_run.Console(output), stop_timeout=0.5)
+    try:
+        child = supervisor.start("stubborn", [sys.executable, "-c", CHILD], {}, stop_signal=signal.SIGUSR1)
+        wait_for(lambda: "colour=" in output.getvalue())  # its signal handlers are in place
+        assert supervisor.stop("stubborn") == -signal.SIGKILL
+    finally:
+        supervisor.stop_all()
+    assert child.process.poll() is not None
