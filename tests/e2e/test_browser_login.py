@@ -57,6 +57,9 @@ def test_1_register_enroll_logout_login(
     enrolled = person_a.browser
     assert enrolled.text("main h1") == f"Hello, {person_a.username}"
     assert enrolled.text("#face-heading + p .badge") == "Enrolled"
+    # Registration signed A in, so the last sign-in is a time, and the session names the browser, not its UA string.
+    assert enrolled.text(".facts dt:nth-of-type(4) + dd").endswith(" UTC")
+    assert "Chrome on Linux" in enrolled.text("#sessions-heading + .table-wrap tbody")
     enrolled.screenshot(output_dir / "1a_dashboard_after_enrollment.png")
     cookie = enrolled.session_cookie()
     assert cookie is not None

@@ -143,6 +143,8 @@
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       return Promise.reject({ name: "NotFoundError" });
     }
+    // The browser may now ask for permission (outside the page): say what we are waiting for.
+    this.placeholderText.textContent = "Waiting for the camera. Allow it if your browser asks.";
     return navigator.mediaDevices.getUserMedia({
       audio: false,
       video: {
