@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("FACEAUTH_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FACEAUTH_E2E_CHROMEDRIVER", "/usr/bin/chromedriver")
-# Capture (countdown + ~1.7 s of frames) plus liveness and recognition on a busy 2-core machine.
+# Capture (countdown + ~1.4 s of frames) plus liveness and recognition on a busy 2-core machine.
 RESULT_TIMEOUT = 120.0
 PAGE_TIMEOUT = 30.0
 WINDOW = (1280, 1000)
