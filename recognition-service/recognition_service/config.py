@@ -70,6 +70,7 @@ class Settings:
                 max_intra_distance=env_float("RECOGNITION_MAX_INTRA_DISTANCE", 0.55, minimum=0.05, maximum=2.0),
                 max_embeddings=env_int("RECOGNITION_VERIFY_MAX_EMBEDDINGS", 4, minimum=0, maximum=32),
                 early_stop=env_bool("RECOGNITION_VERIFY_EARLY_STOP", True),
+                observe_all=env_bool("RECOGNITION_VERIFY_OBSERVE_ALL", False),
             ),
             log_level=env_str("LOG_LEVEL", "INFO"),
         )

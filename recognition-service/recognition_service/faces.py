@@ -35,6 +35,8 @@ class DeadlineExceeded(Exception):
 
 
 class FaceStatus(enum.Enum):
+    # Verify only: the frame was not looked at because the decision did not need it.
+    NOT_EXAMINED = "UNSPECIFIED"
     OK = "OK"
     NO_FACE = "NO_FACE"
     MULTIPLE_FACES = "MULTIPLE_FACES"
@@ -81,6 +83,8 @@ class MatchSettings:
     max_embeddings: int = 4
     # Stop embedding once the decision cannot change any more (enough matches, or too few left).
     early_stop: bool = True
+    # Detect faces in every frame before choosing which to embed (slower; per-frame status for all).
+    observe_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,19 @@ def embedding_order(frames: Sequence[Observation], limit: int) -> list[int]:
     return [picks[0], picks[-1], *picks[1:-1]]
 
 
+def spread_runs(count: int, limit: int) -> list[list[int]]:
+    """Frame indices split into ``limit`` runs of consecutive frames (0: one run per frame), ordered
+    first run, last run (backwards), then the middle ones (see ``embedding_order``)."""
+    runs_wanted = count if limit <= 0 else min(limit, count)
+    if runs_wanted == 0:
+        return []
+    runs = [[int(i) for i in run] for run in np.array_split(np.arange(count), runs_wanted) if len(run)]
+    if len(runs) == 1:
+        return runs
+    # The last run is walked backwards so the first two frames tried are the capture's first and last.
+    return [runs[0], runs[-1][::-1], *runs[1:-1]]
+
+
 def verify(
     engine: FaceEngine,
     images: Sequence[np.ndarray],
@@ -308,44 +325,69 @@ def verify(
     match: MatchSettings,
     check_deadline: DeadlineCheck | None = None,
 ) -> VerifyResult:
-    """Do these frames show one person, the owner of ``templates``? (1:1 verification)."""
+    """Do these frames show one person, the owner of ``templates``? (1:1 verification).
+
+    With ``match.observe_all`` every frame is detected first and the best-quality frame of each run
+    is embedded. Otherwise (the default, cheaper) the runs are visited in order and each run's frames
+    are detected only until one has a usable face, which is then embedded; frames the decision did
+    not need stay ``NOT_EXAMINED``.
+    """
     check = check_deadline or (lambda: None)
-    frames: list[FrameResult] = []
-    for image in images:
+    frames = [FrameResult(Observation(FaceStatus.NOT_EXAMINED)) for _ in images]
+
+    def observe(index: int) -> Observation:
         check()
-        frames.append(FrameResult(engine.observe(image, detection, quality)))
-    observations = [frame.observation for frame in frames]
-    order = embedding_order(observations, match.max_embeddings)
+        frames[index].observation = engine.observe(images[index], detection, quality)
+        return frames[index].observation
+
     needed = match.min_matched_frames
-    if len(order) < needed:
-        return VerifyResult(False, VerifyReason.NOT_ENOUGH_FACES, frames, 0, 0, 0.0)
+    if match.observe_all:
+        for index in range(len(images)):
+            observe(index)
+        plan = [[index] for index in embedding_order([f.observation for f in frames], match.max_embeddings)]
+        if len(plan) < needed:
+            return VerifyResult(False, VerifyReason.NOT_ENOUGH_FACES, frames, 0, 0, 0.0)
+    else:
+        plan = spread_runs(len(images), match.max_embeddings)
 
     embeddings: list[np.ndarray] = []
     matched = 0
     max_intra = 0.0
-    for position, index in enumerate(order):
-        check()
-        frame = frames[index]
-        embedding = engine.embed(images[index], frame.observation)
-        for other in embeddings:
-            max_intra = max(max_intra, float(np.linalg.norm(other - embedding)))
-        embeddings.append(embedding)
-        frame.distance = closest_distance(embedding, templates)
-        frame.matched = frame.distance <= match.threshold
-        frame.compared = True
-        matched += int(frame.matched)
-        if max_intra > match.max_intra_distance:
-            break
+    for position, run in enumerate(plan):
+        chosen = None
+        for index in run:
+            observation = frames[index].observation
+            if observation.status is FaceStatus.NOT_EXAMINED:
+                observation = observe(index)
+            if observation.status is FaceStatus.OK:
+                chosen = index
+                break
+        if chosen is not None:
+            check()
+            frame = frames[chosen]
+            embedding = engine.embed(images[chosen], frame.observation)
+            for other in embeddings:
+                max_intra = max(max_intra, float(np.linalg.norm(other - embedding)))
+            embeddings.append(embedding)
+            frame.distance = closest_distance(embedding, templates)
+            frame.matched = frame.distance <= match.threshold
+            frame.compared = True
+            matched += int(frame.matched)
+            if max_intra > match.max_intra_distance:
+                break
         if match.early_stop:
-            remaining = len(order) - position - 1
+            remaining = len(plan) - position - 1
             if matched >= needed or matched + remaining < needed:
                 break
 
     compared = len(embeddings)
+    usable = sum(frame.observation.status is FaceStatus.OK for frame in frames)
     if max_intra > match.max_intra_distance:
         reason = VerifyReason.INCONSISTENT_IDENTITY
     elif matched >= needed:
         reason = VerifyReason.MATCH
+    elif usable < needed:
+        reason = VerifyReason.NOT_ENOUGH_FACES
     else:
         reason = VerifyReason.NO_MATCH
     return VerifyResult(reason is VerifyReason.MATCH, reason, frames, matched, compared, max_intra)

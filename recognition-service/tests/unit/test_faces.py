@@ -18,6 +18,7 @@ from recognition_service.faces import (
     VerifyReason,
     embedding_order,
     parse_templates,
+    spread_runs,
     verify,
 )
 
@@ -151,7 +152,11 @@ def test_login_frames_of_another_person_do_not_match(engine, webcam_frame, embed
 def test_frames_of_two_people_fail_as_inconsistent_even_if_each_matches_a_template(engine, webcam_frame, embeddings):
     frames = [webcam_frame("obama2", s) for s in (0, 5, 10)] + [webcam_frame("biden2", s) for s in (0, 5, 10)]
     templates = np.stack([embeddings["obama"], embeddings["biden"]])
-    for settings in (MATCH, MatchSettings(max_embeddings=0, early_stop=False)):
+    for settings in (
+        MATCH,
+        MatchSettings(observe_all=True),
+        MatchSettings(max_embeddings=0, early_stop=False, observe_all=True),
+    ):
         result = verify(engine, frames, templates, LOGIN, QUALITY, settings)
         assert not result.match
         assert result.reason is VerifyReason.INCONSISTENT_IDENTITY
@@ -171,10 +176,25 @@ def test_too_few_usable_faces_is_not_enough_faces(engine, webcam_frame, rgb, emb
     image = rgb("obama")
     no_face = cv2.resize(np.ascontiguousarray(image[engine.detect(image, ENROLL)[0][0].bottom + 40 :]), (640, 480))
     frames = [webcam_frame("obama2"), no_face, no_face]
-    result = verify(engine, frames, np.stack([embeddings["obama"]]), LOGIN, QUALITY, MATCH)
-    assert not result.match and result.reason is VerifyReason.NOT_ENOUGH_FACES
-    assert [f.observation.status for f in result.frames] == [FaceStatus.OK, FaceStatus.NO_FACE, FaceStatus.NO_FACE]
-    assert result.compared_frames == 0
+    for settings, compared in ((MATCH, 1), (MatchSettings(observe_all=True), 0)):
+        result = verify(engine, frames, np.stack([embeddings["obama"]]), LOGIN, QUALITY, settings)
+        assert not result.match and result.reason is VerifyReason.NOT_ENOUGH_FACES
+        statuses = [f.observation.status for f in result.frames]
+        assert statuses == [FaceStatus.OK, FaceStatus.NO_FACE, FaceStatus.NO_FACE]
+        assert result.compared_frames == compared
+
+
+def test_by_default_frames_the_decision_does_not_need_are_not_examined(engine, webcam_frame, embeddings):
+    frames = [webcam_frame(name, shift) for name in ("obama2", "obama3") for shift in (0, 4, 8, 12)]
+    templates = np.stack([embeddings["obama"]])
+    lazy = verify(engine, frames, templates, LOGIN, QUALITY, MATCH)
+    assert lazy.match and lazy.compared_frames == 2
+    statuses = [f.observation.status for f in lazy.frames]
+    assert statuses[0] is FaceStatus.OK and statuses[-1] is FaceStatus.OK  # first and last run: whole capture
+    assert statuses.count(FaceStatus.NOT_EXAMINED) == 6
+    full = verify(engine, frames, templates, LOGIN, QUALITY, MatchSettings(observe_all=True))
+    assert full.match and full.compared_frames == 2
+    assert all(f.observation.status is FaceStatus.OK for f in full.frames)
 
 
 def test_deadline_check_aborts_between_frames(engine, webcam_frame, embeddings):
@@ -193,6 +213,14 @@ def test_deadline_check_aborts_between_frames(engine, webcam_frame, embeddings):
 
 def _observation(status: FaceStatus, quality: float) -> Observation:
     return Observation(status, quality=quality)
+
+
+def test_spread_runs_try_the_first_and_last_frames_first():
+    assert spread_runs(8, 4) == [[0, 1], [7, 6], [2, 3], [4, 5]]
+    assert spread_runs(3, 4) == [[0], [2], [1]]
+    assert spread_runs(3, 0) == [[0], [2], [1]]
+    assert spread_runs(1, 4) == [[0]]
+    assert spread_runs(0, 4) == []
 
 
 def test_embedding_order_spreads_over_the_capture_and_prefers_quality():
