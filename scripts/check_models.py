@@ -22,8 +22,11 @@ def main() -> None:
         import face_recognition_models
     except Exception as error:  # ImportError of pkg_resources, missing package, ...
         fail(f"face_recognition_models does not import ({error!r}); is setuptools < 81 installed?")
-    for locate in ("pose_predictor_model_location", "pose_predictor_five_point_model_location",
-                   "face_recognition_model_location"):
+    for locate in (
+        "pose_predictor_model_location",
+        "pose_predictor_five_point_model_location",
+        "face_recognition_model_location",
+    ):
         path = getattr(face_recognition_models, locate)()
         if not os.path.isfile(path):
             fail(f"model file missing: {path}")
