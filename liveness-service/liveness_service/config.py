@@ -71,7 +71,7 @@ class Settings:
             allowed_actions=actions,
             min_challenge_actions=env_int("LIVENESS_MIN_CHALLENGE_ACTIONS", 0, env, minimum=0, maximum=max_actions),
             max_challenge_actions=max_actions,
-            nominal_fps=env_float("LIVENESS_NOMINAL_FPS", 6.0, env, minimum=0.5, maximum=120.0),
+            nominal_fps=env_float("LIVENESS_NOMINAL_FPS", 10.0, env, minimum=0.5, maximum=120.0),
             challenge=ChallengeThresholds(
                 blink_ratio=env_float("LIVENESS_BLINK_EAR_RATIO", 0.7, env, minimum=0.1, maximum=0.99),
                 min_open_ear=env_float("LIVENESS_MIN_OPEN_EAR", 0.18, env, minimum=0.0, maximum=1.0),

@@ -11,7 +11,7 @@ def test_defaults():
     assert settings.allowed_actions == ("BLINK", "TURN_LEFT", "TURN_RIGHT")
     assert settings.model_path == DEFAULT_MODEL
     assert settings.live_threshold is None
-    assert settings.nominal_fps == 6.0
+    assert settings.nominal_fps == 10.0
 
 
 def test_passive_only_and_overrides():
