@@ -1,4 +1,4 @@
-"""auth-web's Prometheus metrics (docs/operations.md, "Metrics").
+"""auth-web's Prometheus metrics (README.md, "Metrics").
 
 gunicorn runs the app in worker processes and serves ``/metrics`` from the master on its own port
 (``AUTH_WEB_METRICS_LISTEN``, never through the gateway), so prometheus-client always runs in

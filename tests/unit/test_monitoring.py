@@ -1,6 +1,6 @@
 """The monitoring pieces agree with each other: Prometheus scrapes the ports docker-compose gives the services,
 the optional Prometheus stays optional and unpublished, and every series the Grafana dashboard queries is
-documented (docs/operations.md, "Metrics") and defined in the code."""
+documented (README.md, "Metrics") and defined in the code."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ SOURCES = [
 
 
 def _documented_series() -> set[str]:
-    text = (REPO_ROOT / "docs/operations.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     section = re.search(r"^## Metrics\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert section, "docs/operations.md has no Metrics section"
+    assert section, "README.md has no Metrics section"
     return set(re.findall(r"^\| `(faceauth_[a-z_]+)`", section.group(1), re.M))
 
 
