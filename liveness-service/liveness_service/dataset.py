@@ -153,7 +153,8 @@ def load_crops(
     import cv2
     import numpy as np
 
-    from liveness_service.faces import Box, FaceAnalyzer, crop_with_context
+    from faceauth_common.boxes import Box
+    from liveness_service.faces import FaceAnalyzer, crop_with_context
 
     cache_file = None
     if cache_dir is not None:

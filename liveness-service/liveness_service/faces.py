@@ -8,36 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
-
-
-@dataclass(frozen=True)
-class Box:
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def area(self) -> int:
-        return max(self.width, 0) * max(self.height, 0)
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return (self.left + self.right) / 2, (self.top + self.bottom) / 2
-
-    @property
-    def size(self) -> float:
-        """Geometric mean of width and height (the face's scale)."""
-        return float(np.sqrt(max(self.area, 1)))
 
 
 @dataclass(frozen=True)
@@ -73,7 +45,7 @@ class FaceAnalyzer:
         """Face boxes in full-frame pixels, largest first; retries at full resolution when the small pass finds none."""
         grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
         height, width = grey.shape
-        scale = min(1.0, self.detect_max_side / max(height, width))
+        scale = downscale_factor(width, height, self.detect_max_side)
         boxes: list[Box] = []
         attempts = [scale] if scale == 1.0 else [scale, min(1.0, scale * 2)]
         for attempt in attempts:
@@ -82,6 +54,8 @@ class FaceAnalyzer:
             )
             with self._lock:
                 rects = self._detector(small, 0)
+            # Rounded to the nearest pixel (not Box.from_scaled's outward rounding): the yaw and
+            # blink thresholds were calibrated on these boxes.
             boxes = [
                 Box(
                     max(0, round(r.left() / attempt)),

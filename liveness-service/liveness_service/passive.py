@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from liveness_service.faces import Box, crop_with_context
+from faceauth_common.boxes import Box
+from liveness_service.faces import crop_with_context
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = PACKAGE_MODELS / "minifasnet_v2.tflite"

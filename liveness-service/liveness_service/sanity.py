@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from liveness_service.faces import Box, crop_with_context
+from faceauth_common.boxes import Box
+from liveness_service.faces import crop_with_context
 
 TOO_FEW_FRAMES = "TOO_FEW_FRAMES"
 CAPTURE_TOO_SHORT = "CAPTURE_TOO_SHORT"

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceauth_common.boxes import Box
 from faceauth_common.metrics import observe_stage
 from liveness_service.challenge import ActionOutcome, judge_challenge
 from liveness_service.config import Settings
-from liveness_service.faces import Box, FaceAnalyzer
+from liveness_service.faces import FaceAnalyzer
 from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees
 from liveness_service.passive import PassiveModel
 from liveness_service.sanity import (

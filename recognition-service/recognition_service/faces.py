@@ -21,6 +21,7 @@ import cv2
 import dlib
 import numpy as np
 
+from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
 
 # Embeddings are only comparable within one version: encoder weights + alignment (5-point chip).
@@ -87,29 +88,6 @@ class MatchSettings:
     observe_all: bool = False
 
 
-@dataclass(frozen=True)
-class Box:
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def area(self) -> int:
-        return max(0, self.width) * max(0, self.height)
-
-    def to_dlib(self) -> dlib.rectangle:
-        return dlib.rectangle(self.left, self.top, self.right, self.bottom)
-
-
 @dataclass
 class Observation:
     """What was found in one image. ``embedding`` is set only after ``FaceEngine.embed``."""
@@ -141,6 +119,10 @@ class VerifyResult:
     matched_frames: int
     compared_frames: int
     max_intra_distance: float
+
+
+def _dlib_rect(box: Box) -> dlib.rectangle:
+    return dlib.rectangle(box.left, box.top, box.right, box.bottom)
 
 
 def model_paths() -> dict[str, Path]:
@@ -191,7 +173,7 @@ class FaceEngine:
         image = _synthetic_face(240)
         self.detect(image, DetectionSettings(max_side=240, upsample=0))
         box = Box(60, 50, 180, 190)
-        landmarks = self._shape_predictor(image, box.to_dlib())
+        landmarks = self._shape_predictor(image, _dlib_rect(box))
         with self._encoder_lock:
             descriptor = self._encoder.compute_face_descriptor(image, landmarks, 1)
         embedding = np.asarray(descriptor, dtype=np.float64)
@@ -203,7 +185,7 @@ class FaceEngine:
     def detect(self, image: np.ndarray, settings: DetectionSettings) -> list[tuple[Box, float]]:
         """Faces as (box in original pixels, detector score), largest first."""
         height, width = image.shape[:2]
-        scale = min(1.0, settings.max_side / max(height, width))
+        scale = downscale_factor(width, height, settings.max_side)
         work = image
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -213,12 +195,7 @@ class FaceEngine:
             found = self._detect_raw(work, settings.upsample + 1, settings.adjust_threshold)
         faces = []
         for rect, score in found:
-            box = Box(
-                left=max(0, math.floor(rect.left() / scale)),
-                top=max(0, math.floor(rect.top() / scale)),
-                right=min(width, math.ceil((rect.right() + 1) / scale)),
-                bottom=min(height, math.ceil((rect.bottom() + 1) / scale)),
-            )
+            box = Box.from_scaled(rect.left(), rect.top(), rect.right(), rect.bottom(), scale, width, height)
             if box.area > 0:
                 faces.append((box, float(score)))
         faces.sort(key=lambda item: item[0].area, reverse=True)
@@ -248,7 +225,7 @@ class FaceEngine:
             observation.status = FaceStatus.MULTIPLE_FACES
             return observation
         with observe_stage("landmarks"):
-            observation.landmarks = self._shape_predictor(image, box.to_dlib())
+            observation.landmarks = self._shape_predictor(image, _dlib_rect(box))
         observation.sharpness, observation.brightness = _sharpness_brightness(image, box)
         observation.quality = _quality(observation, quality)
         if box.width < quality.min_face_px:

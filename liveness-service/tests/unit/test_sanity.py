@@ -1,7 +1,7 @@
 import numpy as np
 
+from faceauth_common.boxes import Box
 from liveness_service import sanity
-from liveness_service.faces import Box
 
 T = sanity.SanityThresholds()
 
