@@ -8,16 +8,14 @@ imports it. The metric objects are created on first use, after that.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
+
+from faceauth_common.metrics import created_once
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 
 
 class _Metrics:
-    _instance: _Metrics | None = None
-    _lock = threading.Lock()
-
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram
 
@@ -61,17 +59,8 @@ class _Metrics:
             ["dependency"],
         )
 
-    @classmethod
-    def get(cls) -> _Metrics:
-        if cls._instance is None:
-            with cls._lock:  # concurrent first requests must not register the metrics twice
-                if cls._instance is None:
-                    cls._instance = cls()
-        return cls._instance
 
-
-def metrics() -> _Metrics:
-    return _Metrics.get()
+metrics = created_once(_Metrics)
 
 
 def audit_event(event: str, result: str, reason: str) -> None:

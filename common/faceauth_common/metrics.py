@@ -18,11 +18,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from faceauth_common.settings import env_int, env_str
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -123,9 +125,6 @@ def cleanup_multiprocess_dir() -> None:
 class _Metrics:
     """The metric objects, created on first use (after ``prepare_multiprocess``)."""
 
-    _instance: _Metrics | None = None
-    _lock = threading.Lock()
-
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram
 
@@ -149,17 +148,26 @@ class _Metrics:
             buckets=(1, 2, 4, 6, 8, 10, 12, 16, 24, 32),
         )
 
-    @classmethod
-    def get(cls) -> _Metrics:
-        if cls._instance is None:
-            with cls._lock:  # concurrent first calls must not register the metrics twice
-                if cls._instance is None:
-                    cls._instance = cls()
-        return cls._instance
+
+def created_once(factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter that calls ``factory`` on first use only, even when the first calls race.
+
+    Metric objects are made this way: after ``prepare_multiprocess``, and registered exactly once.
+    """
+    lock = threading.Lock()
+    made: list[T] = []
+
+    def get() -> T:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(factory())
+        return made[0]
+
+    return get
 
 
-def metrics() -> _Metrics:
-    return _Metrics.get()
+metrics = created_once(_Metrics)
 
 
 @contextlib.contextmanager
