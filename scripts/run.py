@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceauth_common.settings import SettingsError, env_int
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".venv"
 GATEWAY_DIR = REPO_ROOT / "gateway"
@@ -93,19 +95,6 @@ class Console:
 # Settings
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RunError(f"{name} must be an integer, got {raw!r}") from None
-    if not 1 <= value <= 65535 and name.endswith("_PORT"):
-        raise RunError(f"{name} must be a port number (1-65535), got {value}")
-    return value
-
-
 @dataclass(frozen=True)
 class RunSettings:
     var_dir: Path
@@ -126,7 +115,17 @@ class RunSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunSettings:
-        https_port = _env_int(env, "GATEWAY_HTTPS_PORT", 8443)
+        try:
+            return cls._from_env(env)
+        except SettingsError as error:
+            raise RunError(str(error)) from None
+
+    @classmethod
+    def _from_env(cls, env: Mapping[str, str]) -> RunSettings:
+        def port(name: str, default: int) -> int:
+            return env_int(name, default, env, minimum=1, maximum=65535)
+
+        https_port = port("GATEWAY_HTTPS_PORT", 8443)
         cert, key = env.get("GATEWAY_TLS_CERT", "").strip(), env.get("GATEWAY_TLS_KEY", "").strip()
         if bool(cert) != bool(key):
             raise RunError("set both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY, or neither (a self-signed pair is made)")
@@ -141,16 +140,16 @@ class RunSettings:
             var_dir=Path(env.get("FACEAUTH_VAR_DIR", "").strip() or REPO_ROOT / "var").resolve(),
             bind_address=env.get("GATEWAY_BIND", "").strip() or "127.0.0.1",
             https_port=https_port,
-            http_port=_env_int(env, "GATEWAY_HTTP_PORT", 8080),
-            public_https_port=_env_int(env, "GATEWAY_PUBLIC_HTTPS_PORT", https_port),
+            http_port=port("GATEWAY_HTTP_PORT", 8080),
+            public_https_port=port("GATEWAY_PUBLIC_HTTPS_PORT", https_port),
             tls_cert=Path(cert).resolve() if cert else None,
             tls_key=Path(key).resolve() if key else None,
             liveness_listen=env.get("LIVENESS_LISTEN", "").strip() or "127.0.0.1:50051",
             recognition_listen=env.get("RECOGNITION_LISTEN", "").strip() or "127.0.0.1:50052",
             auth_web_listen=env.get("AUTH_WEB_LISTEN", "").strip() or "127.0.0.1:8000",
             embedded_forced=env.get("FACEAUTH_EMBEDDED", "").strip().lower() in ("1", "true", "yes", "on"),
-            ready_timeout=float(_env_int(env, "FACEAUTH_READY_TIMEOUT", 300)),
-            stop_timeout=float(_env_int(env, "FACEAUTH_STOP_TIMEOUT", 20)),
+            ready_timeout=float(env_int("FACEAUTH_READY_TIMEOUT", 300, env, minimum=1)),
+            stop_timeout=float(env_int("FACEAUTH_STOP_TIMEOUT", 20, env, minimum=1)),
             nginx=nginx,
             gateway_values={
                 "GATEWAY_LOGIN_RATE": env.get("GATEWAY_LOGIN_RATE", "").strip() or "30r/m",
