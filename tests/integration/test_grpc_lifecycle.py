@@ -7,39 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import free_port
+from conftest import free_port, wait_for_serving
 
 SERVICES = {
     "recognition_service": ("RECOGNITION_LISTEN", "faceauth.recognition.v1.RecognitionService"),
     "liveness_service": ("LIVENESS_LISTEN", "faceauth.liveness.v1.LivenessService"),
 }
-
-
-def wait_for_serving(address: str, service_name: str, process: subprocess.Popen, timeout: float = 120) -> list[str]:
-    """Poll grpc.health.v1 until SERVING; returns the statuses seen on the way."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"service exited early with status {process.returncode}"
-            try:
-                status = stub.Check(health_pb2.HealthCheckRequest(service=service_name), timeout=1).status
-                name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-                if not seen or seen[-1] != name:
-                    seen.append(name)
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return seen
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"{service_name} not SERVING after {timeout}s (saw {seen})")
 
 
 @pytest.mark.parametrize("package", sorted(SERVICES))

@@ -12,9 +12,8 @@ import time
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import free_port
+from conftest import free_port, wait_for_serving
 from faceauth_common.grpc_client import open_channel
-from tests.integration.test_grpc_lifecycle import wait_for_serving
 
 SERVICE = "faceauth.recognition.v1.RecognitionService"
 

@@ -36,7 +36,7 @@ from auth_web.accounts import hash_password, normalize_username
 from auth_web.config import CaptureSettings, Settings
 from auth_web.migrate import upgrade
 from auth_web.models import AuditEvent, FaceTemplate, User
-from conftest import free_port
+from conftest import free_port, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 
@@ -100,23 +100,6 @@ def db_engine(database_url: str):  # type: ignore[no-untyped-def]
 # -- the real gRPC services ------------------------------------------------------------------------------
 
 
-def wait_serving(address: str, service: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{service} exited with status {process.returncode}")
-            try:
-                status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"{service} not SERVING within {timeout}s")
-
-
 @dataclass
 class RealServices:
     liveness: str
@@ -145,8 +128,8 @@ def real_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServ
             processes[package] = (process, address, log_file)
         for package, (process, address, _log) in processes.items():
             try:
-                wait_serving(address, specs[package][1], process)
-            except RuntimeError as error:
+                wait_for_serving(address, specs[package][1], process, timeout=180)
+            except AssertionError as error:
                 text = (logs / f"{package}.log").read_text()[-3000:]
                 pytest.fail(f"{error}\n{text}")
         yield RealServices(processes["liveness_service"][1], processes["recognition_service"][1])

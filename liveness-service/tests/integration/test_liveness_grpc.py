@@ -7,15 +7,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import cv2
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import free_port
+from conftest import free_port, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 
 SERVICE = "faceauth.liveness.v1.LivenessService"
@@ -35,7 +33,7 @@ def server():
         )
         channel = grpc.insecure_channel(address)
         try:
-            _wait_serving(health_pb2_grpc.HealthStub(channel), process)
+            wait_for_serving(address, SERVICE, process)
             yield liveness_pb2_grpc.LivenessServiceStub(channel), process, log
         finally:
             channel.close()
@@ -45,20 +43,6 @@ def server():
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _wait_serving(health, process) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, "liveness service exited early"
-        assert time.monotonic() < deadline, "liveness service not SERVING after 120 s"
-        try:
-            status = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=1).status
-            if status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.2)
 
 
 def check(stub, frames, challenge=(), times=(), timeout=30.0):

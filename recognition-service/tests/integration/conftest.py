@@ -6,13 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import free_port
+from conftest import free_port, wait_for_serving
 from faceauth.recognition.v1 import recognition_pb2_grpc
 
 
@@ -27,19 +25,7 @@ def server_address():
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        with grpc.insecure_channel(address) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            while True:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "recognition service not SERVING after 120 s"
-                try:
-                    request = health_pb2.HealthCheckRequest(service="faceauth.recognition.v1.RecognitionService")
-                    if health.Check(request, timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.1)
+        wait_for_serving(address, "faceauth.recognition.v1.RecognitionService", process)
         yield address
     finally:
         if process.poll() is None:
