@@ -9,6 +9,7 @@ dlib and TensorFlow hold the GIL for long stretches and threads alone do not use
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing
 import os
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import grpc
@@ -26,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from faceauth_common import metrics as service_metrics
 from faceauth_common.logs import request_id_var
 from faceauth_common.settings import env_float, env_int, env_str
+from faceauth_common.tls import GrpcSecurity, TlsNotConfigured
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,25 @@ class ServerSettings:
     grace_seconds: float = 10.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
     metrics_listen: str = ""  # host:port of the Prometheus endpoint; "" = none
+    # Mutual TLS from GRPC_TLS_CA + {prefix}_TLS_CERT/_KEY, or GRPC_INSECURE; unconfigured refuses to serve.
+    security: GrpcSecurity = field(default_factory=GrpcSecurity)
+    # A dead worker is replaced; more replacements than this within the window stop the service.
+    max_restarts: int = 5
+    restart_window_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, prefix: str, default_listen: str, default_metrics_listen: str = "") -> ServerSettings:
-        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_THREADS``, ``_GRACE_SECONDS`` and ``_METRICS_LISTEN``."""
+        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_THREADS``, ``_GRACE_SECONDS``, ``_METRICS_LISTEN``,
+        ``_MAX_RESTARTS`` and ``_RESTART_WINDOW_SECONDS``."""
         return cls(
             listen=env_str(f"{prefix}_LISTEN", default_listen),
             workers=env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=64),
             threads=env_int(f"{prefix}_THREADS", 4, minimum=1, maximum=256),
             grace_seconds=env_float(f"{prefix}_GRACE_SECONDS", 10.0, minimum=0),
             metrics_listen=service_metrics.metrics_listen_from_env(prefix, default_metrics_listen),
+            security=GrpcSecurity.from_env(f"{prefix}_TLS_CERT", f"{prefix}_TLS_KEY"),
+            max_restarts=env_int(f"{prefix}_MAX_RESTARTS", 5, minimum=0, maximum=1000),
+            restart_window_seconds=env_float(f"{prefix}_RESTART_WINDOW_SECONDS", 60.0, minimum=1),
         )
 
 
@@ -122,6 +133,11 @@ def run_service(
     ``name`` is the fully-qualified proto service name reported through the health API.
     ``load_engine`` loads *and warms up* the model; it runs once per server process.
     """
+    try:
+        settings.security.require()
+    except TlsNotConfigured as error:
+        log.error("tls_not_configured", extra={"fields": {"error": str(error)}})
+        return 2
     if settings.workers == 1:
         _start_metrics(settings)
         return _serve_one(name, settings, load_engine, add_servicers)
@@ -167,11 +183,21 @@ def _serve_one(
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     slot: EngineSlot[E] = EngineSlot()
     add_servicers(server, slot)
-    if server.add_insecure_port(settings.listen) == 0:
+    credentials = settings.security.server_credentials()
+    if credentials is None:
+        # Only with GRPC_INSECURE=true, which production refuses (faceauth_common.tls).
+        log.warning("grpc_plaintext", extra={"fields": {"listen": settings.listen}})
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
+    if port == 0:
         log.error("listen_failed", extra={"fields": {"listen": settings.listen}})
         return 1
     server.start()
-    log.info("listening", extra={"fields": {"listen": settings.listen, "pid": os.getpid()}})
+    log.info(
+        "listening",
+        extra={"fields": {"listen": settings.listen, "pid": os.getpid(), "mutual_tls": credentials is not None}},
+    )
 
     load_failed = threading.Event()
 
@@ -205,18 +231,26 @@ def _supervise_workers(
     add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
     worker_pids: list[int],
 ) -> int:
+    """Run ``settings.workers`` server processes and replace any that dies until told to stop.
+
+    A worker killed by a crash (SIGSEGV in native code, the OOM killer) is logged, counted in
+    ``faceauth_worker_restarts_total`` and replaced; its siblings keep serving meanwhile. More than
+    ``max_restarts`` replacements within ``restart_window_seconds`` (a crash loop, e.g. a model that
+    cannot load) stop the whole service with status 1, so the orchestrator sees it fail.
+    """
     # Fork before this process creates any gRPC object (gRPC's fork rules).
     context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(
+
+    def start_worker(index: int) -> multiprocessing.process.BaseProcess:
+        worker = context.Process(
             target=lambda: os._exit(_serve_one(name, settings, load_engine, add_servicers)),
             name=f"{name}-worker-{index}",
         )
-        for index in range(settings.workers)
-    ]
-    for worker in workers:
         worker.start()
-        worker_pids.append(worker.pid)  # type: ignore[arg-type]
+        return worker
+
+    workers = [start_worker(index) for index in range(settings.workers)]
+    worker_pids[:] = [worker.pid for worker in workers]  # type: ignore[misc]
     stopping = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:
@@ -227,15 +261,43 @@ def _supervise_workers(
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    log.info("workers_started", extra={"fields": {"workers": [w.pid for w in workers]}})
+    log.info("workers_started", extra={"fields": {"workers": list(worker_pids)}})
+    restarts: collections.deque[float] = collections.deque()
+    crash_loop = False
     while not stopping.is_set():
-        if any(not worker.is_alive() for worker in workers):
-            log.error("worker_exited", extra={"fields": {"codes": [w.exitcode for w in workers]}})
-            forward(signal.SIGTERM, None)
-            break
+        for index, worker in enumerate(workers):
+            if worker.is_alive() or stopping.is_set():
+                continue
+            worker.join()
+            service_metrics.mark_process_dead(worker.pid)  # type: ignore[arg-type]
+            now = time.monotonic()
+            while restarts and now - restarts[0] > settings.restart_window_seconds:
+                restarts.popleft()
+            log.error("worker_exited", extra={"fields": {"worker_pid": worker.pid, **_exit_cause(worker.exitcode)}})
+            if len(restarts) >= settings.max_restarts:
+                log.error(
+                    "worker_crash_loop",
+                    extra={"fields": {"restarts": len(restarts), "window_seconds": settings.restart_window_seconds}},
+                )
+                crash_loop = True
+                forward(signal.SIGTERM, None)
+                break
+            restarts.append(now)
+            service_metrics.metrics().worker_restarts.inc()
+            workers[index] = start_worker(index)
+            worker_pids[index] = workers[index].pid  # type: ignore[call-overload]
+            log.warning("worker_restarted", extra={"fields": {"worker_pid": workers[index].pid, "index": index}})
         stopping.wait(0.5)
+    forward(signal.SIGTERM, None)  # also reaches a worker started while the signal arrived
     for worker in workers:
         worker.join()
         if worker.pid is not None:
             service_metrics.mark_process_dead(worker.pid)
-    return 0 if all(worker.exitcode == 0 for worker in workers) and stopping.is_set() else 1
+    return 0 if not crash_loop and all(worker.exitcode == 0 for worker in workers) else 1
+
+
+def _exit_cause(exitcode: int | None) -> dict[str, object]:
+    """How a process ended, for the log: its exit status or the signal that killed it."""
+    if exitcode is not None and exitcode < 0:
+        return {"signal": signal.Signals(-exitcode).name}
+    return {"exit_code": exitcode}

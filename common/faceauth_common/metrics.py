@@ -147,6 +147,9 @@ class _Metrics:
             ["method"],
             buckets=(1, 2, 4, 6, 8, 10, 12, 16, 24, 32),
         )
+        self.worker_restarts = Counter(
+            "faceauth_worker_restarts_total", "Server worker processes that died and were replaced by the supervisor"
+        )
 
 
 def created_once(factory: Callable[[], T]) -> Callable[[], T]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
+from faceauth_common.threadsafe import PerThread
 
 
 @dataclass(frozen=True)
@@ -24,18 +25,19 @@ class FaceObservation:
 class FaceAnalyzer:
     """HOG detection on a downscaled grey frame, landmarks on the full-resolution frame.
 
-    dlib objects are not shared across threads safely, so calls are serialised with a lock;
-    the service runs one request's frames sequentially anyway and scales with processes.
+    No dlib object may be used by two threads at once (a shared HOG detector segfaults). HOG
+    releases the GIL, so each thread has its own detector and threads detect in parallel; the
+    landmark predictor holds the GIL, so one instance behind a lock costs no parallelism.
     """
 
     def __init__(self, detect_max_side: int = 320, min_face_ratio: float = 0.25) -> None:
         import dlib
         import face_recognition_models
 
-        self._detector = dlib.get_frontal_face_detector()
+        self._detectors = PerThread(dlib.get_frontal_face_detector)
         self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
         self._dlib = dlib
-        self._lock = threading.Lock()
+        self._predictor_lock = threading.Lock()
         self.detect_max_side = detect_max_side
         # A second detection smaller than this fraction of the largest face's area is ignored
         # (HOG false positives on round logos, faces far in the background).
@@ -52,8 +54,7 @@ class FaceAnalyzer:
             small = (
                 grey if attempt == 1.0 else cv2.resize(grey, None, fx=attempt, fy=attempt, interpolation=cv2.INTER_AREA)
             )
-            with self._lock:
-                rects = self._detector(small, 0)
+            rects = self._detectors.get()(small, 0)
             # Rounded to the nearest pixel (not Box.from_scaled's outward rounding): the yaw and
             # blink thresholds were calibrated on these boxes.
             boxes = [
@@ -71,7 +72,7 @@ class FaceAnalyzer:
 
     def landmarks(self, image_rgb: np.ndarray, box: Box) -> np.ndarray:
         rect = self._dlib.rectangle(box.left, box.top, box.right, box.bottom)
-        with self._lock:
+        with self._predictor_lock:
             shape = self._predictor(image_rgb, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 

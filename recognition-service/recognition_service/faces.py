@@ -23,6 +23,7 @@ import numpy as np
 
 from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
+from faceauth_common.threadsafe import PerThread
 
 # Embeddings are only comparable within one version: encoder weights + alignment (5-point chip).
 MODEL_VERSION = "dlib-resnet-v1/5pt/fr-models-0.3.0"
@@ -144,18 +145,20 @@ class FaceEngine:
     def __init__(self, detector: str = "hog", num_jitters: int = 1) -> None:
         paths = model_paths()
         self.detector_kind = detector
+        # No dlib object may be used by two threads at once (gRPC serves calls on a thread pool; a
+        # shared HOG detector segfaults). HOG releases the GIL, so each thread gets its own (cheap)
+        # detector and threads detect in parallel; the shape predictor and the DNNs hold the GIL,
+        # so one instance each behind a lock costs no parallelism (bench/results/gil.md).
         if detector == "cnn":
             self._cnn_detector = dlib.cnn_face_detection_model_v1(str(paths["cnn_detector"]))
         else:
-            self._hog_detector = dlib.get_frontal_face_detector()
+            self._hog_detectors: PerThread[dlib.fhog_object_detector] = PerThread(dlib.get_frontal_face_detector)
         self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
         self._encoder = dlib.face_recognition_model_v1(str(paths["encoder"]))
         self.num_jitters = num_jitters
-        # dlib DNNs keep their activations inside the net object, so one net must not run in two
-        # threads at once (gRPC serves calls on several threads). HOG and the shape predictor are
-        # read-only during evaluation.
         self._encoder_lock = threading.Lock()
         self._cnn_lock = threading.Lock()
+        self._shape_lock = threading.Lock()
 
     @classmethod
     def load(cls, detector: str = "hog", num_jitters: int = 1) -> FaceEngine:
@@ -173,7 +176,7 @@ class FaceEngine:
         image = _synthetic_face(240)
         self.detect(image, DetectionSettings(max_side=240, upsample=0))
         box = Box(60, 50, 180, 190)
-        landmarks = self._shape_predictor(image, _dlib_rect(box))
+        landmarks = self._landmarks(image, box)
         with self._encoder_lock:
             descriptor = self._encoder.compute_face_descriptor(image, landmarks, 1)
         embedding = np.asarray(descriptor, dtype=np.float64)
@@ -208,7 +211,7 @@ class FaceEngine:
             with self._cnn_lock:
                 detections = self._cnn_detector(image, upsample)
             return [(d.rect, d.confidence) for d in detections if d.confidence >= adjust_threshold]
-        rects, scores, _ = self._hog_detector.run(image, upsample, adjust_threshold)
+        rects, scores, _ = self._hog_detectors.get().run(image, upsample, adjust_threshold)
         return list(zip(rects, scores, strict=True))
 
     # -- one image -----------------------------------------------------------------------------------
@@ -225,7 +228,7 @@ class FaceEngine:
             observation.status = FaceStatus.MULTIPLE_FACES
             return observation
         with observe_stage("landmarks"):
-            observation.landmarks = self._shape_predictor(image, _dlib_rect(box))
+            observation.landmarks = self._landmarks(image, box)
         observation.sharpness, observation.brightness = _sharpness_brightness(image, box)
         observation.quality = _quality(observation, quality)
         if box.width < quality.min_face_px:
@@ -235,6 +238,10 @@ class FaceEngine:
         elif observation.sharpness < quality.min_sharpness:
             observation.status = FaceStatus.TOO_BLURRY
         return observation
+
+    def _landmarks(self, image: np.ndarray, box: Box) -> dlib.full_object_detection:
+        with self._shape_lock:
+            return self._shape_predictor(image, _dlib_rect(box))
 
     def embed(self, image: np.ndarray, observation: Observation) -> np.ndarray:
         """The 128-d embedding of an observed face (only for status OK)."""
