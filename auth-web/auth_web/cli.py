@@ -1,4 +1,5 @@
-"""Operator commands: ``python -m auth_web {serve,migrate,create-admin,set-password,import-templates}``."""
+"""Operator commands: ``python -m auth_web {serve,migrate,create-admin,set-password,import-templates,
+reencrypt-templates,generate-template-key}``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -25,7 +27,8 @@ from auth_web.accounts import (
 )
 from auth_web.config import Settings
 from auth_web.db import make_engine
-from auth_web.models import ROLE_ADMIN, AuditEvent, FaceTemplate, User
+from auth_web.models import ROLE_ADMIN, AuditEvent, FaceTemplate, User, pack_embedding
+from auth_web.template_crypto import TemplateDecryptionError, generate_key, key_id_for, parse_key
 from faceauth_common.logs import configure_logging
 from faceauth_common.settings import SettingsError
 
@@ -143,7 +146,8 @@ def import_templates(settings: Settings, args: argparse.Namespace) -> str:
             templates = []
             for item in person.get("templates") or []:
                 try:
-                    embedding = FaceTemplate.pack(item["embedding"])
+                    embedding = item["embedding"]
+                    pack_embedding(embedding)  # validates: 128 finite numbers
                     quality = float(item.get("quality", 0.0))
                 except (KeyError, TypeError, ValueError):
                     continue
@@ -169,10 +173,11 @@ def import_templates(settings: Settings, args: argparse.Namespace) -> str:
                 continue
             for embedding, quality, source in templates:
                 session.add(
-                    FaceTemplate(
+                    FaceTemplate.seal(
+                        embedding,
                         user_id=user.id,
-                        embedding=embedding,
                         model_version=model_version,
+                        cipher=settings.template_cipher,
                         quality=quality,
                         source=source,
                         created_at=now,
@@ -191,13 +196,80 @@ def import_templates(settings: Settings, args: argparse.Namespace) -> str:
 def migrate(settings: Settings, args: argparse.Namespace) -> str:
     from auth_web.migrate import upgrade
 
-    upgrade(settings.database_url, args.revision)
+    try:
+        upgrade(settings.database_url, args.revision, template_cipher=settings.template_cipher)
+    except RuntimeError as error:
+        # A migration that cannot proceed (e.g. plaintext templates and no FACEAUTH_TEMPLATE_KEY) says why.
+        raise CommandError(str(error)) from None
     return f"database at revision {args.revision}"
+
+
+def reencrypt_templates(settings: Settings, args: argparse.Namespace) -> str:
+    """Key rotation: every template not sealed with the current FACEAUTH_TEMPLATE_KEY is decrypted with the old
+    key that sealed it (FACEAUTH_TEMPLATE_OLD_KEYS) and sealed again with the current one.
+
+    Idempotent (rows already under the current key are not touched) and safe while auth-web serves (it reads both
+    keys); one transaction per batch, so an interrupted run keeps its progress and a rerun finishes it.
+    """
+    cipher = settings.template_cipher
+    current = cipher.current_key_id
+    reencrypted, batches = 0, 0
+    unreadable: Counter[str] = Counter()
+    last_id = 0
+    with Session(make_engine(settings)) as session:
+        already = session.scalar(select(func.count()).where(FaceTemplate.key_id == current)) or 0
+        while True:
+            statement = (
+                select(FaceTemplate)
+                .where(FaceTemplate.key_id != current, FaceTemplate.id > last_id)
+                .order_by(FaceTemplate.id)
+                .limit(args.batch_size)
+                .with_for_update()
+            )
+            rows = session.scalars(statement).all()
+            if not rows:
+                break
+            for row in rows:
+                try:
+                    reencrypted += row.reseal(cipher)
+                except TemplateDecryptionError as error:
+                    unreadable[f"{row.key_id} ({error.reason})"] += 1
+            last_id = rows[-1].id
+            session.commit()
+            session.expunge_all()
+            batches += 1
+        if reencrypted:
+            _audit(session, "templates_reencrypt", "OK", None, {"templates": reencrypted, "key_id": current})
+            session.commit()
+        left = session.scalar(select(func.count()).where(FaceTemplate.key_id != current)) or 0
+    report = (
+        f"re-encrypted {reencrypted} templates under key {current} in {batches} batches; {already} were already "
+        f"under it; {left} left under other keys"
+    )
+    if unreadable:
+        details = ", ".join(f"{count} with key id {key}" for key, count in sorted(unreadable.items()))
+        raise CommandError(
+            f"{report}. Cannot decrypt {sum(unreadable.values())} templates: {details}. Add the key that sealed "
+            "them to FACEAUTH_TEMPLATE_OLD_KEYS and run this again"
+        )
+    return report + (" (the old keys can now be removed from FACEAUTH_TEMPLATE_OLD_KEYS)" if not left else "")
+
+
+def generate_template_key(args: argparse.Namespace) -> str:
+    """A new FACEAUTH_TEMPLATE_KEY on stdout (its key id on stderr); reads no settings and no database."""
+    key = generate_key()
+    print(f"key id {key_id_for(parse_key(key))}", file=sys.stderr)
+    return key
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> str:
     from auth_web.serve import run
 
+    try:
+        # Only serving talks to the model services; migrate and the other commands need no gRPC settings.
+        settings.grpc_security.require()
+    except SettingsError as error:
+        raise CommandError(f"configuration error: {error}") from None
     run(settings)
     return ""
 
@@ -219,7 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("file")
     sub.add_argument("--replace", action="store_true", help="replace the templates of existing users")
     sub.add_argument("--max-templates", type=int, default=10, help="keep at most this many per person (best first)")
+    sub = commands.add_parser(
+        "reencrypt-templates", help="key rotation: re-encrypt every template under the current FACEAUTH_TEMPLATE_KEY"
+    )
+    sub.add_argument("--batch-size", type=_positive_int, default=500, help="templates per transaction (500)")
+    commands.add_parser("generate-template-key", help="print a new random FACEAUTH_TEMPLATE_KEY")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 COMMANDS = {
@@ -228,11 +312,16 @@ COMMANDS = {
     "create-admin": create_admin,
     "set-password": set_password,
     "import-templates": import_templates,
+    "reencrypt-templates": reencrypt_templates,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "generate-template-key":
+        # Needs no settings: it must work where FACEAUTH_TEMPLATE_KEY is still missing (production refuses that).
+        print(generate_template_key(args))
+        return 0
     try:
         settings = Settings.from_env()
     except SettingsError as error:

@@ -88,10 +88,11 @@ def enroll(nonce: str, files: list, frame_times_raw: str | None) -> Outcome:
     session_db.execute(delete(FaceTemplate).where(FaceTemplate.user_id == user.id))
     for template in result.templates:
         session_db.add(
-            FaceTemplate(
+            FaceTemplate.seal(
+                template.embedding,
                 user_id=user.id,
-                embedding=FaceTemplate.pack(template.embedding),
                 model_version=result.model_version,
+                cipher=config.template_cipher,
                 quality=template.quality,
                 source="browser",
             )

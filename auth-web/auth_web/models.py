@@ -1,7 +1,8 @@
 """Tables: users, their face templates, and the audit log.
 
 Portable on purpose (Postgres in production and tests, SQLite for the local try-it-out mode): embeddings are
-float32 bytes, timestamps are timezone-aware, no Postgres-only column types.
+stored encrypted (AES-256-GCM, template_crypto.py) as bytes, timestamps are timezone-aware, no Postgres-only
+column types.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from auth_web.template_crypto import TemplateCipher
 
 EMBEDDING_DIMENSIONS = 128
 
@@ -80,12 +83,17 @@ class User(Base):
 
 
 class FaceTemplate(Base):
+    """One enrolled embedding, encrypted: made by ``seal``, read by ``vector`` (both need the app's cipher,
+    ``Settings.template_cipher``). The ciphertext is bound to ``user_id`` and ``model_version``."""
+
     __tablename__ = "face_templates"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    # 128 little-endian float32 values.
+    # AES-256-GCM: nonce || ciphertext of 128 little-endian float32 values || tag (540 bytes).
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # Which key of the ring sealed it (template_crypto.key_id_for); rotation re-seals rows under the current key.
+    key_id: Mapped[str] = mapped_column(String(32), nullable=False)
     model_version: Mapped[str] = mapped_column(String(64), nullable=False)
     quality: Mapped[float] = mapped_column(Float, nullable=False)
     source: Mapped[str] = mapped_column(String(255), nullable=False, default="browser")
@@ -93,15 +101,46 @@ class FaceTemplate(Base):
 
     user: Mapped[User] = relationship(back_populates="templates")
 
-    @staticmethod
-    def pack(values: object) -> bytes:
-        vector = np.asarray(values, dtype="<f4").reshape(-1)
-        if vector.shape != (EMBEDDING_DIMENSIONS,) or not np.all(np.isfinite(vector)):
-            raise ValueError(f"an embedding must be {EMBEDDING_DIMENSIONS} finite numbers")
-        return vector.tobytes()
+    @classmethod
+    def seal(
+        cls, values: object, *, user_id: int, model_version: str, cipher: TemplateCipher, **fields: object
+    ) -> FaceTemplate:
+        """A new row holding ``values`` (128 finite numbers) encrypted under the cipher's current key."""
+        sealed = cipher.seal(pack_embedding(values), user_id=user_id, model_version=model_version)
+        return cls(
+            user_id=user_id,
+            model_version=model_version,
+            embedding=sealed.ciphertext,
+            key_id=sealed.key_id,
+            **fields,
+        )
 
-    def vector(self) -> list[float]:
-        return np.frombuffer(self.embedding, dtype="<f4").astype(float).tolist()
+    def vector(self, cipher: TemplateCipher) -> list[float]:
+        """The embedding; raises template_crypto.TemplateDecryptionError when the ring cannot open it."""
+        return unpack_embedding(self._plaintext(cipher))
+
+    def reseal(self, cipher: TemplateCipher) -> bool:
+        """Re-encrypt under the cipher's current key (key rotation); False when it already is."""
+        if self.key_id == cipher.current_key_id:
+            return False
+        sealed = cipher.seal(self._plaintext(cipher), user_id=self.user_id, model_version=self.model_version)
+        self.embedding, self.key_id = sealed.ciphertext, sealed.key_id
+        return True
+
+    def _plaintext(self, cipher: TemplateCipher) -> bytes:
+        return cipher.open(self.embedding, key_id=self.key_id, user_id=self.user_id, model_version=self.model_version)
+
+
+def pack_embedding(values: object) -> bytes:
+    """128 finite numbers as little-endian float32 bytes (the plaintext that is sealed)."""
+    vector = np.asarray(values, dtype="<f4").reshape(-1)
+    if vector.shape != (EMBEDDING_DIMENSIONS,) or not np.all(np.isfinite(vector)):
+        raise ValueError(f"an embedding must be {EMBEDDING_DIMENSIONS} finite numbers")
+    return vector.tobytes()
+
+
+def unpack_embedding(plaintext: bytes) -> list[float]:
+    return np.frombuffer(plaintext, dtype="<f4").astype(float).tolist()
 
 
 class AuditEvent(Base):

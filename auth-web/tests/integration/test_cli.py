@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from auth_web.accounts import verify_password
 from auth_web.models import Base, FaceTemplate, User
+from auth_web.template_crypto import development_cipher
 from conftest import free_port
 
 from .conftest import PASSWORD, PG_ADMIN, REDIS_URL
@@ -101,11 +102,10 @@ def test_migrations_run_on_sqlite(tmp_path: Path) -> None:
             user = User(username="sqlite", username_key="sqlite", password_hash=None)
             session.add(user)
             session.flush()
-            session.add(
-                FaceTemplate(user_id=user.id, embedding=FaceTemplate.pack([0.1] * 128), model_version="v", quality=0.5)
-            )
+            cipher = development_cipher()
+            session.add(FaceTemplate.seal([0.1] * 128, user_id=user.id, model_version="v", cipher=cipher, quality=0.5))
             session.commit()
-            assert len(session.get(User, user.id).templates[0].vector()) == 128
+            assert session.get(User, user.id).templates[0].vector(cipher) == pytest.approx([0.1] * 128)
     finally:
         engine.dispose()
 

@@ -20,6 +20,7 @@ from .conftest import (
     last_reason,
     unique_username,
 )
+from .test_template_encryption import assert_no_decodable_vector, raw_templates
 
 
 @dataclass
@@ -60,13 +61,20 @@ def enrolled_a(real_app: Flask, db_engine, frames_a_enroll: list[bytes]) -> Iter
         yield Enrolled(real_app, username, user.id)
 
 
-def test_enrollment_stores_templates_not_images(enrolled_a: Enrolled, db_engine) -> None:  # type: ignore[no-untyped-def]
+def test_enrollment_stores_templates_not_images(enrolled_a: Enrolled, db_engine, database_url: str) -> None:  # type: ignore[no-untyped-def]
     with Session(db_engine) as session:
         templates = session.scalars(select(FaceTemplate).where(FaceTemplate.user_id == enrolled_a.user_id)).all()
     assert 3 <= len(templates) <= 5
+    cipher = enrolled_a.app.config["FACEAUTH_SETTINGS"].template_cipher
+    vectors = [template.vector(cipher) for template in templates]
     for template in templates:
-        assert len(template.embedding) == 128 * 4  # float32 embedding, never an image
+        # An encrypted float32 embedding (nonce + 512 bytes + tag), never an image.
+        assert len(template.embedding) == 12 + 128 * 4 + 16 and template.key_id == cipher.current_key_id
         assert template.model_version and 0 < template.quality <= 1
+    # The real enrolled embeddings cannot be read out of the table (test_template_encryption.py has the rest).
+    assert all(len(vector) == 128 for vector in vectors)
+    for raw, _key_id in raw_templates(database_url, enrolled_a.user_id):
+        assert_no_decodable_vector(raw, vectors)
     assert last_reason(db_engine, enrolled_a.username, "enroll") == "OK"
 
 
