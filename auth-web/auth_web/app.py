@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -9,8 +10,8 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request, session
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from auth_web import audit, db, errors, redis_store
 from auth_web import metrics as auth_metrics
@@ -18,6 +19,7 @@ from auth_web.challenges import ChallengeStore
 from auth_web.config import Settings
 from auth_web.extensions import csrf, init_limiter
 from auth_web.face_services import FaceServices
+from auth_web.proxies import TRUSTED_PROXY_ENVIRON_KEY, AddressMatcher, TrustedProxyFix
 from auth_web.sessions import RedisSession, RedisSessionInterface
 from faceauth_common.logs import request_id_var
 
@@ -25,13 +27,39 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Endpoints that must answer without a session (Redis may be the thing that is down).
-_SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz"}
+_SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz", "api.openapi"}
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Request JSON that Python would parse but that is no valid JSON text becomes a ValueError (→ 400).
+
+    ``request.get_json`` turns a ValueError into "bad request" (or None when silent); anything else it lets
+    through as a 500. So: nesting deeper than the parser's recursion limit, the non-standard constants
+    NaN/Infinity, and lone UTF-16 surrogates (``"\\ud800"``: not text, and every UTF-8 encoder — Redis,
+    Postgres — refuses them) are refused here, once for every endpoint.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: object) -> object:
+        kwargs.setdefault("parse_constant", _refuse_constant)
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            raise ValueError("JSON string with a lone surrogate, or nested too deeply") from None
+        return value
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def create_app(settings: Settings | None = None, *, face_services: FaceServices | None = None) -> Flask:
@@ -60,15 +88,14 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_SWALLOW_ERRORS=False,
     )
+    app.json = StrictJSONProvider(app)
     if settings.proxy_count:
-        # Trust X-Forwarded-For/-Proto/-Host from exactly this many proxies (the gateway).
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app,
-            x_for=settings.proxy_count,
-            x_proto=settings.proxy_count,
-            x_host=settings.proxy_count,
-            x_port=settings.proxy_count,
+        # X-Forwarded-For/-Proto/-Host/-Port from exactly this many proxies (the gateway), and only when the
+        # connection comes from a trusted proxy's address: a client reaching auth-web directly can't pick its address.
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, AddressMatcher(settings.trusted_proxies), settings.proxy_count
         )
+    app.extensions["faceauth_internal_addresses"] = AddressMatcher(settings.internal_addresses)
 
     redis_client = redis_store.make_client(settings)
     app.extensions[redis_store._EXTENSION] = redis_client
@@ -104,7 +131,7 @@ def _register_request_hooks(app: Flask, settings: Settings) -> None:
     def _request_id() -> None:
         g.request_started = time.perf_counter()
         # The gateway's id when it sent one (only a trusted proxy's header counts), otherwise our own.
-        incoming = request.headers.get("X-Request-ID", "") if settings.proxy_count else ""
+        incoming = request.headers.get("X-Request-ID", "") if request.environ.get(TRUSTED_PROXY_ENVIRON_KEY) else ""
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
 

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from auth_web.proxies import parse_address_list
 from faceauth_common.settings import (
     SettingsError,
     env_bool,
@@ -21,6 +22,7 @@ DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 (refused in p
 MIN_PRODUCTION_SECRET_LENGTH = 32
 
 CHALLENGE_ACTION_NAMES = ("BLINK", "TURN_LEFT", "TURN_RIGHT")
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
 FACTORS = ("password+face", "face")
 
 
@@ -57,6 +59,10 @@ class Settings:
     workers: int = 2
     threads: int = 4
     proxy_count: int = 0
+    # Peers whose X-Forwarded-* headers count (with proxy_count > 0): IPs, CIDR networks or host names.
+    trusted_proxies: tuple[str, ...] = LOOPBACK_ADDRESSES
+    # Client addresses that see /readyz's per-dependency details (everyone else: the status code only).
+    internal_addresses: tuple[str, ...] = LOOPBACK_ADDRESSES
     force_secure_cookies: bool = False
     log_level: str = "INFO"
     # Login policy
@@ -153,6 +159,8 @@ class Settings:
             workers=env_int("AUTH_WEB_WORKERS", 2, env, minimum=1, maximum=64),
             threads=env_int("AUTH_WEB_THREADS", 4, env, minimum=1, maximum=64),
             proxy_count=env_int("AUTH_PROXY_COUNT", 0, env, minimum=0, maximum=5),
+            trusted_proxies=_addresses("AUTH_TRUSTED_PROXIES", env),
+            internal_addresses=_addresses("AUTH_INTERNAL_ADDRESSES", env),
             force_secure_cookies=env_bool("AUTH_FORCE_SECURE_COOKIES", False, env),
             log_level=env_str("LOG_LEVEL", "INFO", env),
             factors=env_choice("AUTH_FACTORS", "password+face", FACTORS, env),
@@ -191,6 +199,16 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _addresses(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses, CIDR networks or host names (default: loopback)."""
+    values = env_list(name, LOOPBACK_ADDRESSES, env)
+    try:
+        parse_address_list(values)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+    return values
 
 
 def _metrics_listen(value: str) -> str:

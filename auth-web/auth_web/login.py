@@ -19,12 +19,14 @@ from auth_web import metrics as auth_metrics
 from auth_web.accounts import (
     LockoutPolicy,
     LockoutState,
+    ValidationError,
     after_failure,
     after_success,
     hash_password,
     is_locked,
     needs_rehash,
     normalize_username,
+    validate_username,
     verify_password,
 )
 from auth_web.auth_helpers import sign_in
@@ -86,12 +88,19 @@ def challenge_body(nonce: str, actions: tuple[str, ...], config: Settings) -> di
 def issue_challenge(username_raw: object) -> Outcome:
     """A challenge for any well-formed username: whether the account exists is not revealed here."""
     config = settings()
-    if not isinstance(username_raw, str) or not 1 <= len(username_raw.strip()) <= 64:
+    # Every account's name follows the username rules (registration, CLI and import all check them), so a name
+    # that breaks them is refused as input without revealing anything; that also keeps NUL bytes, control
+    # characters and surrogates out of Redis, Postgres and the audit log.
+    if not isinstance(username_raw, str) or not username_raw.strip():
         return Outcome(400, {"ok": False, "error": "bad_request", "message": "Enter your username."})
+    try:
+        username = validate_username(username_raw)
+    except ValidationError as error:
+        return Outcome(400, {"ok": False, "error": "bad_username", "message": str(error)})
     store: ChallengeStore = current_app.extensions["faceauth_challenges"]
     session["challenge_bound"] = True  # make sure this browser session is stored, so the binding holds
     actions = random_actions(config.challenge_actions, config.challenge_length)
-    challenge = store.issue(PURPOSE_LOGIN, actions, session.hash, username=username_raw.strip())  # type: ignore[attr-defined]
+    challenge = store.issue(PURPOSE_LOGIN, actions, session.hash, username=username)  # type: ignore[attr-defined]
     return Outcome(200, challenge_body(challenge.nonce, challenge.actions, config))
 
 

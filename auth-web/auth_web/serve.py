@@ -17,6 +17,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from auth_web.config import Settings
+from auth_web.proxies import AddressMatcher
 from faceauth_common import metrics as service_metrics
 from faceauth_common.logs import configure_logging
 
@@ -43,7 +44,9 @@ class _Gunicorn(BaseApplication):
             "errorlog": "-",
             "loglevel": self.settings.log_level.lower(),
             "limit_request_line": 8190,
-            "forwarded_allow_ips": "*" if self.settings.proxy_count else "127.0.0.1",
+            # gunicorn itself honours X-Forwarded-Proto (wsgi.url_scheme) only from these peers: the trusted
+            # proxies' literal addresses, never "*". The app's TrustedProxyFix does the rest (and host names).
+            "forwarded_allow_ips": forwarded_allow_ips(self.settings),
             "post_worker_init": _worker_logging(self.settings),
             "logger_class": JsonGunicornLogger,
             "when_ready": _serve_metrics(self.settings),
@@ -57,6 +60,13 @@ class _Gunicorn(BaseApplication):
         from auth_web.app import create_app
 
         return create_app(self.settings)
+
+
+def forwarded_allow_ips(settings: Settings) -> str:
+    """gunicorn's forwarded_allow_ips: the trusted proxies' IPs/networks; none without a proxy in front."""
+    if not settings.proxy_count:
+        return ""
+    return ",".join(AddressMatcher(settings.trusted_proxies).literal())
 
 
 def _worker_logging(settings: Settings):  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,8 +58,10 @@ def parse_frame_times(raw: str | None, frame_count: int) -> list[int]:
         raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must have one value per frame.")
     times: list[int] = []
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must contain numbers only.")
+        # NaN and ±Infinity parse (Python's json accepts them) but are no times; round(inf) would raise.
+        finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+        if isinstance(value, bool) or not finite:
+            raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must contain finite numbers only.")
         millis = round(value)
         if millis < 0 or millis > MAX_FRAME_TIME_MS or (times and millis < times[-1]):
             raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must be non-decreasing offsets within 2 minutes.")

@@ -1,7 +1,7 @@
 """The nginx gateway, started from the same template the local run and the image use.
 
 A small stand-in upstream (it echoes what it received) lets these tests see exactly what the gateway
-forwards; test_gateway_auth_web.py puts the real auth-web behind it.
+forwards; the last tests put the real auth-web app behind it (security headers on every path, /readyz).
 """
 
 from __future__ import annotations
@@ -359,3 +359,125 @@ def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Pat
     )
     assert result.returncode == 1
     assert "cannot read" in result.stderr and "absent.key" in result.stderr
+
+
+# -- one copy of each security header, with the real auth-web behind the gateway ------------------------
+
+# The gateway owns these (auth-web's copies are hidden); the CSP is auth-web's when it sends one.
+ONE_COPY_HEADERS = (
+    "strict-transport-security",
+    "content-security-policy",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+    "permissions-policy",
+    "cross-origin-opener-policy",
+    "x-request-id",
+)
+
+
+@pytest.fixture(scope="module")
+def real_auth_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real Flask app (its own after_request security headers) served in a thread: SQLite, local Redis,
+    no gRPC services (so /readyz answers 503, another path to check)."""
+    import secrets
+
+    import redis
+    from werkzeug.serving import make_server
+
+    from auth_web import create_app
+    from auth_web.config import Settings
+
+    prefix = f"faceauth_test_{secrets.token_hex(6)}:"
+    settings = Settings(
+        secret_key="gateway-test-secret-key-0123456789abcdef",
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('auth-web') / 'db.sqlite3'}",
+        redis_prefix=prefix,
+        liveness_target=f"127.0.0.1:{free_port()}",
+        recognition_target=f"127.0.0.1:{free_port()}",
+        health_deadline_seconds=0.2,
+        proxy_count=1,
+    )
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_port}"
+    server.shutdown()
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _assert_one_copy_each(response: httpx.Response, what: str) -> None:
+    counts = {name: len(response.headers.get_list(name)) for name in ONE_COPY_HEADERS}
+    assert counts == dict.fromkeys(ONE_COPY_HEADERS, 1), (what, response.status_code, counts)
+
+
+def test_every_path_has_each_security_header_exactly_once(
+    start_gateway, real_auth_web: str, client: httpx.Client
+) -> None:
+    """Regression (issue 13): /static/ had `X-Frame-Options: DENY, DENY` and two Referrer-Policy values (its own
+    proxy_hide_header lines replaced the server level's, so auth-web's copies went through beside the gateway's)."""
+    front = start_gateway([real_auth_web], GATEWAY_LOGIN_RATE="600r/m", GATEWAY_LOGIN_BURST="50")
+    dead = start_gateway([f"127.0.0.1:{free_port()}"])
+    requests = [
+        ("GET", front, "/", {}),
+        ("GET", front, "/login", {}),
+        ("GET", front, "/login?next=/account", {}),
+        ("GET", front, "/register", {}),
+        ("GET", front, "/static/css/app.css", {}),
+        ("GET", front, "/static/js/capture.js", {"headers": {"Accept-Encoding": "gzip"}}),
+        ("GET", front, "/static/img/logo.svg", {}),
+        ("GET", front, "/static/absent.css", {}),  # auth-web's 404 under /static/
+        ("GET", front, "/no/such/page", {}),  # auth-web's error page
+        ("GET", front, "/api/no/such", {}),  # its JSON 404
+        ("POST", front, "/api/login/challenge", {"json": {"username": "alice"}}),  # 400: no CSRF token
+        ("POST", front, "/api/login", {"data": {"nonce": "x"}}),
+        ("GET", front, "/api/openapi.json", {}),
+        ("GET", front, "/healthz", {}),
+        ("GET", front, "/readyz", {}),  # 503: no gRPC services
+        ("POST", front, "/api/enroll", _multipart_frames(18 * MiB)),  # the gateway's JSON 413
+        ("POST", front, "/enroll", _multipart_frames(18 * MiB)),  # its HTML 413
+        ("GET", front, "/_gateway/gateway.css", {}),
+        ("GET", front, "/_gateway/unavailable.html", {}),  # internal: 404
+        ("GET", dead, "/login", {}),  # the gateway's 502 page
+        ("POST", dead, "/api/login", {"data": {"nonce": "x"}}),  # its JSON 503
+        ("GET", dead, "/static/css/app.css", {}),
+    ]
+    statuses = set()
+    for method, gateway, path, options in requests:
+        response = client.request(method, f"{gateway.base}{path}", **options)
+        statuses.add(response.status_code)
+        _assert_one_copy_each(response, f"{method} {path}")
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert {200, 400, 404, 413, 502, 503} <= statuses, statuses
+
+
+def test_gateway_rate_limit_page_has_each_security_header_once(
+    start_gateway, real_auth_web: str, tls_pair: tuple[Path, Path]
+) -> None:
+    limited = start_gateway([real_auth_web], GATEWAY_LOGIN_RATE="1r/m", GATEWAY_LOGIN_BURST="1")
+    context = ssl.create_default_context(cafile=str(tls_pair[0]))
+    transport = httpx.HTTPTransport(verify=context, local_address="127.0.0.3")
+    with httpx.Client(transport=transport, timeout=10) as other_address:
+        responses = [other_address.get(f"{limited.base}/login") for _ in range(3)]
+        responses += [other_address.post(f"{limited.base}/api/login/challenge", json={}) for _ in range(2)]
+    assert 429 in {r.status_code for r in responses}
+    for response in responses:
+        _assert_one_copy_each(response, f"{response.request.method} {response.request.url.path}")
+
+
+def test_readyz_through_the_gateway_tells_a_public_client_only_ok(
+    start_gateway, real_auth_web: str, tls_pair: tuple[Path, Path]
+) -> None:
+    """A client that is not loopback (127.0.0.4 here, forwarded by the gateway) gets no per-dependency state."""
+    front = start_gateway([real_auth_web])
+    context = ssl.create_default_context(cafile=str(tls_pair[0]))
+    transport = httpx.HTTPTransport(verify=context, local_address="127.0.0.4")
+    with httpx.Client(transport=transport, timeout=10) as public:
+        response = public.get(f"{front.base}/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ok": False}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from importlib import resources
+
 from flask import Blueprint, Response, jsonify, request
 
 from auth_web import enrollment, login
@@ -9,10 +13,25 @@ from auth_web.auth_helpers import login_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
+#: The reviewed OpenAPI 3.1 description of this API (a unit test keeps it equal to the app's routes).
+OPENAPI_RESOURCE = "openapi.json"
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    text = resources.files("auth_web").joinpath(OPENAPI_RESOURCE).read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":")).encode()
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return Response(openapi_document(), mimetype="application/json")
+
 
 def _json(outcome: login.Outcome) -> Response:
     response = jsonify(outcome.body)
     response.status_code = outcome.status
+    response.headers.update(outcome.headers)
     return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import unquote, urljoin, urlsplit
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -29,9 +30,35 @@ def index() -> Response:
     return redirect(url_for("account.dashboard" if g.get("user") else "auth.login"))
 
 
+#: Only for resolving a candidate ``next``: a local path must stay on this origin.
+_NEXT_ORIGIN = "https://faceauth.invalid"
+_NEXT_MAX_LENGTH = 200
+
+
 def safe_next(raw: str | None) -> str | None:
-    """A local path to go to after signing in; anything that could leave the site is dropped."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or len(raw) > 200:
+    """A local path to go to after signing in; anything a browser could take off the site is dropped.
+
+    The page hands the value to ``location``, whose URL parser (WHATWG) removes tabs and newlines anywhere,
+    strips leading control characters and spaces, and reads ``\\`` as ``/``: ``/\\t/evil.example`` becomes
+    ``//evil.example``, another host. So: printable ASCII only (what ``url_for`` makes), no backslash, no
+    control character also after percent-decoding, a single leading ``/``, and the value joined to a fixed
+    origin must keep that origin.
+    """
+    if not raw or len(raw) > _NEXT_MAX_LENGTH or not raw.isascii() or not raw.isprintable():
+        return None
+    decoded = raw
+    for _ in range(3):  # %2509 → %09 → tab: decode until nothing changes (a few rounds are plenty)
+        decoded, previous = unquote(decoded), decoded
+        if decoded == previous:
+            break
+    for candidate in (raw, decoded):
+        if "\\" in candidate or any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in candidate):
+            return None
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return None
+    target = urlsplit(urljoin(_NEXT_ORIGIN + "/", raw))
+    same_origin = f"{target.scheme}://{target.netloc}" == _NEXT_ORIGIN
+    if not same_origin or not target.path.startswith("/") or target.path.startswith("//"):
         return None
     return raw
 

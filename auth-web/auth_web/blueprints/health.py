@@ -1,10 +1,13 @@
-"""/healthz: the process answers. /readyz: every dependency answers (Postgres, Redis, both gRPC services)."""
+"""/healthz: the process answers. /readyz: every dependency answers (Postgres, Redis, both gRPC services).
+
+The per-dependency details of /readyz go only to internal callers (loopback, AUTH_INTERNAL_ADDRESSES).
+"""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,6 +63,11 @@ def readyz() -> Response:
         futures = {name: pool.submit(check) for name, check in checks.items()}
         results = {name: "ok" if future.result() else "unavailable" for name, future in futures.items()}
     ready = all(state == "ok" for state in results.values())
-    response = jsonify({"status": "ready" if ready else "unavailable", "checks": results})
+    if request.remote_addr in current_app.extensions["faceauth_internal_addresses"]:
+        # Loopback (the container health checks) and AUTH_INTERNAL_ADDRESSES: which dependency is missing.
+        response = jsonify({"ok": ready, "status": "ready" if ready else "unavailable", "checks": results})
+    else:
+        # Anyone else (e.g. through the gateway) learns only whether auth-web can serve.
+        response = jsonify({"ok": ready})
     response.status_code = 200 if ready else 503
     return response
