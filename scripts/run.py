@@ -17,6 +17,7 @@ and ``Supervisor`` with ``stop(name)`` / ``restart(name)`` of a single child.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import re
@@ -618,11 +619,20 @@ def wait_until_ready(
 
 def secret_key(var_dir: Path) -> str:
     """A random development secret kept under var/, so that sessions survive a restart."""
-    path = var_dir / "secret-key"
+    return _kept_secret(var_dir / "secret-key", lambda: secrets.token_urlsafe(48))
+
+
+def template_key(var_dir: Path) -> str:
+    """A random FACEAUTH_TEMPLATE_KEY (32 bytes, base64) kept under var/: the templates enrolled in one run are
+    encrypted with it and must open in the next. Lose the file and they have to be enrolled again."""
+    return _kept_secret(var_dir / "template-key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+
+
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
     if path.is_file():
         return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
     path.touch(mode=0o600)
     path.write_text(value + "\n")
     return value
@@ -666,7 +676,7 @@ def child_environment(
     env: Mapping[str, str], settings: RunSettings, *, database_url: str, redis_url: str, use_gateway: bool
 ) -> dict[str, str]:
     """What every child gets: ``env`` plus the backends, each service's address and where to reach the others,
-    development mode and a secret key unless ``env`` sets them."""
+    development mode, a secret key and a template key unless ``env`` sets them."""
     child_env = {
         **env,
         "PYTHONUNBUFFERED": "1",
@@ -679,6 +689,7 @@ def child_environment(
         "RECOGNITION_TARGET": env.get("RECOGNITION_TARGET") or service_target(settings.recognition_listen),
         "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
         "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
+        "FACEAUTH_TEMPLATE_KEY": env.get("FACEAUTH_TEMPLATE_KEY") or template_key(settings.var_dir),
     }
     if use_gateway:
         # auth-web sits behind exactly one proxy (the gateway): trust its X-Forwarded-For/-Proto.

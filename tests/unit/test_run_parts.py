@@ -3,6 +3,7 @@ environment and commands, and stopping / restarting one child of the supervisor.
 
 from __future__ import annotations
 
+import base64
 import io
 import signal
 import sys
@@ -47,6 +48,10 @@ def test_child_environment(tmp_path: Path) -> None:
     assert child["FACEAUTH_ENV"] == "development" and child["AUTH_PROXY_COUNT"] == "1"
     # A development secret kept under var/, the same on the next run.
     assert child["FACEAUTH_SECRET_KEY"] == (tmp_path / "secret-key").read_text().strip()
+    # Likewise the key the face templates are encrypted with: 32 random bytes, private to the user.
+    assert child["FACEAUTH_TEMPLATE_KEY"] == (tmp_path / "template-key").read_text().strip()
+    assert len(base64.urlsafe_b64decode(child["FACEAUTH_TEMPLATE_KEY"])) == 32
+    assert (tmp_path / "template-key").stat().st_mode & 0o077 == 0
     # What the caller sets wins; without the gateway no proxy is trusted.
     own = local_run.child_environment(
         {**env, "FACEAUTH_SECRET_KEY": "s" * 40, "LIVENESS_TARGET": "dns:///liveness:50051"},
@@ -56,6 +61,7 @@ def test_child_environment(tmp_path: Path) -> None:
         use_gateway=False,
     )
     assert own["FACEAUTH_SECRET_KEY"] == "s" * 40 and own["LIVENESS_TARGET"] == "dns:///liveness:50051"
+    assert own["FACEAUTH_TEMPLATE_KEY"] == child["FACEAUTH_TEMPLATE_KEY"]  # the same on the next run
     assert "AUTH_PROXY_COUNT" not in own
 
 
