@@ -18,6 +18,7 @@ from bench.frames import DEFAULT_CLIP, Frame, load_clip, relative_times, windows
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_client import open_channel
+from faceauth_common.tls import GrpcSecurity
 
 ENROLL_FRAMES = 10
 DEADLINE_SECONDS = 30.0
@@ -53,8 +54,10 @@ class Stubs:
     """One channel per service, reused for every call (as auth-web does)."""
 
     def __init__(self, liveness_target: str, recognition_target: str) -> None:
-        self.liveness_channel = open_channel(liveness_target)
-        self.recognition_channel = open_channel(recognition_target)
+        # The stack's client identity (GRPC_TLS_CA, GRPC_CLIENT_TLS_CERT/_KEY), as auth-web uses it.
+        security = GrpcSecurity.client_from_env()
+        self.liveness_channel = open_channel(liveness_target, security)
+        self.recognition_channel = open_channel(recognition_target, security)
         self.liveness = liveness_pb2_grpc.LivenessServiceStub(self.liveness_channel)
         self.recognition = recognition_pb2_grpc.RecognitionServiceStub(self.recognition_channel)
 

@@ -10,8 +10,12 @@ Settings are environment variables (docs/configuration.md, "gateway and local ru
 
 The parts are public for tests that need the stack but not this exact loop (tests/e2e/stack.py):
 ``RunSettings``, ``child_environment()`` and ``service_commands()`` (what every child gets and how each
-service starts and shows it is ready), ``service_target()``, ``prepare_gateway()``, ``wait_until_ready()``,
-and ``Supervisor`` with ``stop(name)`` / ``restart(name)`` of a single child.
+service starts and shows it is ready), ``service_target()``, ``prepare_grpc_tls()``, ``prepare_gateway()``,
+``wait_until_ready()``, and ``Supervisor`` with ``stop(name)`` / ``restart(name)`` of a single child.
+
+gRPC between auth-web and the model services is mutual TLS: on first run a private CA and the certificates
+are made under ``var/grpc-tls/`` (``faceauth_common.tls``), unless the environment brings its own
+(``GRPC_TLS_CA`` ...) or asks for plaintext (``GRPC_INSECURE=true``, development only).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceauth_common.settings import SettingsError, env_int
+from faceauth_common.tls import (
+    TLS_VARIABLES,
+    GrpcSecurity,
+    ServiceFolders,
+    ensure_certificates,
+    server_hosts,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".venv"
@@ -113,6 +124,11 @@ class RunSettings:
     stop_timeout: float
     nginx: str | None
     gateway_values: dict[str, str] = field(default_factory=dict)
+    # The run's own CA and certificates (made by prepare_grpc_tls), or None when the environment sets the gRPC
+    # TLS variables (or GRPC_INSECURE) itself.
+    grpc_tls_folders: ServiceFolders | None = None
+    # The gRPC TLS variables every child gets.
+    grpc_tls_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunSettings:
@@ -137,8 +153,11 @@ class RunSettings:
         )
         if env.get("GATEWAY_NGINX", "").strip() and not shutil.which(nginx or ""):
             raise RunError(f"GATEWAY_NGINX={env['GATEWAY_NGINX']} is not an executable")
+        var_dir = Path(env.get("FACEAUTH_VAR_DIR", "").strip() or REPO_ROOT / "var").resolve()
+        own_grpc_tls = {name: env[name] for name in TLS_VARIABLES if env.get(name, "").strip()}
+        grpc_tls_folders = None if own_grpc_tls else ServiceFolders.under(var_dir / "grpc-tls")
         return cls(
-            var_dir=Path(env.get("FACEAUTH_VAR_DIR", "").strip() or REPO_ROOT / "var").resolve(),
+            var_dir=var_dir,
             bind_address=env.get("GATEWAY_BIND", "").strip() or "127.0.0.1",
             https_port=https_port,
             http_port=port("GATEWAY_HTTP_PORT", 8080),
@@ -161,6 +180,8 @@ class RunSettings:
                 "GATEWAY_STATIC_MAX_AGE": env.get("GATEWAY_STATIC_MAX_AGE", "").strip() or "1h",
                 "GATEWAY_ERROR_LOG_LEVEL": env.get("GATEWAY_ERROR_LOG_LEVEL", "").strip() or "warn",
             },
+            grpc_tls_folders=grpc_tls_folders,
+            grpc_tls_env=own_grpc_tls or grpc_tls_folders.environment(),  # type: ignore[union-attr]
         )
 
     @property
@@ -553,13 +574,15 @@ def _signal_group(pgid: int, signum: int) -> None:
 # Readiness
 
 
-def grpc_serving(address: str) -> bool:
+def grpc_serving(address: str, settings: RunSettings) -> bool:
+    """The service listening on ``address`` answers SERVING to a probe with auth-web's client identity."""
     from faceauth_common.healthcheck import HealthCheckError, check_health
 
     host, port = split_address(address)
     try:
-        return check_health(f"{connect_host(host)}:{port}", "", timeout=1.0) == "SERVING"
-    except HealthCheckError:
+        security = GrpcSecurity.client_from_env(settings.grpc_tls_env)
+        return check_health(f"{connect_host(host)}:{port}", security, "", timeout=1.0) == "SERVING"
+    except (HealthCheckError, SettingsError):
         return False
 
 
@@ -690,6 +713,7 @@ def child_environment(
         "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
         "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
         "FACEAUTH_TEMPLATE_KEY": env.get("FACEAUTH_TEMPLATE_KEY") or template_key(settings.var_dir),
+        **settings.grpc_tls_env,
     }
     if use_gateway:
         # auth-web sits behind exactly one proxy (the gateway): trust its X-Forwarded-For/-Proto.
@@ -703,8 +727,8 @@ def service_commands(settings: RunSettings, python: str = sys.executable) -> lis
     liveness, recognition = settings.liveness_listen, settings.recognition_listen
     healthz = f"{auth_web_url(settings)}/healthz"
     return [
-        Service("liveness", [python, "-m", "liveness_service"], lambda: grpc_serving(liveness)),
-        Service("recognition", [python, "-m", "recognition_service"], lambda: grpc_serving(recognition)),
+        Service("liveness", [python, "-m", "liveness_service"], lambda: grpc_serving(liveness, settings)),
+        Service("recognition", [python, "-m", "recognition_service"], lambda: grpc_serving(recognition, settings)),
         Service("auth-web", [python, "-m", "auth_web", "serve"], lambda: http_status(healthz) == 200),
     ]
 
@@ -753,6 +777,7 @@ def run(env: Mapping[str, str], console: Console) -> int:
         if supervisor.stopping.is_set():
             return 0
 
+        prepare_grpc_tls(settings, console)
         services = service_commands(settings, python)
         for service in services:
             supervisor.start(service.name, service.argv, child_env)
@@ -796,6 +821,18 @@ def run(env: Mapping[str, str], console: Console) -> int:
     finally:
         supervisor.stop_all()
         console.say("all stopped")
+
+
+def prepare_grpc_tls(settings: RunSettings, console: Console | None = None) -> None:
+    """Make (first run) or renew the run's CA and gRPC certificates under var/grpc-tls/, valid for the names
+    auth-web uses to reach each service."""
+    if settings.grpc_tls_folders is None:
+        return
+    liveness = split_address(service_target(settings.liveness_listen))[0]
+    recognition = split_address(service_target(settings.recognition_listen))[0]
+    issued = ensure_certificates(settings.grpc_tls_folders, server_hosts([liveness]), server_hosts([recognition]))
+    if issued and console:
+        console.say(f"made the gRPC mutual TLS certificates under {settings.grpc_tls_folders.ca_dir.parent}")
 
 
 def prepare_gateway(settings: RunSettings, console: Console) -> Path:

@@ -16,6 +16,7 @@ from faceauth_common.settings import (
     env_list,
     env_str,
 )
+from faceauth_common.tls import GrpcSecurity
 
 #: The development default; production refuses to start with it (or with no key at all).
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 (refused in production)
@@ -48,6 +49,9 @@ class Settings:
     redis_prefix: str = "faceauth:"
     liveness_target: str = "127.0.0.1:50051"
     recognition_target: str = "127.0.0.1:50052"
+    # Mutual TLS to both model services (GRPC_TLS_CA, GRPC_CLIENT_TLS_CERT/_KEY) or GRPC_INSECURE; `serve` refuses
+    # to start unconfigured.
+    grpc_security: GrpcSecurity = dataclasses.field(default_factory=GrpcSecurity)
     liveness_deadline_seconds: float = 15.0
     recognition_deadline_seconds: float = 15.0
     health_deadline_seconds: float = 1.0
@@ -149,6 +153,7 @@ class Settings:
             redis_prefix=env_str("AUTH_REDIS_PREFIX", cls.redis_prefix, env),
             liveness_target=env_str("LIVENESS_TARGET", cls.liveness_target, env),
             recognition_target=env_str("RECOGNITION_TARGET", cls.recognition_target, env),
+            grpc_security=GrpcSecurity.client_from_env(env),
             liveness_deadline_seconds=env_float("AUTH_LIVENESS_DEADLINE_SECONDS", 15.0, env, minimum=0.1),
             recognition_deadline_seconds=env_float("AUTH_RECOGNITION_DEADLINE_SECONDS", 15.0, env, minimum=0.1),
             health_deadline_seconds=env_float("AUTH_HEALTH_DEADLINE_SECONDS", 1.0, env, minimum=0.05),

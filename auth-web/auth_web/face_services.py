@@ -74,8 +74,8 @@ class FaceServices:
             if self._channels is None or self._channels.pid != os.getpid():
                 self._channels = _Channels(
                     os.getpid(),
-                    open_channel(self.settings.liveness_target),
-                    open_channel(self.settings.recognition_target),
+                    open_channel(self.settings.liveness_target, self.settings.grpc_security),
+                    open_channel(self.settings.recognition_target, self.settings.grpc_security),
                 )
             return self._channels
 

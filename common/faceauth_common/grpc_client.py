@@ -11,6 +11,7 @@ import grpc
 
 from faceauth_common.grpc_server import MAX_MESSAGE_BYTES, REQUEST_ID_METADATA
 from faceauth_common.logs import request_id_var
+from faceauth_common.tls import GrpcSecurity
 
 # Round-robin over every address the DNS name resolves to, so `--scale svc=3` spreads load.
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
@@ -73,13 +74,16 @@ class ChannelPool(grpc.Channel):
         self.close()
 
 
-def open_channel(target: str, connections: int = 4) -> grpc.Channel:
-    """Insecure channel(s) (services talk on a private network) with round-robin balancing.
+def open_channel(target: str, security: GrpcSecurity, connections: int = 4) -> grpc.Channel:
+    """Mutually authenticated TLS channel(s) (``security``) with round-robin balancing.
 
     ``target`` is ``host:port`` or ``dns:///host:port``; a bare ``host:port`` gets the dns scheme
-    so that every address of a scaled service is used. ``connections`` > 1 returns a
-    ``ChannelPool`` of that many separate connections (see there why).
+    so that every address of a scaled service is used. The server's certificate must name the host
+    of ``target``. ``connections`` > 1 returns a ``ChannelPool`` of that many separate connections
+    (see there why). Plaintext only when ``security`` says so explicitly (``GRPC_INSECURE``);
+    unconfigured security raises ``TlsNotConfigured``.
     """
+    credentials = security.channel_credentials()
     if "://" not in target and not target.startswith(("unix:", "dns:")):
         target = f"dns:///{target}"
     options = [
@@ -90,8 +94,11 @@ def open_channel(target: str, connections: int = 4) -> grpc.Channel:
         # Without a local pool, channels with equal arguments share one connection.
         ("grpc.use_local_subchannel_pool", 1),
     ]
-    channels = [
-        grpc.intercept_channel(grpc.insecure_channel(target, options=options), _RequestIdInterceptor())
-        for _ in range(max(1, connections))
-    ]
+
+    def one() -> grpc.Channel:
+        if credentials is None:
+            return grpc.insecure_channel(target, options=options)
+        return grpc.secure_channel(target, credentials, options=options)
+
+    channels = [grpc.intercept_channel(one(), _RequestIdInterceptor()) for _ in range(max(1, connections))]
     return channels[0] if len(channels) == 1 else ChannelPool(channels)

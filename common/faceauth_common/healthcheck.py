@@ -2,7 +2,9 @@
 
 Exits 0 when the service reports SERVING, 1 otherwise (NOT_SERVING, unknown service, no answer), with
 one line saying which on stdout/stderr. docker-compose healthchecks and the local run command use it;
-``SERVICE`` defaults to ``""``, the server's overall status.
+``SERVICE`` defaults to ``""``, the server's overall status. The probe is a gRPC client like any other:
+mutual TLS from ``GRPC_TLS_CA``, ``GRPC_CLIENT_TLS_CERT`` and ``GRPC_CLIENT_TLS_KEY`` (or ``GRPC_INSECURE``),
+with the server's host name checked against ``HOST``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from faceauth_common.settings import SettingsError
+from faceauth_common.tls import GrpcSecurity
+
 
 class HealthCheckError(Exception):
     """The service could not be asked (unreachable, deadline exceeded, unknown service name)."""
 
 
-def check_health(target: str, service: str = "", timeout: float = 3.0) -> str:
+def check_health(target: str, security: GrpcSecurity, service: str = "", timeout: float = 3.0) -> str:
     """Return the serving status name (``"SERVING"``, ``"NOT_SERVING"``, ...) of ``service`` at ``target``.
 
-    Raises HealthCheckError when the server cannot answer within ``timeout`` seconds.
+    Raises HealthCheckError when the server cannot answer within ``timeout`` seconds (a refused TLS
+    handshake included: it shows as UNAVAILABLE).
     """
-    with grpc.insecure_channel(target) as channel:
+    credentials = security.channel_credentials()
+    channel = grpc.insecure_channel(target) if credentials is None else grpc.secure_channel(target, credentials)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout, wait_for_ready=False)
@@ -44,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
     args = parser.parse_args(argv)
     try:
-        status = check_health(args.target, args.service, args.timeout)
+        security = GrpcSecurity.client_from_env()
+        security.require()
+    except SettingsError as error:
+        print(f"unhealthy: {error}", file=sys.stderr)
+        return 1
+    try:
+        status = check_health(args.target, security, args.service, args.timeout)
     except HealthCheckError as error:
         print(f"unhealthy: {error}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import free_port, wait_for_serving
+from conftest import GrpcTls, free_port, wait_for_serving
 
 SERVICES = {
     "recognition_service": ("RECOGNITION_LISTEN", "faceauth.recognition.v1.RecognitionService"),
@@ -19,18 +19,18 @@ SERVICES = {
 
 
 @pytest.mark.parametrize("package", sorted(SERVICES))
-def test_service_serves_health_and_stops_cleanly_on_sigterm(package: str) -> None:
+def test_service_serves_health_and_stops_cleanly_on_sigterm(package: str, grpc_tls: GrpcTls) -> None:
     listen_variable, service_name = SERVICES[package]
     address = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", package],
-        env={**os.environ, listen_variable: address, "LOG_LEVEL": "INFO"},
+        env={**os.environ, **grpc_tls.env, listen_variable: address, "LOG_LEVEL": "INFO"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        seen = wait_for_serving(address, service_name, process)
+        seen = wait_for_serving(address, service_name, process, security=grpc_tls.client)
         assert seen[-1] == "SERVING"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)

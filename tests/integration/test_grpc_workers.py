@@ -12,18 +12,19 @@ import time
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import free_port, wait_for_serving
+from conftest import GrpcTls, free_port, wait_for_serving
 from faceauth_common.grpc_client import open_channel
 
 SERVICE = "faceauth.recognition.v1.RecognitionService"
 
 
-def test_worker_processes_share_the_port_and_the_pool_reaches_each() -> None:
+def test_worker_processes_share_the_port_and_the_pool_reaches_each(grpc_tls: GrpcTls) -> None:
     address = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "recognition_service"],
         env={
             **os.environ,
+            **grpc_tls.env,
             "RECOGNITION_LISTEN": address,
             "RECOGNITION_WORKERS": "2",
             "RECOGNITION_METRICS_LISTEN": "off",
@@ -33,9 +34,9 @@ def test_worker_processes_share_the_port_and_the_pool_reaches_each() -> None:
         text=True,
     )
     try:
-        wait_for_serving(address, SERVICE, process)
+        wait_for_serving(address, SERVICE, process, security=grpc_tls.client)
         # Each worker reports SERVING on its own; wait until a pool sees only SERVING answers.
-        pool = open_channel(address, connections=16)
+        pool = open_channel(address, grpc_tls.client, connections=16)
         serving_answers = 0
         deadline = time.monotonic() + 120
         while serving_answers < 64 and time.monotonic() < deadline:

@@ -36,7 +36,7 @@ from auth_web.accounts import hash_password, normalize_username
 from auth_web.config import CaptureSettings, Settings
 from auth_web.migrate import upgrade
 from auth_web.models import AuditEvent, FaceTemplate, User
-from conftest import free_port, wait_for_serving
+from conftest import GrpcTls, free_port, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 
@@ -107,8 +107,9 @@ class RealServices:
 
 
 @pytest.fixture(scope="session")
-def real_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServices]:
-    """`python -m liveness_service` and `python -m recognition_service` on free ports, started once."""
+def real_services(tmp_path_factory: pytest.TempPathFactory, grpc_tls: GrpcTls) -> Iterator[RealServices]:
+    """`python -m liveness_service` and `python -m recognition_service` on free ports, started once, with
+    mutual TLS (the session's certificates)."""
     logs = tmp_path_factory.mktemp("service-logs")
     specs = {
         "liveness_service": ("LIVENESS_LISTEN", "faceauth.liveness.v1.LivenessService"),
@@ -121,14 +122,14 @@ def real_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServ
             log_file = open(logs / f"{package}.log", "w")  # noqa: SIM115 (closed below)
             process = subprocess.Popen(
                 [sys.executable, "-m", package],
-                env={**os.environ, variable: address, "LOG_LEVEL": "WARNING"},
+                env={**os.environ, **grpc_tls.env, variable: address, "LOG_LEVEL": "WARNING"},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
             processes[package] = (process, address, log_file)
         for package, (process, address, _log) in processes.items():
             try:
-                wait_for_serving(address, specs[package][1], process, timeout=180)
+                wait_for_serving(address, specs[package][1], process, timeout=180, security=grpc_tls.client)
             except AssertionError as error:
                 text = (logs / f"{package}.log").read_text()[-3000:]
                 pytest.fail(f"{error}\n{text}")
@@ -192,8 +193,9 @@ class FakeServer:
 
 
 @pytest.fixture
-def fake_grpc() -> Iterator[Callable[..., FakeServer]]:
-    """Start in-process fake servicers (built from the generated base classes) on a free port."""
+def fake_grpc(grpc_tls: GrpcTls) -> Iterator[Callable[..., FakeServer]]:
+    """Start in-process fake servicers (built from the generated base classes) on a free port, behind the same
+    mutual TLS as the real services."""
     servers: list[grpc.Server] = []
 
     def start(liveness: FakeLiveness | None = None, recognition: FakeRecognition | None = None) -> FakeServer:
@@ -206,7 +208,7 @@ def fake_grpc() -> Iterator[Callable[..., FakeServer]]:
         if recognition is not None:
             recognition_pb2_grpc.add_RecognitionServiceServicer_to_server(recognition, server)
             health_servicer.set("faceauth.recognition.v1.RecognitionService", health_pb2.HealthCheckResponse.SERVING)
-        port = server.add_insecure_port("127.0.0.1:0")
+        port = server.add_secure_port("127.0.0.1:0", grpc_tls.server().server_credentials())
         server.start()
         servers.append(server)
         return FakeServer(f"127.0.0.1:{port}", server, liveness, recognition)
@@ -279,12 +281,13 @@ _app_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def base_settings(database_url: str, redis_prefix: str) -> Settings:
+def base_settings(database_url: str, redis_prefix: str, grpc_tls: GrpcTls) -> Settings:
     return Settings(
         secret_key="integration-test-secret-key-0123456789",
         database_url=database_url,
         redis_url=REDIS_URL,
         redis_prefix=redis_prefix,
+        grpc_security=grpc_tls.client,
         liveness_target=dead_address(),
         recognition_target=dead_address(),
         liveness_deadline_seconds=60.0,

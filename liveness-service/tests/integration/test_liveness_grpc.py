@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import free_port, wait_for_serving
+from conftest import GrpcTls, free_port, secure_channel, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 
 SERVICE = "faceauth.liveness.v1.LivenessService"
@@ -21,19 +21,19 @@ REASON = liveness_pb2.LivenessReason.Value
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(grpc_tls: GrpcTls):
     address = f"127.0.0.1:{free_port()}"
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "liveness_service"],
-            env={**os.environ, "LIVENESS_LISTEN": address, "LIVENESS_THREADS": "2"},
+            env={**os.environ, **grpc_tls.env, "LIVENESS_LISTEN": address, "LIVENESS_THREADS": "2"},
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        channel = grpc.insecure_channel(address)
+        channel = secure_channel(address, grpc_tls.client)
         try:
-            wait_for_serving(address, SERVICE, process)
+            wait_for_serving(address, SERVICE, process, security=grpc_tls.client)
             yield liveness_pb2_grpc.LivenessServiceStub(channel), process, log
         finally:
             channel.close()
