@@ -30,7 +30,7 @@ import cv2
 import grpc
 import pytest
 
-from conftest import free_port, wait_for_serving
+from conftest import GrpcTls, free_port, secure_channel, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 
@@ -47,6 +47,11 @@ class Service:
     process: subprocess.Popen
     log: IO[str]
     metrics_port: int
+    tls: GrpcTls
+
+    def channel(self) -> grpc.Channel:
+        """A new connection with auth-web's client certificate (the services require mutual TLS)."""
+        return secure_channel(self.address, self.tls.client)
 
     def log_lines(self) -> list[dict]:
         self.log.seek(0)
@@ -54,7 +59,7 @@ class Service:
 
 
 @contextmanager
-def running(module: str, prefix: str, service_name: str, **env: str) -> Iterator[Service]:
+def running(module: str, prefix: str, service_name: str, tls: GrpcTls, **env: str) -> Iterator[Service]:
     address = f"127.0.0.1:{free_port()}"
     metrics_port = free_port()
     with tempfile.TemporaryFile(mode="w+") as log:
@@ -62,6 +67,7 @@ def running(module: str, prefix: str, service_name: str, **env: str) -> Iterator
             [sys.executable, "-m", module],
             env={
                 **os.environ,
+                **tls.env,
                 f"{prefix}_LISTEN": address,
                 f"{prefix}_WORKERS": "2",
                 f"{prefix}_THREADS": "4",
@@ -73,8 +79,8 @@ def running(module: str, prefix: str, service_name: str, **env: str) -> Iterator
             text=True,
         )
         try:
-            wait_for_serving(address, service_name, process)
-            yield Service(address, process, log, metrics_port)
+            wait_for_serving(address, service_name, process, security=tls.client)
+            yield Service(address, process, log, metrics_port, tls)
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -129,7 +135,7 @@ def _alive(pid: int) -> bool:
 
 
 def encode_ok(service: Service, image: bytes) -> bool:
-    with grpc.insecure_channel(service.address) as channel:
+    with service.channel() as channel:
         response = recognition_pb2_grpc.RecognitionServiceStub(channel).Encode(
             recognition_pb2.EncodeRequest(images=[image]), timeout=CALL_TIMEOUT, wait_for_ready=True
         )
@@ -143,13 +149,13 @@ def metric(service: Service, name: str) -> float:
     return sum(values)
 
 
-def test_concurrent_mixed_calls_never_crash_a_worker(frames: list[bytes]) -> None:
+def test_concurrent_mixed_calls_never_crash_a_worker(frames: list[bytes], grpc_tls: GrpcTls) -> None:
     with (
-        running("recognition_service", "RECOGNITION", RECOGNITION) as recognition,
-        running("liveness_service", "LIVENESS", LIVENESS) as liveness,
+        running("recognition_service", "RECOGNITION", RECOGNITION, grpc_tls) as recognition,
+        running("liveness_service", "LIVENESS", LIVENESS, grpc_tls) as liveness,
     ):
-        recognition_channel = grpc.insecure_channel(recognition.address)
-        liveness_channel = grpc.insecure_channel(liveness.address)
+        recognition_channel = recognition.channel()
+        liveness_channel = liveness.channel()
         recognize = recognition_pb2_grpc.RecognitionServiceStub(recognition_channel)
         check = liveness_pb2_grpc.LivenessServiceStub(liveness_channel)
         enrolled = recognize.Encode(recognition_pb2.EncodeRequest(images=frames[:2]), timeout=CALL_TIMEOUT)
@@ -188,8 +194,10 @@ def test_concurrent_mixed_calls_never_crash_a_worker(frames: list[bytes]) -> Non
     assert sum(outcomes.values()) == SOAK_CALLS
 
 
-def test_a_worker_killed_by_sigsegv_is_replaced_and_the_service_keeps_answering(frames: list[bytes]) -> None:
-    with running("recognition_service", "RECOGNITION", RECOGNITION) as recognition:
+def test_a_worker_killed_by_sigsegv_is_replaced_and_the_service_keeps_answering(
+    frames: list[bytes], grpc_tls: GrpcTls
+) -> None:
+    with running("recognition_service", "RECOGNITION", RECOGNITION, grpc_tls) as recognition:
         first, second = serving_workers(recognition)
         os.kill(first, signal.SIGSEGV)
         killed_at = time.monotonic()
@@ -211,8 +219,10 @@ def test_a_worker_killed_by_sigsegv_is_replaced_and_the_service_keeps_answering(
     assert replaced_in < 60
 
 
-def test_a_crash_loop_stops_the_service_instead_of_restarting_forever() -> None:
-    with running("recognition_service", "RECOGNITION", RECOGNITION, RECOGNITION_MAX_RESTARTS="0") as recognition:
+def test_a_crash_loop_stops_the_service_instead_of_restarting_forever(grpc_tls: GrpcTls) -> None:
+    with running(
+        "recognition_service", "RECOGNITION", RECOGNITION, grpc_tls, RECOGNITION_MAX_RESTARTS="0"
+    ) as recognition:
         worker, _ = serving_workers(recognition)
         os.kill(worker, signal.SIGSEGV)
         assert recognition.process.wait(timeout=60) == 1
