@@ -183,6 +183,11 @@ def test_import_templates(database_url: str, tmp_path: Path, monkeypatch, capsys
             assert sorted(t.quality for t in user.templates) == pytest.approx([0.8, 0.9])
             assert {t.model_version for t in user.templates} == {"dlib-test-v1"}
             assert user.templates[0].source.startswith("import:")
+            # Stored encrypted like an enrollment (no FACEAUTH_TEMPLATE_KEY here: the development key).
+            imported = sorted(tuple(t.vector(development_cipher())) for t in user.templates)
+            expected = sorted(tuple(t["embedding"]) for t in people[0]["templates"])
+            assert [list(v) for v in imported] == [pytest.approx(list(v)) for v in expected]
+            assert all(len(t.embedding) == 540 and t.key_id for t in user.templates)
         # Existing users are left alone unless --replace.
         document["people"][0]["templates"] = document["people"][0]["templates"][:1]
         path.write_text(json.dumps(document))
