@@ -1,8 +1,8 @@
-"""Account rules: usernames, password policy and hashing, lockout back-off. No Flask, no database."""
+"""Account rules: usernames, password policy and hashing, throttling of failed logins. No Flask, no database."""
 
 from __future__ import annotations
 
-import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 
@@ -70,40 +70,110 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
+# -- throttling of failed logins (pure policy; the Redis bookkeeping is in throttle.py) --------------------------
+#
+# Failures are counted in a sliding window (older ones are forgotten) under three keys: the claimed username from
+# one client address ("pair"), the address (any username), and the username (any address). Each key has a free
+# number of failures; past it every further failure makes the next attempt wait, doubling from ``base_seconds``
+# up to ``max_seconds`` (a soft delay, answered 429 + Retry-After without doing any work). Only the pair and the
+# address keys ever lock hard — and a lock binds that address alone, so an attacker's address cannot lock the
+# victim out from another one. The username-wide key only slows down (never locks), and an address that signed
+# in as the user recently is exempt from it. Nothing here depends on whether the account exists.
+
+PAIR = "pair"
+ADDRESS = "address"
+USERNAME = "username"
+
+
 @dataclass(frozen=True)
-class LockoutPolicy:
-    threshold: int = 5
-    base_seconds: int = 30
-    max_seconds: int = 3600
+class Budget:
+    """How many failures within the window one key may have: ``free`` before delays, ``lock`` to lock hard."""
 
-    def lock_duration(self, lockout_count: int) -> dt.timedelta:
-        """Length of the ``lockout_count``-th lock (0-based): base, 2×base, 4×base, … capped."""
-        seconds = self.base_seconds * (2 ** min(lockout_count, 30))
-        return dt.timedelta(seconds=min(seconds, self.max_seconds))
+    free: int
+    lock: int | None = None  # None: delays only, never a lock
 
 
 @dataclass(frozen=True)
-class LockoutState:
-    failed_attempts: int
-    lockout_count: int
-    locked_until: dt.datetime | None
+class ThrottlePolicy:
+    window_seconds: int = 900
+    pair: Budget = Budget(free=3, lock=10)
+    address: Budget = Budget(free=10, lock=50)
+    username: Budget = Budget(free=30)
+    base_seconds: float = 2.0
+    max_seconds: float = 60.0
+
+    def budget(self, key: str) -> Budget:
+        return {PAIR: self.pair, ADDRESS: self.address, USERNAME: self.username}[key]
+
+    def delay(self, failures: int, budget: Budget) -> float:
+        """Seconds the next attempt waits after the latest of ``failures``: 0 within the free failures, then
+        base, 2×base, 4×base, … capped at ``max_seconds``."""
+        over = failures - budget.free
+        if over <= 0:
+            return 0.0
+        return float(min(self.base_seconds * 2 ** min(over - 1, 30), self.max_seconds))
+
+    def tracked(self, budget: Budget) -> int:
+        """The most recent failures worth remembering for a key: beyond this count nothing changes any more."""
+        ratio = max(self.max_seconds / self.base_seconds, 1.0)
+        saturated = budget.free + 1 + math.ceil(math.log2(ratio))
+        return max(saturated, budget.lock or 0)
 
 
-def is_locked(locked_until: dt.datetime | None, now: dt.datetime) -> bool:
-    if locked_until is None:
-        return False
-    if locked_until.tzinfo is None:  # SQLite returns naive datetimes; they are stored as UTC
-        locked_until = locked_until.replace(tzinfo=dt.UTC)
-    return locked_until > now
+@dataclass(frozen=True)
+class Failures:
+    """Failures of one key within the window, and when the latest happened (epoch seconds)."""
+
+    count: int = 0
+    latest: float | None = None
 
 
-def after_failure(state: LockoutState, policy: LockoutPolicy, now: dt.datetime) -> LockoutState:
-    """Count one failed login; the threshold-th consecutive failure locks the account, each lock twice as long."""
-    failed = state.failed_attempts + 1
-    if failed >= policy.threshold:
-        return LockoutState(0, state.lockout_count + 1, now + policy.lock_duration(state.lockout_count))
-    return LockoutState(failed, state.lockout_count, state.locked_until)
+@dataclass(frozen=True)
+class ThrottleVerdict:
+    """``retry_after`` > 0: answer 429 now (no work done). ``locked``: refuse whatever the credentials — after
+    doing the same work as any other attempt, so that a locked attempt looks like any failed one."""
+
+    retry_after: float = 0.0
+    locked: bool = False
+    by: str = ""  # the key that decided (PAIR, ADDRESS, USERNAME) or ""
+
+    @property
+    def throttled(self) -> bool:
+        return self.retry_after > 0
 
 
-def after_success() -> LockoutState:
-    return LockoutState(0, 0, None)
+def judge(
+    policy: ThrottlePolicy, failures: dict[str, Failures], now: float, *, known_address: bool = False
+) -> ThrottleVerdict:
+    """The verdict for the next attempt from the failures of each key (missing keys: none).
+
+    ``known_address``: the client address signed in as this username recently; the username-wide delay does not
+    apply to it (a distributed attack on a username must not keep its owner out of their usual place).
+    """
+    wait, by = 0.0, ""
+    for key in (PAIR, ADDRESS, USERNAME):
+        if key == USERNAME and known_address:
+            continue
+        seen = failures.get(key, Failures())
+        if seen.latest is None:
+            continue
+        remaining = seen.latest + policy.delay(seen.count, policy.budget(key)) - now
+        if remaining > wait:
+            wait, by = remaining, key
+    if wait > 0:
+        return ThrottleVerdict(retry_after=wait, by=by)
+    for key in (PAIR, ADDRESS):
+        lock = policy.budget(key).lock
+        if lock is not None and failures.get(key, Failures()).count >= lock:
+            return ThrottleVerdict(locked=True, by=key)
+    return ThrottleVerdict()
+
+
+def newly_locked(policy: ThrottlePolicy, counts_after: dict[str, int]) -> list[str]:
+    """The keys that this failure (giving ``counts_after``) has just locked: counted once per lock."""
+    locked = []
+    for key in (PAIR, ADDRESS):
+        lock = policy.budget(key).lock
+        if lock is not None and counts_after.get(key, 0) == lock:
+            locked.append(key)
+    return locked

@@ -91,9 +91,17 @@ class Settings:
     session_absolute_seconds: int = 43200
     session_cookie_name: str = "faceauth_session"
     # Abuse
-    lockout_threshold: int = 5
-    lockout_base_seconds: int = 30
-    lockout_max_seconds: int = 3600
+    # Failed logins (accounts.ThrottlePolicy; docs/configuration.md): counted in a sliding window under the
+    # username from one address, the address, and the username; soft delays first, locks only per address.
+    lockout_window_seconds: int = 900
+    lockout_threshold: int = 10
+    lockout_address_threshold: int = 50
+    throttle_free_attempts: int = 3
+    throttle_address_free_attempts: int = 10
+    throttle_username_free_attempts: int = 30
+    throttle_base_seconds: float = 2.0
+    throttle_max_seconds: float = 60.0
+    throttle_known_address_seconds: int = 30 * 24 * 3600
     rate_limit_login_per_address: str = "20/minute;200/hour"
     rate_limit_login_per_username: str = "10/minute;60/hour"
     rate_limit_register_per_address: str = "10/hour"
@@ -143,6 +151,12 @@ class Settings:
             countdown_seconds=env_int("AUTH_CAPTURE_COUNTDOWN_SECONDS", 3, env, minimum=0, maximum=10),
         )
         min_frames = env_int("AUTH_MIN_FRAMES", 5, env, minimum=1, maximum=max_frames)
+        throttle_base = env_float("AUTH_THROTTLE_BASE_SECONDS", 2.0, env, minimum=0.1, maximum=3600.0)
+        throttle_max = env_float("AUTH_THROTTLE_MAX_SECONDS", 60.0, env, minimum=0.1, maximum=86400.0)
+        if throttle_max < throttle_base:
+            raise SettingsError(
+                f"AUTH_THROTTLE_MAX_SECONDS ({throttle_max}) must be >= AUTH_THROTTLE_BASE_SECONDS ({throttle_base})"
+            )
         if capture.frames < min_frames:
             raise SettingsError(f"AUTH_CAPTURE_FRAMES ({capture.frames}) must be >= AUTH_MIN_FRAMES ({min_frames})")
         return cls(
@@ -185,9 +199,17 @@ class Settings:
             session_idle_seconds=env_int("AUTH_SESSION_IDLE_SECONDS", 1800, env, minimum=30),
             session_absolute_seconds=env_int("AUTH_SESSION_ABSOLUTE_SECONDS", 43200, env, minimum=60),
             session_cookie_name=env_str("AUTH_SESSION_COOKIE_NAME", cls.session_cookie_name, env),
-            lockout_threshold=env_int("AUTH_LOCKOUT_THRESHOLD", 5, env, minimum=1),
-            lockout_base_seconds=env_int("AUTH_LOCKOUT_BASE_SECONDS", 30, env, minimum=1),
-            lockout_max_seconds=env_int("AUTH_LOCKOUT_MAX_SECONDS", 3600, env, minimum=1),
+            lockout_window_seconds=env_int("AUTH_LOCKOUT_WINDOW_SECONDS", 900, env, minimum=1, maximum=7 * 86400),
+            lockout_threshold=env_int("AUTH_LOCKOUT_THRESHOLD", 10, env, minimum=1),
+            lockout_address_threshold=env_int("AUTH_LOCKOUT_ADDRESS_THRESHOLD", 50, env, minimum=1),
+            throttle_free_attempts=env_int("AUTH_THROTTLE_FREE_ATTEMPTS", 3, env, minimum=0),
+            throttle_address_free_attempts=env_int("AUTH_THROTTLE_ADDRESS_FREE_ATTEMPTS", 10, env, minimum=0),
+            throttle_username_free_attempts=env_int("AUTH_THROTTLE_USERNAME_FREE_ATTEMPTS", 30, env, minimum=0),
+            throttle_base_seconds=throttle_base,
+            throttle_max_seconds=throttle_max,
+            throttle_known_address_seconds=env_int(
+                "AUTH_THROTTLE_KNOWN_ADDRESS_SECONDS", cls.throttle_known_address_seconds, env, minimum=0
+            ),
             rate_limit_login_per_address=env_str(
                 "AUTH_RATE_LIMIT_LOGIN_PER_ADDRESS", cls.rate_limit_login_per_address, env
             ),

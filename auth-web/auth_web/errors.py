@@ -17,6 +17,8 @@ from auth_web.face_services import CaptureRejected, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please try again in a minute."
+# The answer to every 429 of auth-web (the limiter's and the login throttle's); capture.js shows it.
+RATE_LIMITED_MESSAGE = "Too many attempts. Please wait a little and try again."
 
 
 class DependencyDown(Exception):
@@ -85,9 +87,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(error: RateLimitExceeded) -> Response:
-        return error_response(
-            429, "rate_limited", "Too many attempts. Please wait a little and try again.", "Slow down"
-        )
+        from auth_web.extensions import breached_retry_after
+
+        response = error_response(429, "rate_limited", RATE_LIMITED_MESSAGE, "Slow down")
+        response.headers["Retry-After"] = str(breached_retry_after())
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
-from flask import Flask, request
-from flask_limiter import Limiter, RequestLimit
+from flask import Flask, current_app, request
+from flask_limiter import HeaderNames, Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
@@ -19,10 +21,14 @@ csrf = CSRFProtect()
 
 
 def username_key() -> str:
-    """Rate-limit key for the username a login attempt claims (case-insensitive)."""
+    """Rate-limit key for the username a login challenge claims (case-insensitive) *from this client address*.
+
+    Keyed by both, so that one address asking for a username's challenges cannot use up the budget of its
+    owner at another address; the username-wide protection is the failure throttle (accounts.ThrottlePolicy).
+    """
     payload = request.get_json(silent=True)
     raw = payload.get("username") if isinstance(payload, dict) else request.form.get("username")
-    return "username:" + normalize_username(str(raw or ""))[:64]
+    return "username:" + normalize_username(str(raw or ""))[:64] + "@" + get_remote_address()
 
 
 def user_key() -> str:
@@ -50,12 +56,31 @@ def _on_breach(limit: RequestLimit) -> None:
     )
 
 
+LIMITER_RETRY_AFTER_HEADER = "X-RateLimit-Retry-After"
+
+
+def breached_retry_after() -> int:
+    """Seconds until the limit this request broke lets a request through again (the 429's Retry-After)."""
+    limiter: Limiter | None = current_app.extensions.get("faceauth_limiter")
+    limit = limiter.current_limit if limiter is not None else None
+    if limit is None:
+        return 1
+    return max(1, math.ceil(limit.reset_at - time.time()))
+
+
 def init_limiter(app: Flask, settings: Settings) -> Limiter:
     """One Limiter per app (its own Redis storage and key prefix), limits from the settings.
 
     Keyed by client address by default: the real one, since ProxyFix applies the gateway's X-Forwarded-For.
     """
-    limiter = Limiter(key_func=get_remote_address, on_breach=_on_breach)
+    # The limiter would put the reset of its own window into Retry-After on every response, overriding (as the
+    # larger value) the login throttle's short Retry-After; so its value goes into a header of its own, and
+    # Retry-After is set by whoever answers 429 (errors.py for the limiter, login.py for the throttle).
+    limiter = Limiter(
+        key_func=get_remote_address,
+        on_breach=_on_breach,
+        header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER_HEADER},
+    )
     limiter.init_app(app)
     per_endpoint = {
         "api.login_challenge": [

@@ -299,6 +299,12 @@ def base_settings(database_url: str, redis_prefix: str, grpc_tls: GrpcTls) -> Se
         rate_limit_login_per_username="1000/minute",
         rate_limit_register_per_address="1000/minute",
         rate_limit_enroll_per_user="1000/minute",
+        # Failed logins neither delay nor lock unless a test says so (test_abuse.py does).
+        lockout_threshold=1000,
+        lockout_address_threshold=1000,
+        throttle_free_attempts=1000,
+        throttle_address_free_attempts=1000,
+        throttle_username_free_attempts=1000,
     )
 
 

@@ -1,20 +1,26 @@
-"""Challenges (reuse, expiry, binding), lockout, rate limits, CSRF, enumeration, bad captures.
+"""Challenges (reuse, expiry, binding), throttling and locks, rate limits, CSRF, enumeration, bad captures.
 
 The face services here are in-process fakes that say "live" and "match": whatever refuses below is auth-web.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import time
+from typing import Any
 
+import cv2
+import grpc
+import numpy as np
 import pytest
+from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from auth_web import login
+from auth_web.errors import RATE_LIMITED_MESSAGE
 from auth_web.login import GENERIC_FAILURE
-from auth_web.models import User
+from auth_web.models import STATUS_DISABLED, User
 
 from .conftest import (
     FRAME_TIMES,
@@ -30,10 +36,74 @@ from .conftest import (
     unique_username,
 )
 
+ATTACKER = "203.0.113.66"
+VICTIM = "198.51.100.7"
+
+
+class DecodingLiveness(FakeLiveness):
+    """Says live, but like the real service refuses a frame that does not decode (INVALID_ARGUMENT)."""
+
+    def Check(self, request, context):  # type: ignore[no-untyped-def]
+        for frame in request.frames:
+            if cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR) is None:
+                self.calls += 1
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a frame could not be decoded")
+        return super().Check(request, context)
+
+
+class RecordingRecognition(FakeRecognition):
+    """Says match; remembers how many templates each Verify carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.template_counts: list[int] = []
+
+    def Verify(self, request, context):  # type: ignore[no-untyped-def]
+        self.template_counts.append(len(request.templates))
+        return super().Verify(request, context)
+
 
 @pytest.fixture
 def fakes(fake_grpc):  # type: ignore[no-untyped-def]
-    return fake_grpc(liveness=FakeLiveness(), recognition=FakeRecognition())
+    return fake_grpc(liveness=DecodingLiveness(), recognition=RecordingRecognition())
+
+
+def at(app: Flask, address: str) -> Browser:
+    """A browser whose requests come from ``address``."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return Browser(client)
+
+
+@pytest.fixture
+def argon2_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the argon2 verifications a login does (one element per call)."""
+    calls: list[int] = []
+    real = login.verify_password
+
+    def counting(password_hash: str | None, password: str) -> bool:
+        calls.append(1)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(login, "verify_password", counting)
+    return calls
+
+
+def work(fakes: Any, argon2_checks: list[int]) -> tuple[int, int, int]:
+    """(argon2 verifications, liveness Checks, recognition Verifies) done so far."""
+    return len(argon2_checks), fakes.liveness.calls, fakes.recognition.calls
+
+
+def spent(before: tuple[int, int, int], after: tuple[int, int, int]) -> tuple[int, ...]:
+    return tuple(b - a for a, b in zip(before, after, strict=True))
+
+
+#: Throttle settings that never delay (tests about locks and counting, not about delays).
+NO_DELAYS = {
+    "throttle_free_attempts": 1000,
+    "throttle_address_free_attempts": 1000,
+    "throttle_username_free_attempts": 1000,
+}
 
 
 @pytest.fixture
@@ -101,49 +171,147 @@ def test_a_challenge_belongs_to_the_browser_that_asked(app, db_engine, frames) -
     assert "CHALLENGE_SESSION_MISMATCH" in reasons_since(db_engine, since)
 
 
-def test_lockout_after_repeated_failures(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(
-        liveness_target=fakes.address, recognition_target=fakes.address, lockout_threshold=3, lockout_base_seconds=60
-    )
+def test_an_attackers_address_cannot_lock_the_victim_out(make_app, fakes, db_engine, frames, argon2_checks) -> None:  # type: ignore[no-untyped-def]
+    """Before: 5 wrong passwords from anywhere locked the account for everyone. Now the lock binds the
+    attacker's address; the victim at another address signs in."""
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, lockout_threshold=3, **NO_DELAYS)
     username = unique_username()
     user_id = create_user(db_engine, username, templates=2)
-    browser = Browser(app.test_client())
+    attacker, victim = at(app, ATTACKER), at(app, VICTIM)
     for _ in range(3):
-        assert browser.login(username, frames, password="wrong password!").status_code == 401
+        assert attacker.login(username, frames, password="wrong password!").status_code == 401
     assert [row.reason for row in audit_rows(db_engine, username)] == ["BAD_PASSWORD"] * 3
-    # Now even the right password and a matching face are refused, without asking the face services.
-    calls = fakes.recognition.calls
-    response = browser.login(username, frames)
+    # The attacker's address is locked: even the right password and a matching face are refused there ...
+    response = attacker.login(username, frames)
     assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
+    row = audit_rows(db_engine, username)[-1]
+    assert (row.reason, row.user_id, row.client_address) == ("LOCKED", user_id, ATTACKER)
+    assert attacker.signed_in_as() is None
+    # ... while the victim, from elsewhere, gets a challenge and signs in.
+    response = victim.login(username, frames)
+    assert response.status_code == 200, last_reason(db_engine, username)
+    assert victim.signed_in_as() == username
+
+
+def test_the_locked_path_does_the_same_work_as_any_other(make_app, fakes, db_engine, frames, argon2_checks) -> None:  # type: ignore[no-untyped-def]
+    """Before: a locked account was refused without argon2 (16 ms against 42-45 ms): a timing tell. Now a locked
+    attempt verifies the password and runs liveness and recognition like every other attempt, and is
+    answered the same way, so an attacker cannot tell a lock from a wrong guess."""
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, lockout_threshold=2, **NO_DELAYS)
+    username = unique_username()
+    create_user(db_engine, username, templates=2)
+    attacker = at(app, ATTACKER)
+    before = work(fakes, argon2_checks)
+    wrong = attacker.login(username, frames, password="wrong password!")
+    unlocked_work = spent(before, work(fakes, argon2_checks))
+    attacker.login(username, frames, password="wrong password!")  # the second failure locks
+    before = work(fakes, argon2_checks)
+    locked = attacker.login(username, frames)  # right password, matching face
+    locked_work = spent(before, work(fakes, argon2_checks))
     assert last_reason(db_engine, username) == "LOCKED"
-    assert fakes.recognition.calls == calls
-    with Session(db_engine) as session:
-        user = session.get(User, user_id)
-        assert user is not None and user.lockout_count == 1
-        assert user.locked_until is not None
-        remaining = user.locked_until - dt.datetime.now(dt.UTC)
-        assert dt.timedelta(seconds=50) < remaining <= dt.timedelta(seconds=60)
-        # Let the lock run out: the next good attempt gets in and resets the counters.
-        session.execute(
-            update(User)
-            .where(User.id == user_id)
-            .values(locked_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-        )
-        session.commit()
-    assert browser.login(username, frames).status_code == 200
-    with Session(db_engine) as session:
-        user = session.get(User, user_id)
-        assert user is not None and (user.failed_attempts, user.lockout_count, user.locked_until) == (0, 0, None)
+    assert unlocked_work == locked_work == (1, 1, 1)
+    assert locked.status_code == wrong.status_code == 401 and locked.get_json() == wrong.get_json()
 
 
-def test_rate_limit_per_username_and_per_address(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
+def test_failures_older_than_the_window_are_forgotten(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
+    """Before: the failure count never decayed, so two failures a month apart counted as consecutive."""
+    app = make_app(
+        liveness_target=fakes.address,
+        recognition_target=fakes.address,
+        lockout_threshold=2,
+        lockout_window_seconds=2,
+        **NO_DELAYS,
+    )
+    username = unique_username()
+    create_user(db_engine, username, templates=2)
+    browser = at(app, VICTIM)
+    assert browser.login(username, frames, password="wrong password!").status_code == 401
+    time.sleep(2.3)  # the first failure leaves the window
+    assert browser.login(username, frames, password="wrong password!").status_code == 401
+    response = browser.login(username, frames)
+    assert response.status_code == 200, last_reason(db_engine, username)
+
+
+def test_failures_slow_down_before_anything_locks(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
+    """Soft delays first: past the free failures the next attempt waits (429 + Retry-After, no work done, no
+    failure counted), and only that address waits."""
+    app = make_app(
+        liveness_target=fakes.address,
+        recognition_target=fakes.address,
+        throttle_free_attempts=1,
+        throttle_base_seconds=1.0,
+        throttle_max_seconds=1.0,
+    )
+    username = unique_username()
+    create_user(db_engine, username, templates=2)
+    attacker = at(app, ATTACKER)
+    attacker.refresh_csrf()
+    spare = attacker.challenge(username)["nonce"]  # taken while nothing is pending yet
+    for _ in range(2):  # the first is free, the second earns a 1 s wait
+        assert attacker.login(username, frames, password="wrong password!").status_code == 401
+    response = attacker.post_json("/api/login/challenge", {"username": username})
+    assert response.status_code == 429
+    assert response.get_json()["error"] == "rate_limited" and response.get_json()["message"] == RATE_LIMITED_MESSAGE
+    assert response.headers["Retry-After"] == "1" and response.get_json()["retry_after"] == 1
+    # A challenge taken earlier does not get around the wait, and the early attempt is not counted.
+    calls, rows = fakes.recognition.calls, len(audit_rows(db_engine, username))
+    early = attacker.submit("/api/login", spare, frames, PASSWORD)
+    assert early.status_code == 429 and "Retry-After" in early.headers
+    assert fakes.recognition.calls == calls and len(audit_rows(db_engine, username)) == rows
+    assert audit_rows(db_engine, username, "rate_limit")[-1].details["throttle"] == "pair"
+    # Another address is not held back; after the wait the attacker's address may try again.
+    assert at(app, VICTIM).login(username, frames).status_code == 200
+    time.sleep(1.1)
+    assert attacker.login(username, frames).status_code == 200
+
+
+def test_a_distributed_attack_on_a_username_slows_it_down_but_never_locks_its_owner_out(
+    make_app, fakes, db_engine, frames
+) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(
+        liveness_target=fakes.address,
+        recognition_target=fakes.address,
+        throttle_username_free_attempts=3,
+        throttle_base_seconds=30.0,
+        throttle_max_seconds=30.0,
+    )
+    username = unique_username()
+    create_user(db_engine, username, templates=2)
+    home = at(app, VICTIM)
+    assert home.login(username, frames).status_code == 200  # the owner's usual address
+    for index in range(4):  # four addresses, one failure each: no pair or address budget is touched
+        assert at(app, f"203.0.113.{index}").login(username, frames, password="wrong!").status_code == 401
+    # The username as a whole now waits (soft: 429 with a bounded Retry-After, never a lock) ...
+    newcomer = at(app, "192.0.2.50")
+    newcomer.refresh_csrf()
+    response = newcomer.post_json("/api/login/challenge", {"username": username})
+    assert response.status_code == 429 and 0 < int(response.headers["Retry-After"]) <= 30
+    # ... except for the address its owner signed in from.
+    owner = at(app, VICTIM)
+    assert owner.login(username, frames).status_code == 200 and owner.signed_in_as() == username
+
+
+def test_one_address_spraying_many_usernames_is_locked(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(
+        liveness_target=fakes.address, recognition_target=fakes.address, lockout_address_threshold=3, **NO_DELAYS
+    )
+    target = unique_username()
+    create_user(db_engine, target, templates=2)
+    sprayer = at(app, ATTACKER)
+    for _ in range(3):
+        assert sprayer.login(unique_username("guess"), frames, password="Winter2026!").status_code == 401
+    assert sprayer.login(target, frames).status_code == 401 and last_reason(db_engine, target) == "LOCKED"
+    assert at(app, VICTIM).login(target, frames).status_code == 200
+
+
+def test_rate_limit_per_username_and_address_and_per_address(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
     app = make_app(
         liveness_target=fakes.address,
         recognition_target=fakes.address,
         rate_limit_login_per_username="3/minute",
         rate_limit_login_per_address="5/minute",
     )
-    browser = Browser(app.test_client())
+    browser = at(app, ATTACKER)
     browser.refresh_csrf()
     for _ in range(3):
         assert browser.post_json("/api/login/challenge", {"username": "Target"}).status_code == 200
@@ -151,6 +319,10 @@ def test_rate_limit_per_username_and_per_address(make_app, fakes, db_engine) -> 
     assert response.status_code == 429
     assert response.get_json()["error"] == "rate_limited"
     assert "Retry-After" in response.headers
+    # Before: the victim's own request from another address was refused too (the budget was per username).
+    victim = at(app, VICTIM)
+    victim.refresh_csrf()
+    assert victim.post_json("/api/login/challenge", {"username": "target"}).status_code == 200
     # Another username from the same address still works until the per-address limit (5) is spent.
     assert browser.post_json("/api/login/challenge", {"username": "someone-else"}).status_code == 200
     assert browser.post_json("/api/login/challenge", {"username": "third-user"}).status_code == 429
@@ -196,34 +368,102 @@ def test_face_only_mode_needs_no_password_and_refuses_unenrolled(make_app, fakes
     create_user(db_engine, enrolled, password=None, templates=2)
     create_user(db_engine, bare)
     browser = Browser(app.test_client())
-    calls = fakes.liveness.calls
     response = browser.login(bare, frames, password=None)
     assert response.status_code == 401 and last_reason(db_engine, bare) == "NO_TEMPLATES"
-    assert fakes.liveness.calls == calls + 1  # the liveness work is done anyway (same timing)
     assert browser.login(enrolled, frames, password=None).status_code == 200
     assert browser.signed_in_as() == enrolled
 
 
-@pytest.mark.parametrize(
-    ("mutate", "reason"),
-    [
-        (lambda f: f[:2], "TOO_FEW_FRAMES"),
-        (lambda f: (f * 3)[:17], "TOO_MANY_FRAMES"),
-        (lambda f: [*f[:5], b"GIF89a"], "FRAME_UNSUPPORTED_FORMAT"),
-    ],
-)
-def test_bad_captures_get_a_clear_400(app, db_engine, frames, mutate, reason) -> None:  # type: ignore[no-untyped-def]
+def test_face_only_mode_does_the_same_work_for_unknown_and_known_users(
+    make_app, fakes, db_engine, frames, argon2_checks
+) -> None:  # type: ignore[no-untyped-def]
+    """Before: an unknown user only ran liveness (~310 ms), a known one liveness ∥ recognition (~660 ms), so the
+    time told whether a username exists. Now recognition runs against decoy templates (as many as an
+    enrollment stores) whenever the claimed user has none: unknown, not enrolled, disabled."""
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, factors="face")
+    known, bare, disabled = unique_username(), unique_username(), unique_username()
+    create_user(db_engine, known, password=None, templates=5)
+    create_user(db_engine, bare, password=None)
+    disabled_id = create_user(db_engine, disabled, password=None, templates=5)
+    with Session(db_engine) as session:
+        session.execute(update(User).where(User.id == disabled_id).values(status=STATUS_DISABLED))
+        session.commit()
+    browser = Browser(app.test_client())
+    answers, spent_work = {}, {}
+    for name in (unique_username("ghost"), bare, disabled, known):
+        before = work(fakes, argon2_checks)
+        answers[name] = browser.login(name, frames, password=None)
+        spent_work[name] = spent(before, work(fakes, argon2_checks))
+    assert set(spent_work.values()) == {(0, 1, 1)}  # no password factor; one Check, one Verify each
+    assert fakes.recognition.template_counts[-4:] == [5, 5, 5, 5]
+    refused = [answers[name] for name in answers if name != known]
+    assert all(r.status_code == 401 and r.get_json() == refused[0].get_json() for r in refused)
+    assert answers[known].status_code == 200
+    assert [last_reason(db_engine, name) for name in (bare, disabled)] == ["NO_TEMPLATES", "DISABLED"]
+
+
+def test_a_wrong_password_costs_the_same_work_as_a_right_one(make_app, fakes, db_engine, frames, argon2_checks) -> None:  # type: ignore[no-untyped-def]
+    """Before: a wrong password was refused before the face services (24 ms against seconds), so the time of a
+    refusal told whether the password was right. Now the face is checked whatever the password was."""
     username = unique_username()
     create_user(db_engine, username, templates=2)
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address)
     browser = Browser(app.test_client())
+    for password in ("wrong password!", None, ""):
+        before = work(fakes, argon2_checks)
+        response = browser.login(username, frames, password=password)
+        assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
+        assert spent(before, work(fakes, argon2_checks)) == (1, 1, 1)
+    before = work(fakes, argon2_checks)
+    unknown = browser.login(unique_username("ghost"), frames)
+    assert spent(before, work(fakes, argon2_checks)) == (1, 1, 1)
+    assert unknown.status_code == 401 and fakes.recognition.template_counts[-1] == 5  # decoys
+    before = work(fakes, argon2_checks)
+    assert browser.login(username, frames).status_code == 200
+    assert spent(before, work(fakes, argon2_checks)) == (1, 1, 1)
+
+
+def truncated(frame: bytes) -> bytes:
+    """A JPEG cut short: its header passes auth-web's checks, the decoder gives up."""
+    return frame[: len(frame) // 3]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "times", "reason"),
+    [
+        (lambda f: [*f[:5], truncated(f[5])], None, "REJECTED_BY_SERVICE"),
+        (lambda f: f[:2], None, "TOO_FEW_FRAMES"),
+        (lambda f: (f * 3)[:17], None, "TOO_MANY_FRAMES"),
+        (lambda f: [*f[:5], b"GIF89a"], None, "FRAME_UNSUPPORTED_FORMAT"),
+        (lambda f: f, [5, 4, 3, 2, 1, 0], "BAD_FRAME_TIMES"),
+    ],
+)
+@pytest.mark.parametrize("password", [PASSWORD, "wrong password!"])
+def test_a_bad_capture_is_refused_counted_and_audited_like_any_failure(
+    make_app, fakes, db_engine, frames, mutate, times, reason, password
+) -> None:  # type: ignore[no-untyped-def]
+    """Before: the right password with one truncated JPEG answered 400 uncounted and unaudited, a wrong one 401:
+    the password could be tested without the face. Now every capture error after a valid challenge is a
+    failed login: the same 401 and generic message as any other, audited with the user, and counted."""
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, lockout_threshold=2, **NO_DELAYS)
+    username = unique_username()
+    user_id = create_user(db_engine, username, templates=2)
+    browser = at(app, ATTACKER)
+    reference = browser.login(username, frames, password="wrong password!")  # an ordinary failure (the 1st)
     browser.refresh_csrf()
     nonce = browser.challenge(username)["nonce"]
     bad = mutate(frames)
-    response = browser.submit("/api/login", nonce, bad, PASSWORD, times=FRAME_TIMES[: len(bad)] + [0] * 20)
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "bad_capture" and response.get_json()["message"]
+    sent_times = times if times is not None else FRAME_TIMES[: len(bad)] + [0] * max(0, len(bad) - len(FRAME_TIMES))
+    response = browser.submit("/api/login", nonce, bad, password, times=sent_times)
+    assert response.status_code == reference.status_code == 401
+    assert response.get_json() == reference.get_json()
     row = audit_rows(db_engine, username)[-1]
-    assert row.reason == "BAD_CAPTURE" and row.details["capture"] == reason
+    expected = "BAD_CAPTURE" if password == PASSWORD else "BAD_PASSWORD"
+    assert (row.result, row.reason, row.user_id, row.details["capture"]) == ("failure", expected, user_id, reason)
+    # Counted: that was the 2nd failure from this address, which locks it (threshold 2) ...
+    assert browser.login(username, frames).status_code == 401 and last_reason(db_engine, username) == "LOCKED"
+    # ... and the owner elsewhere is unaffected.
+    assert at(app, VICTIM).login(username, frames).status_code == 200
 
 
 def test_an_oversized_body_is_refused_with_413(make_app, fakes) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,12 @@ def test_defaults_follow_the_contract() -> None:
     assert (settings.max_frames, settings.max_frame_bytes) == (16, 1024 * 1024)
     assert settings.max_content_length <= 17 * 1024 * 1024
     assert settings.factors == "password+face" and settings.password_required
-    assert (settings.lockout_threshold, settings.lockout_base_seconds) == (5, 30)
+    assert (settings.lockout_window_seconds, settings.lockout_threshold, settings.lockout_address_threshold) == (
+        900,
+        10,
+        50,
+    )
+    assert (settings.throttle_base_seconds, settings.throttle_max_seconds) == (2.0, 60.0)
 
 
 @pytest.mark.parametrize("secret", [None, "", DEV_SECRET_KEY, "short-secret"])
@@ -72,6 +77,8 @@ def test_values_are_parsed_and_validated() -> None:
         {"AUTH_CAPTURE_FRAMES": "3", "AUTH_MIN_FRAMES": "5"},
         {"FACEAUTH_ENV": "staging"},
         {"AUTH_LOCKOUT_THRESHOLD": "many"},
+        {"AUTH_LOCKOUT_WINDOW_SECONDS": "0"},
+        {"AUTH_THROTTLE_BASE_SECONDS": "10", "AUTH_THROTTLE_MAX_SECONDS": "5"},
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str]) -> None:
