@@ -132,9 +132,6 @@ class TemplateCipher:
     def is_development_key(self) -> bool:
         return self.current.key == _DEVELOPMENT_KEY
 
-    def knows(self, key_id: str | None) -> bool:
-        return key_id in self._keys
-
     def seal(self, plaintext: bytes, *, user_id: int, model_version: str) -> SealedTemplate:
         nonce = os.urandom(NONCE_BYTES)
         aead = self._keys[self.current.key_id]
