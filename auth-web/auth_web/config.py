@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from auth_web.proxies import parse_address_list
+from auth_web.template_crypto import TemplateCipher, TemplateKeyError, cipher_from_env, development_cipher
 from faceauth_common.settings import (
     SettingsError,
     env_bool,
@@ -44,6 +45,9 @@ class CaptureSettings:
 class Settings:
     env: str = "development"
     secret_key: str = DEV_SECRET_KEY
+    # Encrypts the face templates at rest (FACEAUTH_TEMPLATE_KEY + FACEAUTH_TEMPLATE_OLD_KEYS); the default is the
+    # public development key, which production refuses.
+    template_cipher: TemplateCipher = dataclasses.field(default_factory=development_cipher)
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "faceauth:"
@@ -135,6 +139,10 @@ class Settings:
                 raise SettingsError(
                     f"FACEAUTH_SECRET_KEY must be at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production"
                 )
+        try:
+            template_cipher = cipher_from_env(env, allow_development_key=mode != "production")
+        except TemplateKeyError as error:
+            raise SettingsError(str(error)) from None
         actions = tuple(a.upper() for a in env_list("AUTH_CHALLENGE_ACTIONS", CHALLENGE_ACTION_NAMES, env))
         unknown = [a for a in actions if a not in CHALLENGE_ACTION_NAMES]
         if unknown or not actions:
@@ -162,6 +170,7 @@ class Settings:
         return cls(
             env=mode,
             secret_key=secret or DEV_SECRET_KEY,
+            template_cipher=template_cipher,
             database_url=env_str("DATABASE_URL", cls.database_url, env),
             redis_url=env_str("REDIS_URL", cls.redis_url, env),
             redis_prefix=env_str("AUTH_REDIS_PREFIX", cls.redis_prefix, env),

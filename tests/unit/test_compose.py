@@ -22,6 +22,7 @@ from conftest import REPO_ROOT
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 REQUIRED = {
     "FACEAUTH_SECRET_KEY": "x" * 40,
+    "FACEAUTH_TEMPLATE_KEY": "k" * 43,
     "POSTGRES_PASSWORD": "pgpassword",
     "REDIS_PASSWORD": "redispassword",
     "GATEWAY_TLS_DIR": "/etc/faceauth-tls",
@@ -99,6 +100,9 @@ def test_resolved_config_wires_the_secrets_into_the_services() -> None:
     auth_env = resolved["auth-web"]["environment"]
     assert auth_env["FACEAUTH_ENV"] == "production"
     assert auth_env["FACEAUTH_SECRET_KEY"] == REQUIRED["FACEAUTH_SECRET_KEY"]
+    # The template key reaches auth-web and the migration (which encrypts existing rows with it).
+    assert auth_env["FACEAUTH_TEMPLATE_KEY"] == REQUIRED["FACEAUTH_TEMPLATE_KEY"]
+    assert resolved["migrate"]["environment"]["FACEAUTH_TEMPLATE_KEY"] == REQUIRED["FACEAUTH_TEMPLATE_KEY"]
     assert auth_env["DATABASE_URL"] == "postgresql+psycopg2://faceauth:pgpassword@postgres:5432/faceauth"
     assert auth_env["REDIS_URL"] == "redis://:redispassword@redis:6379/0"
     assert resolved["migrate"]["environment"]["DATABASE_URL"] == auth_env["DATABASE_URL"]

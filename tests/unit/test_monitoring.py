@@ -76,6 +76,7 @@ def test_the_port_override_is_valid_and_binds_to_localhost_only() -> None:
     env = {
         **os.environ,
         "FACEAUTH_SECRET_KEY": "x" * 40,
+        "FACEAUTH_TEMPLATE_KEY": "k" * 43,
         "POSTGRES_PASSWORD": "pg",
         "REDIS_PASSWORD": "redis",
         "GATEWAY_TLS_DIR": "/etc/faceauth-tls",

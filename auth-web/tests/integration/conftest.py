@@ -36,6 +36,7 @@ from auth_web.accounts import hash_password, normalize_username
 from auth_web.config import CaptureSettings, Settings
 from auth_web.migrate import upgrade
 from auth_web.models import AuditEvent, FaceTemplate, User
+from auth_web.template_crypto import TemplateCipher, development_cipher
 from conftest import GrpcTls, free_port, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
@@ -402,8 +403,10 @@ def create_user(
     role: str = "user",  # type: ignore[no-untyped-def]
     templates: int = 0,
     model_version: str = "fake",
+    cipher: TemplateCipher | None = None,
 ) -> int:
-    """A user straight in the database (for tests whose subject is not registration/enrollment)."""
+    """A user straight in the database (for tests whose subject is not registration/enrollment); templates are
+    random vectors sealed like enrollment does, with ``cipher`` (default: the apps' development key)."""
     rng = np.random.default_rng()
     with Session(engine) as session:
         user = User(
@@ -417,8 +420,12 @@ def create_user(
         for _ in range(templates):
             vector = rng.normal(size=128).astype(np.float32) * 0.1
             session.add(
-                FaceTemplate(
-                    user_id=user.id, embedding=FaceTemplate.pack(vector), model_version=model_version, quality=0.9
+                FaceTemplate.seal(
+                    vector,
+                    user_id=user.id,
+                    model_version=model_version,
+                    cipher=cipher or development_cipher(),
+                    quality=0.9,
                 )
             )
         session.commit()

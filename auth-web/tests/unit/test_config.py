@@ -41,7 +41,9 @@ def test_production_refuses_default_missing_or_weak_secret(secret: str | None) -
 
 
 def test_production_accepts_a_strong_secret() -> None:
-    settings = Settings.from_env({"FACEAUTH_ENV": "production", "FACEAUTH_SECRET_KEY": STRONG_SECRET})
+    settings = Settings.from_env(
+        {"FACEAUTH_ENV": "production", "FACEAUTH_SECRET_KEY": STRONG_SECRET, "FACEAUTH_TEMPLATE_KEY": "k" * 43}
+    )
     assert settings.production and settings.secret_key == STRONG_SECRET
 
 
