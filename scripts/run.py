@@ -743,6 +743,8 @@ def run(env: Mapping[str, str], console: Console) -> int:
         )
     check_ports(settings, use_gateway)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # Before any child reads its settings (auth-web's, migrate included, check that the files exist).
+    prepare_grpc_tls(settings, console)
     backends = choose_backends(settings, env, console)
     console.say(f"database: {_redact(backends.database_url)}")
     console.say(f"redis: {_redact(backends.redis_url)}")
@@ -777,7 +779,6 @@ def run(env: Mapping[str, str], console: Console) -> int:
         if supervisor.stopping.is_set():
             return 0
 
-        prepare_grpc_tls(settings, console)
         services = service_commands(settings, python)
         for service in services:
             supervisor.start(service.name, service.argv, child_env)

@@ -9,8 +9,9 @@ and readiness probes), ``Supervisor`` (process groups, log pumping, ordered stop
 gateway config rendering — in the same order as ``run.run()``.
 
 Everything is private to the test session: free ports, a throwaway Postgres database, a Redis key prefix,
-a temporary var/ folder (self-signed certificate, gateway runtime files). ``stop()`` stops every process,
-drops the database, deletes the Redis keys and checks that the ports are free again.
+a temporary var/ folder (self-signed certificate, the gRPC mutual TLS CA and certificates, gateway runtime
+files). ``stop()`` stops every process, drops the database, deletes the Redis keys and checks that the ports
+are free again.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from scripts import run as local_run
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 READY_TIMEOUT = 300.0  # a cold start on a busy 2-core machine loads TensorFlow and dlib side by side
-_OWN_PREFIXES = ("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_")
+_OWN_PREFIXES = ("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_", "GRPC_")
 
 
 @dataclass
@@ -129,6 +130,7 @@ class Stack:
         self.supervisor = local_run.Supervisor(self.console, self.settings.stop_timeout)
         local_run.check_ports(self.settings, self.use_gateway)
         local_run.ensure_postgres_database(self.database_url)
+        local_run.prepare_grpc_tls(self.settings, self.console)
         self.child_env = local_run.child_environment(
             self.env, self.settings, database_url=self.database_url, redis_url=REDIS_URL, use_gateway=self.use_gateway
         )

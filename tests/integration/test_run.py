@@ -26,6 +26,8 @@ import redis
 from psycopg2 import sql
 
 from conftest import REPO_ROOT, free_port
+from faceauth_common.healthcheck import HealthCheckError, check_health
+from faceauth_common.tls import GrpcSecurity
 from scripts import run as local_run
 
 pytestmark = pytest.mark.skipif(
@@ -74,7 +76,7 @@ def _stack_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_"))
+        if not key.startswith(("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_", "GRPC_"))
         and key not in ("DATABASE_URL", "REDIS_URL")
     }
     env.update(
@@ -199,6 +201,13 @@ def test_run_serves_the_stack_through_the_gateway_and_stops_cleanly(
             ready = client.get(f"{stack.base()}/readyz", headers={"X-Request-ID": "not-trusted-by-default"})
             assert ready.status_code == 200, ready.text
             assert re.fullmatch(r"[0-9a-f]{32}", ready.headers["x-request-id"])
+        # gRPC is mutual TLS by default: the run made its CA, and a plaintext client is refused.
+        assert "made the gRPC mutual TLS certificates" in stack.output
+        assert (tmp_path / "var" / "grpc-tls" / "ca" / "ca.key").stat().st_mode & 0o077 == 0
+        for listen in (env["LIVENESS_LISTEN"], env["RECOGNITION_LISTEN"]):
+            with pytest.raises(HealthCheckError, match="UNAVAILABLE"):
+                check_health(listen, GrpcSecurity(insecure=True), timeout=3)
+        with stack.client() as client:
             # The real auth-web behind the gateway: a page with the gateway's headers.
             page = client.get(f"{stack.base()}/login")
             assert page.status_code == 200, page.text[:500]

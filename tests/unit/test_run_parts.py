@@ -119,3 +119,32 @@ def test_supervisor_kills_a_child_that_ignores_its_stop_signal() -> None:
     finally:
         supervisor.stop_all()
     assert child.process.poll() is not None
+
+
+def test_the_run_makes_its_grpc_ca_once_and_every_child_gets_mutual_tls(tmp_path: Path) -> None:
+    run_settings = settings(tmp_path, LIVENESS_LISTEN="0.0.0.0:7001")
+    local_run.prepare_grpc_tls(run_settings)
+    child = local_run.child_environment(
+        {"PATH": "/bin"}, run_settings, database_url="sqlite:///x", redis_url="redis://r/0", use_gateway=True
+    )
+    tls_dir = tmp_path / "grpc-tls"
+    assert child["GRPC_TLS_CA"] == str(tls_dir / "auth-web" / "ca.crt")
+    assert child["LIVENESS_TLS_CERT"] == str(tls_dir / "liveness" / "server.crt")
+    assert child["RECOGNITION_TLS_KEY"] == str(tls_dir / "recognition" / "server.key")
+    assert child["GRPC_CLIENT_TLS_CERT"] == str(tls_dir / "auth-web" / "client.crt")
+    assert "GRPC_INSECURE" not in child
+    assert all(Path(child[name]).is_file() for name in ("GRPC_TLS_CA", "LIVENESS_TLS_KEY", "GRPC_CLIENT_TLS_KEY"))
+    before = (tls_dir / "liveness" / "server.crt").read_bytes()
+    local_run.prepare_grpc_tls(run_settings)  # the second run keeps them
+    assert (tls_dir / "liveness" / "server.crt").read_bytes() == before
+
+
+def test_the_callers_own_grpc_settings_win_and_nothing_is_made(tmp_path: Path) -> None:
+    run_settings = settings(tmp_path, GRPC_INSECURE="true")
+    assert run_settings.grpc_tls_folders is None
+    local_run.prepare_grpc_tls(run_settings)
+    assert not (tmp_path / "grpc-tls").exists()
+    child = local_run.child_environment(
+        {"GRPC_INSECURE": "true"}, run_settings, database_url="sqlite:///x", redis_url="r", use_gateway=False
+    )
+    assert child["GRPC_INSECURE"] == "true" and "GRPC_TLS_CA" not in child
