@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from auth_web.accounts import verify_password
 from auth_web.models import Base, FaceTemplate, User
 from auth_web.template_crypto import development_cipher
-from conftest import free_port
+from conftest import GrpcTls, free_port
 
 from .conftest import PASSWORD, PG_ADMIN, REDIS_URL
 
@@ -214,12 +214,13 @@ def test_production_refuses_to_start_with_the_default_secret() -> None:
     assert result.returncode == 2 and "FACEAUTH_SECRET_KEY" in result.stderr
 
 
-def test_serve_runs_gunicorn_and_stops_cleanly(database_url: str, redis_prefix: str) -> None:
+def test_serve_runs_gunicorn_and_stops_cleanly(database_url: str, redis_prefix: str, grpc_tls: GrpcTls) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "auth_web", "serve"],
         env={
             **os.environ,
+            **grpc_tls.env,  # auth-web refuses to start without mutual TLS to the model services (or GRPC_INSECURE)
             "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_URL,
             "AUTH_WEB_LISTEN": f"127.0.0.1:{port}",
