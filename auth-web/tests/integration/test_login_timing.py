@@ -1,0 +1,183 @@
+"""Refusals with the real services: what they cost, and that they all look alike.
+
+Password + face: a wrong password, a locked address (with the right password and the right face), someone
+else's face, an unknown username. Face only: someone else's face for a known username, and an unknown one.
+Asserted: the behaviour (one status and one body for every refusal, the audited reason). Measured, not
+asserted (the build machine is shared, so timed asserts would be flaky): the wall time of each attempt,
+``FACEAUTH_TIMING_TRIES`` tries per case (default 3); ``FACEAUTH_TIMING_OUT=path.json`` writes the medians.
+The recorded numbers (20 tries each) are in auth-web/README.md, "Measured numbers".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from auth_web import create_app
+from auth_web.login import GENERIC_FAILURE
+from auth_web.models import User
+
+from .conftest import PASSWORD, Browser, RealServices, audit_rows, unique_username
+
+TRIES = int(os.environ.get("FACEAUTH_TIMING_TRIES", "3"))
+
+
+@dataclass
+class Person:
+    username: str
+    user_id: int
+
+
+def _app(base_settings, real_services: RealServices, name: str, **changes) -> Flask:  # type: ignore[no-untyped-def]
+    settings = base_settings.replace(
+        redis_prefix=f"{base_settings.redis_prefix}timing-{name}:",
+        liveness_target=real_services.liveness,
+        recognition_target=real_services.recognition,
+        lockout_threshold=2,  # the "locked" case locks its address with two failures; every other case
+        **changes,  # comes from an address of its own (one failure each), so it never locks
+    )
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture(scope="module")
+def two_factor_app(base_settings, real_services: RealServices) -> Flask:  # type: ignore[no-untyped-def]
+    return _app(base_settings, real_services, "password")
+
+
+@pytest.fixture(scope="module")
+def face_only_app(base_settings, real_services: RealServices) -> Flask:  # type: ignore[no-untyped-def]
+    return _app(base_settings, real_services, "face", factors="face")
+
+
+@pytest.fixture(scope="module")
+def person_a(two_factor_app: Flask, db_engine, frames_a_enroll: list[bytes]) -> Iterator[Person]:  # type: ignore[no-untyped-def]
+    browser = Browser(two_factor_app.test_client())
+    username = unique_username("timed")
+    assert browser.register(username).status_code == 302
+    assert browser.enroll(frames_a_enroll).status_code == 200
+    with Session(db_engine) as session:
+        user = session.scalar(select(User).where(User.username == username))
+        assert user is not None
+        yield Person(username, user.id)
+
+
+@pytest.fixture(scope="module")
+def measured() -> Iterator[dict[str, dict[str, float]]]:
+    results: dict[str, dict[str, float]] = {}
+    yield results
+    target = os.environ.get("FACEAUTH_TIMING_OUT")
+    if target:
+        Path(target).write_text(json.dumps({"tries": TRIES, "cases": results}, indent=2) + "\n")
+
+
+_addresses = iter(range(1, 1_000_000))
+
+
+def fresh_browser(app: Flask) -> Browser:
+    """A browser at an address nobody used yet (its own throttle budgets)."""
+    number = next(_addresses)
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
+    return Browser(client)
+
+
+def timed_attempt(browser: Browser, username: str, frames: list[bytes], password: str | None):  # type: ignore[no-untyped-def]
+    """(response, seconds): only the POST /api/login is timed, not the page or the challenge."""
+    browser.refresh_csrf()
+    nonce = browser.challenge(username)["nonce"]
+    started = time.perf_counter()
+    response = browser.submit("/api/login", nonce, frames, password)
+    return response, time.perf_counter() - started
+
+
+def run_case(
+    measured: dict[str, dict[str, float]],
+    name: str,
+    attempt,  # type: ignore[no-untyped-def]
+) -> list:  # type: ignore[type-arg]
+    responses, seconds = [], []
+    for _ in range(TRIES):
+        response, elapsed = attempt()
+        responses.append(response)
+        seconds.append(elapsed)
+    measured[name] = {
+        "median_ms": round(statistics.median(seconds) * 1000, 1),
+        "min_ms": round(min(seconds) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
+    }
+    print(f"{name}: {measured[name]}")
+    return responses
+
+
+def assert_generic_refusals(responses: list) -> None:  # type: ignore[type-arg]
+    for response in responses:
+        assert response.status_code == 401
+        assert response.get_json() == {"ok": False, "error": "login_failed", "message": GENERIC_FAILURE}
+
+
+def test_a_locked_address_is_refused_like_a_wrong_password(  # type: ignore[no-untyped-def]
+    two_factor_app, person_a, frames_a_login, frames_b, db_engine, measured
+) -> None:
+    app, name = two_factor_app, person_a.username
+    wrong = run_case(
+        measured,
+        "password+face: wrong password",
+        lambda: timed_attempt(fresh_browser(app), name, frames_a_login, "wrong password!"),
+    )
+    locked_browser = fresh_browser(app)
+    for _ in range(2):
+        assert timed_attempt(locked_browser, name, frames_a_login, "wrong password!")[0].status_code == 401
+    locked = run_case(
+        measured,
+        "password+face: locked address, right password and face",
+        lambda: timed_attempt(locked_browser, name, frames_a_login, PASSWORD),
+    )
+    other_face = run_case(
+        measured,
+        "password+face: right password, someone else's face",
+        lambda: timed_attempt(fresh_browser(app), name, frames_b, PASSWORD),
+    )
+    unknown = run_case(
+        measured,
+        "password+face: unknown username",
+        lambda: timed_attempt(fresh_browser(app), unique_username("ghost"), frames_a_login, PASSWORD),
+    )
+    assert_generic_refusals(wrong + locked + other_face + unknown)
+    reasons = [row.reason for row in audit_rows(db_engine, name)]
+    assert reasons.count("BAD_PASSWORD") == TRIES + 2
+    assert reasons.count("LOCKED") == TRIES and reasons.count("VERIFY_NO_MATCH") == TRIES
+    # The owner, from an address of their own, still signs in.
+    assert timed_attempt(fresh_browser(app), name, frames_a_login, PASSWORD)[0].status_code == 200
+
+
+def test_face_only_mode_refuses_unknown_and_known_usernames_alike(  # type: ignore[no-untyped-def]
+    face_only_app, person_a, frames_b, db_engine, measured
+) -> None:
+    app, name = face_only_app, person_a.username
+    known = run_case(
+        measured,
+        "face only: known username, someone else's face",
+        lambda: timed_attempt(fresh_browser(app), name, frames_b, None),
+    )
+    ghosts: list[str] = []
+
+    def unknown_attempt():  # type: ignore[no-untyped-def]
+        ghosts.append(unique_username("ghost"))
+        return timed_attempt(fresh_browser(app), ghosts[-1], frames_b, None)
+
+    unknown = run_case(measured, "face only: unknown username", unknown_attempt)
+    assert_generic_refusals(known + unknown)
+    assert [row.reason for row in audit_rows(db_engine, name)][-TRIES:] == ["VERIFY_NO_MATCH"] * TRIES
+    assert all(audit_rows(db_engine, ghost)[-1].reason == "UNKNOWN_USER" for ghost in ghosts)
