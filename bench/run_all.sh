@@ -13,7 +13,7 @@
 # configuration, all through the documented environment variables:
 #   - the login challenge is pinned to BLINK (AUTH_CHALLENGE_ACTIONS=BLINK, AUTH_CHALLENGE_LENGTH=1): the bench
 #     replays a recorded clip, which can only satisfy the action it contains;
-#   - rate limits and lockout are raised (AUTH_RATE_LIMIT_*, AUTH_LOCKOUT_THRESHOLD, GATEWAY_LOGIN_RATE/BURST):
+#   - rate limits, throttling and locks are raised (AUTH_RATE_LIMIT_*, AUTH_LOCKOUT_*, AUTH_THROTTLE_*, GATEWAY_LOGIN_RATE/BURST):
 #     one load generator from one address logs one user in hundreds of times a minute, which the defaults
 #     rightly stop after a few attempts;
 #   - RECOGNITION_WORKERS / LIVENESS_WORKERS default to 2 (one per core) unless set.
@@ -50,7 +50,9 @@ export AUTH_RATE_LIMIT_LOGIN_PER_ADDRESS=1000000/minute
 export AUTH_RATE_LIMIT_LOGIN_PER_USERNAME=1000000/minute
 export AUTH_RATE_LIMIT_REGISTER_PER_ADDRESS=1000/hour
 export AUTH_RATE_LIMIT_ENROLL_PER_USER=1000/hour
-export AUTH_LOCKOUT_THRESHOLD=1000000
+export AUTH_LOCKOUT_THRESHOLD=1000000 AUTH_LOCKOUT_ADDRESS_THRESHOLD=1000000
+export AUTH_THROTTLE_FREE_ATTEMPTS=1000000 AUTH_THROTTLE_ADDRESS_FREE_ATTEMPTS=1000000
+export AUTH_THROTTLE_USERNAME_FREE_ATTEMPTS=1000000
 export GATEWAY_LOGIN_RATE=1000r/s
 export GATEWAY_LOGIN_BURST=1000
 export GATEWAY_ERROR_LOG_LEVEL=error
