@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -105,7 +106,21 @@ def set_password(settings: Settings, args: argparse.Namespace) -> str:
         user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
         _audit(session, "password_set", "OK", user)
         session.commit()
-    return f"password of {username!r} is set"
+    return f"password of {username!r} is set" + _forget_failed_logins(settings, username)
+
+
+def _forget_failed_logins(settings: Settings, username: str) -> str:
+    """Clear the name's failed-login delays and locks (Redis); a note instead when Redis cannot be reached."""
+    from auth_web import redis_store, throttle
+
+    client = redis_store.make_client(settings)
+    try:
+        throttle.failure_log(client, settings).forget_username(username)
+    except redis.RedisError as error:
+        return f" (its failed logins were not cleared: Redis unavailable, {type(error).__name__})"
+    finally:
+        client.close()
+    return ""
 
 
 def _validate_template_file(document: Any) -> list[dict[str, Any]]:

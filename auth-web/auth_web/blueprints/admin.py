@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from auth_web import audit
+from auth_web import audit, redis_store, throttle
 from auth_web.accounts import normalize_username
 from auth_web.auth_helpers import admin_required
 from auth_web.db import db
@@ -93,6 +93,8 @@ def enable(user_id: int) -> Response:
     user.status = STATUS_ACTIVE
     user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
     db().commit()
+    # Failed logins for the name are forgotten too (every address's delays and locks for it).
+    throttle.failure_log(redis_store.client(), current_app.config["FACEAUTH_SETTINGS"]).forget_username(user.username)
     audit.record("admin_enable", audit.SUCCESS, "OK", user_id=user.id, claimed_username=user.username)
     flash(f"{user.username} is enabled.", "success")
     return redirect(request.referrer or url_for("admin.users"))

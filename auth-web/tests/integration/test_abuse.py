@@ -33,6 +33,7 @@ from .conftest import (
     last_reason,
     max_audit_id,
     reasons_since,
+    sign_in_directly,
     unique_username,
 )
 
@@ -302,6 +303,22 @@ def test_one_address_spraying_many_usernames_is_locked(make_app, fakes, db_engin
         assert sprayer.login(unique_username("guess"), frames, password="Winter2026!").status_code == 401
     assert sprayer.login(target, frames).status_code == 401 and last_reason(db_engine, target) == "LOCKED"
     assert at(app, VICTIM).login(target, frames).status_code == 200
+
+
+def test_an_admin_enabling_the_account_forgets_its_failed_logins(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, lockout_threshold=2, **NO_DELAYS)
+    username = unique_username()
+    user_id = create_user(db_engine, username, templates=2)
+    shared = at(app, ATTACKER)  # e.g. one office's NAT: the owner shares the attacker's address
+    for _ in range(2):
+        assert shared.login(username, frames, password="wrong password!").status_code == 401
+    assert shared.login(username, frames).status_code == 401 and last_reason(db_engine, username) == "LOCKED"
+    admin = at(app, VICTIM)
+    sign_in_directly(admin, create_user(db_engine, unique_username("admin"), role="admin"))
+    admin.refresh_csrf("/admin/users")
+    response = admin.client.post(f"/admin/users/{user_id}/enable", headers={"X-CSRFToken": admin.csrf})
+    assert response.status_code == 302
+    assert shared.login(username, frames).status_code == 200
 
 
 def test_rate_limit_per_username_and_address_and_per_address(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
