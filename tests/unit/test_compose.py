@@ -113,9 +113,13 @@ def test_resolved_config_wires_the_secrets_into_the_services() -> None:
 # ---- production rules ------------------------------------------------------------------------------------
 
 
+ONE_SHOT = ("migrate", "certs")
+
+
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict]) -> None:
     for name, service in services.items():
-        if name == "migrate":
+        if name in ONE_SHOT:
+            assert service["restart"] == "no", name
             continue
         assert "healthcheck" in service, name
         assert service["healthcheck"]["test"], name
@@ -134,14 +138,56 @@ def test_grpc_services_are_probed_through_grpc_health(services: dict[str, dict])
 def test_start_order_waits_for_health_and_for_the_migration(services: dict[str, dict]) -> None:
     for name, service in services.items():
         for dependency, rule in (service.get("depends_on") or {}).items():
-            expected = "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+            expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
             assert rule == {"condition": expected}, (name, dependency, rule)
-    assert set(services["auth-web"]["depends_on"]) == {"migrate", "redis", "liveness-service", "recognition-service"}
+    assert set(services["auth-web"]["depends_on"]) == {
+        "certs",
+        "migrate",
+        "redis",
+        "liveness-service",
+        "recognition-service",
+    }
+    for name in GRPC_PORTS:
+        assert set(services[name]["depends_on"]) == {"certs"}
     assert set(services["migrate"]["depends_on"]) == {"postgres"}
     assert set(services["gateway"]["depends_on"]) == {"auth-web"}
     assert services["migrate"]["command"] == ["python", "-m", "auth_web", "migrate"]
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["image"] == services["auth-web"]["image"]
+
+
+def _environment(service: dict) -> dict[str, str]:
+    return dict(entry.split("=", 1) if "=" in entry else (entry, "") for entry in service["environment"])
+
+
+def test_grpc_is_mutual_tls_with_one_certificate_volume_per_service(compose: dict, services: dict[str, dict]) -> None:
+    """Each Python service mounts only its own certificates; the CA key only the one-shot that signs; the
+    server certificates name the hosts auth-web dials; plaintext is refused (production)."""
+    certs = services["certs"]
+    assert certs["command"][:4] == ["python", "-m", "faceauth_common.tls", "ensure"]
+    options = dict(argument.split("=", 1) for argument in certs["command"][4:])
+    written = {volume.split(":")[0]: volume.split(":")[1] for volume in certs["volumes"]}
+    assert written["grpc-ca"] == options["--ca-dir"]
+    auth_env = _environment(services["auth-web"])
+    for name, prefix, short in (
+        ("liveness-service", "LIVENESS", "liveness"),
+        ("recognition-service", "RECOGNITION", "recognition"),
+        ("auth-web", None, "auth-web"),
+    ):
+        service, env = services[name], _environment(services[name])
+        assert written[f"grpc-tls-{short}"] == options[f"--{short}-dir"]
+        assert service["volumes"] == [f"grpc-tls-{short}:/etc/faceauth/grpc-tls:ro"], name
+        assert f"grpc-tls-{short}" in compose["volumes"]
+        assert env["GRPC_TLS_CA"] == "/etc/faceauth/grpc-tls/ca.crt"
+        assert env["GRPC_CLIENT_TLS_CERT"] == "/etc/faceauth/grpc-tls/client.crt", name  # auth-web / health probe
+        assert env["GRPC_CLIENT_TLS_KEY"] == "/etc/faceauth/grpc-tls/client.key", name
+        if prefix:
+            assert env[f"{prefix}_TLS_CERT"] == "/etc/faceauth/grpc-tls/server.crt"
+            assert env[f"{prefix}_TLS_KEY"] == "/etc/faceauth/grpc-tls/server.key"
+            target_host = auth_env[f"{prefix}_TARGET"].rsplit(":", 1)[0]
+            assert options[f"--{short}-host"] == target_host == name
+        assert env["FACEAUTH_ENV"] == "production", f"{name} would accept GRPC_INSECURE"
+    assert all("grpc-ca" not in str(s.get("volumes", [])) for n, s in services.items() if n != "certs")
 
 
 def test_only_the_gateway_publishes_ports_and_services_can_scale(services: dict[str, dict]) -> None:
