@@ -2,30 +2,40 @@
 
 dlib's detectors, shape predictors and DNNs and TFLite interpreters keep scratch state inside the
 object, and gRPC serves calls on a thread pool: one HOG detector shared by four threads segfaults.
-Each such object is either made once per thread (``PerThread``: for calls that release the GIL, so
-threads really run in parallel) or used under its own lock (for calls that hold the GIL anyway,
-where a copy per thread would cost memory and gain nothing). bench/gil.py measures which is which.
+Each such object is either pooled (``InstancePool`` with one instance per server thread: for calls
+that release the GIL, so threads really run in parallel) or used under its own lock (for calls that
+hold the GIL anyway, where copies would cost memory and gain nothing). bench/gil.py measures which
+is which and what each choice gives (bench/results/gil*.md).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import contextlib
+import queue
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class PerThread(Generic[T]):
-    """One instance per thread, made by ``factory`` on that thread's first ``get``."""
+class InstancePool(Generic[T]):
+    """``size`` instances made up front (at model load, not at a request); a thread borrows one at a time.
 
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._local = threading.local()
+    With as many instances as server threads a borrow never waits; with fewer it waits for one to
+    come back, which is what a lock would do.
+    """
 
-    def get(self) -> T:
+    def __init__(self, factory: Callable[[], T], size: int) -> None:
+        if size < 1:
+            raise ValueError("an instance pool needs at least one instance")
+        self._free: queue.SimpleQueue[T] = queue.SimpleQueue()
+        for _ in range(size):
+            self._free.put(factory())
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[T]:
+        instance = self._free.get()
         try:
-            return self._local.instance
-        except AttributeError:
-            self._local.instance = instance = self._factory()
-            return instance
+            yield instance
+        finally:
+            self._free.put(instance)

@@ -10,7 +10,7 @@ import numpy as np
 
 from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
-from faceauth_common.threadsafe import PerThread
+from faceauth_common.threadsafe import InstancePool
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,15 @@ class FaceAnalyzer:
     """HOG detection on a downscaled grey frame, landmarks on the full-resolution frame.
 
     No dlib object may be used by two threads at once (a shared HOG detector segfaults). HOG
-    releases the GIL, so each thread has its own detector and threads detect in parallel; the
-    landmark predictor holds the GIL, so one instance behind a lock costs no parallelism.
+    releases the GIL, so there is one detector per server thread and threads detect in parallel;
+    the landmark predictor holds the GIL, so one instance behind a lock costs no parallelism.
     """
 
-    def __init__(self, detect_max_side: int = 320, min_face_ratio: float = 0.25) -> None:
+    def __init__(self, detect_max_side: int = 320, min_face_ratio: float = 0.25, threads: int = 1) -> None:
         import dlib
         import face_recognition_models
 
-        self._detectors = PerThread(dlib.get_frontal_face_detector)
+        self._detectors = InstancePool(dlib.get_frontal_face_detector, threads)
         self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
         self._dlib = dlib
         self._predictor_lock = threading.Lock()
@@ -54,7 +54,8 @@ class FaceAnalyzer:
             small = (
                 grey if attempt == 1.0 else cv2.resize(grey, None, fx=attempt, fy=attempt, interpolation=cv2.INTER_AREA)
             )
-            rects = self._detectors.get()(small, 0)
+            with self._detectors.borrow() as detector:
+                rects = detector(small, 0)
             # Rounded to the nearest pixel (not Box.from_scaled's outward rounding): the yaw and
             # blink thresholds were calibrated on these boxes.
             boxes = [

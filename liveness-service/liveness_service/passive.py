@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from faceauth_common.boxes import Box
-from faceauth_common.threadsafe import PerThread
+from faceauth_common.threadsafe import InstancePool
 from liveness_service.faces import crop_with_context
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
@@ -44,18 +44,18 @@ class TFLiteScorer:
 
     The model takes float32 BGR 0..255 NHWC and returns p(live) per crop; its own preprocessing
     (scaling) is inside the graph, so every shipped model is fed the same way. An interpreter is
-    not thread-safe, and ``invoke`` releases the GIL, so each calling thread gets its own
-    (the model is 1.8 MB; bench/results/gil.md: 1.86× CPU/wall on two threads).
+    not thread-safe, and ``invoke`` releases the GIL, so there is one per server thread (the model
+    is 1.8 MB; bench/results/gil.md: 1.8× the calls per second of one interpreter behind a lock).
     """
 
-    def __init__(self, model_path: Path, num_threads: int = 1) -> None:
-        self._interpreters = PerThread(lambda: _BatchInterpreter(model_path, num_threads))
-        self._interpreters.get()  # a missing or broken model fails here, at start, not at the first request
+    def __init__(self, model_path: Path, num_threads: int = 1, instances: int = 1) -> None:
+        self._interpreters = InstancePool(lambda: _BatchInterpreter(model_path, num_threads), instances)
 
     def score(self, crops_bgr: np.ndarray) -> np.ndarray:
         if len(crops_bgr) == 0:
             return np.zeros((0,), dtype=np.float32)
-        return self._interpreters.get().run(np.ascontiguousarray(crops_bgr, dtype=np.float32))
+        with self._interpreters.borrow() as interpreter:
+            return interpreter.run(np.ascontiguousarray(crops_bgr, dtype=np.float32))
 
 
 class _BatchInterpreter:
@@ -89,10 +89,10 @@ class _BatchInterpreter:
 class PassiveModel:
     """A model file plus its spec: face boxes in, p(live) per face out."""
 
-    def __init__(self, model_path: Path, num_threads: int = 1) -> None:
+    def __init__(self, model_path: Path, num_threads: int = 1, instances: int = 1) -> None:
         self.path = model_path
         self.spec = ModelSpec.for_model(model_path)
-        self.scorer = TFLiteScorer(model_path, num_threads)
+        self.scorer = TFLiteScorer(model_path, num_threads, instances)
 
     def crops(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
         """BGR uint8 crops with context, (N, size, size, 3); cropped and resized in RGB, then reordered (cheap)."""

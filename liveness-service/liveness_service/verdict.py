@@ -80,8 +80,14 @@ class LivenessEngine:
 
     @classmethod
     def load(cls, settings: Settings) -> LivenessEngine:
-        analyzer = FaceAnalyzer(settings.detect_max_side, settings.second_face_ratio)
-        passive = PassiveModel(settings.model_path, settings.tflite_threads) if "passive" in settings.checks else None
+        # One detector and one interpreter per server thread (they release the GIL; see faces.py).
+        threads = settings.server.threads
+        analyzer = FaceAnalyzer(settings.detect_max_side, settings.second_face_ratio, threads)
+        passive = (
+            PassiveModel(settings.model_path, settings.tflite_threads, threads)
+            if "passive" in settings.checks
+            else None
+        )
         engine = cls(settings, analyzer, passive)
         engine.warm_up()
         return engine

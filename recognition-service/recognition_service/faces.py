@@ -23,7 +23,7 @@ import numpy as np
 
 from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
-from faceauth_common.threadsafe import PerThread
+from faceauth_common.threadsafe import InstancePool
 
 # Embeddings are only comparable within one version: encoder weights + alignment (5-point chip).
 MODEL_VERSION = "dlib-resnet-v1/5pt/fr-models-0.3.0"
@@ -142,17 +142,18 @@ def model_paths() -> dict[str, Path]:
 class FaceEngine:
     """Loaded models. Build once per process with ``FaceEngine.load`` (it also warms up)."""
 
-    def __init__(self, detector: str = "hog", num_jitters: int = 1) -> None:
+    def __init__(self, detector: str = "hog", num_jitters: int = 1, threads: int = 1) -> None:
         paths = model_paths()
         self.detector_kind = detector
-        # No dlib object may be used by two threads at once (gRPC serves calls on a thread pool; a
-        # shared HOG detector segfaults). HOG releases the GIL, so each thread gets its own (cheap)
-        # detector and threads detect in parallel; the shape predictor and the DNNs hold the GIL,
-        # so one instance each behind a lock costs no parallelism (bench/results/gil.md).
+        # No dlib object may be used by two threads at once (gRPC serves calls on ``threads`` threads;
+        # a shared HOG detector segfaults). HOG releases the GIL, so there is one detector per server
+        # thread (0.6 s each to build, so at load) and threads detect in parallel; the shape
+        # predictor and the DNNs hold the GIL, so one instance each behind a lock costs no
+        # parallelism (bench/results/gil.md).
         if detector == "cnn":
             self._cnn_detector = dlib.cnn_face_detection_model_v1(str(paths["cnn_detector"]))
         else:
-            self._hog_detectors: PerThread[dlib.fhog_object_detector] = PerThread(dlib.get_frontal_face_detector)
+            self._hog_detectors = InstancePool(dlib.get_frontal_face_detector, threads)
         self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
         self._encoder = dlib.face_recognition_model_v1(str(paths["encoder"]))
         self.num_jitters = num_jitters
@@ -161,8 +162,8 @@ class FaceEngine:
         self._shape_lock = threading.Lock()
 
     @classmethod
-    def load(cls, detector: str = "hog", num_jitters: int = 1) -> FaceEngine:
-        engine = cls(detector, num_jitters)
+    def load(cls, detector: str = "hog", num_jitters: int = 1, threads: int = 1) -> FaceEngine:
+        engine = cls(detector, num_jitters, threads)
         engine.warm_up()
         return engine
 
@@ -211,7 +212,8 @@ class FaceEngine:
             with self._cnn_lock:
                 detections = self._cnn_detector(image, upsample)
             return [(d.rect, d.confidence) for d in detections if d.confidence >= adjust_threshold]
-        rects, scores, _ = self._hog_detectors.get().run(image, upsample, adjust_threshold)
+        with self._hog_detectors.borrow() as hog_detector:
+            rects, scores, _ = hog_detector.run(image, upsample, adjust_threshold)
         return list(zip(rects, scores, strict=True))
 
     # -- one image -----------------------------------------------------------------------------------

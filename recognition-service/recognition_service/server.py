@@ -13,7 +13,9 @@ from recognition_service.servicer import RecognitionServicer
 
 def load_engine(settings: Settings) -> FaceEngine:
     """Load the dlib models once and warm them up (detector, landmarks and encoder)."""
-    return FaceEngine.load(detector=settings.detector, num_jitters=settings.num_jitters)
+    return FaceEngine.load(
+        detector=settings.detector, num_jitters=settings.num_jitters, threads=settings.server.threads
+    )
 
 
 def add_servicers(server: grpc.Server, slot: EngineSlot[FaceEngine], settings: Settings) -> None:

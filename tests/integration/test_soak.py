@@ -113,25 +113,17 @@ def frames(shared_data: Path) -> list[bytes]:
 
 
 def serving_workers(service: Service, count: int = 2, timeout: float = 120) -> list[int]:
-    """Pids of the worker processes that have loaded their model (one 'serving' line each)."""
+    """Pids of the worker processes that have loaded their model and not exited, per the service's log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = service.log_lines()
+        exited = {line["worker_pid"] for line in lines if line["event"] == "worker_exited"}
         listening = {line["pid"] for line in lines if line["event"] == "listening"}
-        serving = [line["pid"] for line in lines if line["event"] == "serving" and line["pid"] in listening]
-        alive = [pid for pid in serving if _alive(pid)]
-        if len(alive) >= count:
-            return alive
+        serving = [line["pid"] for line in lines if line["event"] == "serving" and line["pid"] in listening - exited]
+        if len(serving) >= count:
+            return serving
         time.sleep(0.2)
     raise AssertionError(f"fewer than {count} workers serving: {service.log_lines()[-10:]}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def encode_ok(service: Service, image: bytes) -> bool:
@@ -201,6 +193,8 @@ def test_a_worker_killed_by_sigsegv_is_replaced_and_the_service_keeps_answering(
         first, second = serving_workers(recognition)
         os.kill(first, signal.SIGSEGV)
         killed_at = time.monotonic()
+        while not any(line["event"] == "worker_exited" for line in recognition.log_lines()):
+            time.sleep(0.1)
         # The sibling serves while the replacement loads its model, then both do; a call in flight on
         # the killed worker would fail, so each call here opens a new connection.
         assert encode_ok(recognition, frames[0])
