@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.frames import load_clip
-from conftest import free_port
+from conftest import GrpcTls, free_port, secure_channel
 from faceauth_common.imaging import decode_frames
 from liveness_service.challenge import judge_challenge
 from liveness_service.config import Settings
@@ -101,21 +101,24 @@ def time_stages(engine: LivenessEngine, jpegs: list[bytes], times: list[int]) ->
 
 
 def grpc_latencies(requests: dict[int, tuple[list[bytes], list[int]]], repeats: int) -> dict[str, dict[str, float]]:
+    import tempfile
+
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 
     address = f"127.0.0.1:{free_port()}"
+    tls = GrpcTls(Path(tempfile.mkdtemp(prefix="bench-grpc-tls-")))  # mutual TLS, as in production
     process = subprocess.Popen(
         [sys.executable, "-m", "liveness_service"],
-        env={**os.environ, "LIVENESS_LISTEN": address, "LOG_LEVEL": "WARNING"},
+        env={**os.environ, **tls.env, "LIVENESS_LISTEN": address, "LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     results: dict[str, dict[str, float]] = {}
     try:
-        with grpc.insecure_channel(address) as channel:
+        with secure_channel(address, tls.client) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:

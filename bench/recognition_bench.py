@@ -21,8 +21,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -30,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import frames as bench_frames
 from bench import report
+from conftest import GrpcTls, secure_channel
 from faceauth.recognition.v1 import recognition_pb2 as pb
 from faceauth.recognition.v1 import recognition_pb2_grpc
 from faceauth_common.imaging import ImageLimits, decode_image
@@ -64,13 +67,14 @@ def free_port() -> int:
 class Server:
     def __init__(self, env: dict[str, str]) -> None:
         self.address = f"127.0.0.1:{free_port()}"
+        tls = GrpcTls(Path(tempfile.mkdtemp(prefix="bench-grpc-tls-")))  # mutual TLS, as in production
         self.process = subprocess.Popen(
             [sys.executable, "-m", "recognition_service"],
-            env={**os.environ, **env, "RECOGNITION_LISTEN": self.address, "LOG_LEVEL": "WARNING"},
+            env={**os.environ, **tls.env, **env, "RECOGNITION_LISTEN": self.address, "LOG_LEVEL": "WARNING"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = secure_channel(self.address, tls.client)
         health = health_pb2_grpc.HealthStub(self.channel)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -87,6 +87,11 @@ for _ in $(seq 1 600); do
 done
 grep -q "faceauth is running at" "$LOG" || { echo "the stack did not get ready in 600 s" >&2; exit 1; }
 echo "stack ready after $(($(date +%s) - started)) s"
+# The benches call the model services directly, as auth-web does: with its client certificate (mutual TLS; the
+# run made the CA under var/bench/grpc-tls/). Exported only now, so that the run made its own certificates.
+export GRPC_TLS_CA="$FACEAUTH_VAR_DIR/grpc-tls/auth-web/ca.crt"
+export GRPC_CLIENT_TLS_CERT="$FACEAUTH_VAR_DIR/grpc-tls/auth-web/client.crt"
+export GRPC_CLIENT_TLS_KEY="$FACEAUTH_VAR_DIR/grpc-tls/auth-web/client.key"
 
 common=(--liveness "$LIVENESS" --recognition "$RECOGNITION" --note "$NOTE")
 for step in $STEPS; do
