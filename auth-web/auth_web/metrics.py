@@ -38,7 +38,10 @@ class _Metrics:
             "Enrollment attempts decided, by result and audit reason",
             ["result", "reason"],
         )
-        self.lockouts = Counter("faceauth_lockouts_total", "Accounts locked after too many failed logins")
+        self.lockouts = Counter(
+            "faceauth_lockouts_total",
+            "Client addresses locked (for one username or for all) after too many failed logins",
+        )
         self.rate_limited = Counter(
             "faceauth_rate_limited_total", "Requests refused by auth-web's rate limits (429), by endpoint", ["endpoint"]
         )
