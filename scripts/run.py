@@ -809,10 +809,11 @@ def run(env: Mapping[str, str], console: Console) -> int:
         console.say("Ctrl-C stops everything.")
         console.say("=" * len(banner))
 
+        crashes: list[float] = []
         while not supervisor.stopping.is_set():
             dead = supervisor.died()
             if dead is not None:
-                raise RunError(f"{dead.name} exited unexpectedly with status {dead.process.returncode}")
+                restart_crashed(supervisor, dead, crashes)
             supervisor.stopping.wait(0.5)
         return 0
     except RunError as error:
@@ -822,6 +823,27 @@ def run(env: Mapping[str, str], console: Console) -> int:
     finally:
         supervisor.stop_all()
         console.say("all stopped")
+
+
+# A child that dies after the stack was ready is started again; this many deaths within the window are a crash
+# loop (a broken model, a port taken), which stops the run with the child's status.
+MAX_RESTARTS = 3
+RESTART_WINDOW_SECONDS = 60.0
+
+
+def restart_crashed(supervisor: Supervisor, dead: Child, crashes: list[float]) -> None:
+    """Start ``dead`` again, unless it is crashing in a loop (then RunError). ``crashes``: earlier death times."""
+    now = time.monotonic()
+    crashes[:] = [moment for moment in crashes if now - moment <= RESTART_WINDOW_SECONDS]
+    code = dead.process.returncode
+    if len(crashes) >= MAX_RESTARTS:
+        raise RunError(
+            f"{dead.name} exited unexpectedly with status {code}, "
+            f"{len(crashes) + 1} times in {RESTART_WINDOW_SECONDS:.0f}s; not restarting it"
+        )
+    crashes.append(now)
+    supervisor.console.warn(f"{dead.name} exited unexpectedly with status {code}; restarting it")
+    supervisor.restart(dead.name)
 
 
 def prepare_grpc_tls(settings: RunSettings, console: Console | None = None) -> None:

@@ -148,3 +148,20 @@ def test_the_callers_own_grpc_settings_win_and_nothing_is_made(tmp_path: Path) -
         {"GRPC_INSECURE": "true"}, run_settings, database_url="sqlite:///x", redis_url="r", use_gateway=False
     )
     assert child["GRPC_INSECURE"] == "true" and "GRPC_TLS_CA" not in child
+
+
+def test_a_crashed_child_is_restarted_until_it_crashes_in_a_loop() -> None:
+    output = io.StringIO()
+    supervisor = local_run.Supervisor(local_run.Console(output), stop_timeout=5)
+    crashes: list[float] = []
+    try:
+        supervisor.start("flaky", [sys.executable, "-c", "import sys; sys.exit(3)"], {})
+        for restart in range(local_run.MAX_RESTARTS):
+            wait_for(lambda: supervisor.died() is not None)
+            local_run.restart_crashed(supervisor, supervisor.died(), crashes)  # type: ignore[arg-type]
+            assert output.getvalue().count("flaky exited unexpectedly with status 3; restarting it") == restart + 1
+        wait_for(lambda: supervisor.died() is not None)
+        with pytest.raises(local_run.RunError, match="4 times in 60s; not restarting it"):
+            local_run.restart_crashed(supervisor, supervisor.died(), crashes)  # type: ignore[arg-type]
+    finally:
+        supervisor.stop_all()
