@@ -36,6 +36,7 @@ from bench import processes, report
 from bench.frames import DEFAULT_CLIP, Frame, describe, relative_times
 from bench.scenario import (
     CHALLENGE_ACTION,
+    Scenario,
     Stubs,
     build_scenario,
     choose_enrollment,
@@ -222,7 +223,8 @@ def summarise_level(level: LevelResult, cpu: dict[str, float], client_cpu: float
     }
 
 
-def _process_cpu() -> float:
+def load_generator_cpu_seconds() -> float:
+    """CPU seconds this process (the load generator) has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -232,6 +234,59 @@ async def setup_user(base_url: str, username: str, password: str, enroll_capture
         api = Api(client)
         await api.register(username, password)
         return await api.enroll(enroll_capture)
+
+
+@dataclass
+class LoadPlan:
+    """What every login of a load run needs: the scenario, the accepted captures, the enrolled bench user."""
+
+    scenario: Scenario
+    captures: list[list[Frame]]
+    actions: list[str]
+    username: str
+    password: str
+    enrolled: dict[str, object]
+
+
+def prepare_load(base_url: str, liveness: str, recognition: str, clip: str = DEFAULT_CLIP) -> LoadPlan:
+    """Pick the 8-frame captures the services accept (asked over gRPC), then register and enroll a fresh user."""
+    scenario = build_scenario(clip)
+    actions = [CHALLENGE_ACTION]
+
+    stubs = Stubs(liveness, recognition)
+    stubs.wait_ready()
+    if not choose_enrollment(stubs, scenario, actions):
+        print("warning: no 10-frame window of the clip passes liveness; enrollment will likely be refused")
+    templates = enroll_templates(stubs, scenario)
+    verdicts = classify_windows(stubs, scenario.login_windows(LOGIN_FRAMES, stride=2), templates, actions)
+    stubs.close()
+    pool = {frame.time_ms: index for index, frame in enumerate(scenario.login_pool)}
+    captures = [scenario.login_pool[pool[v.start_ms] : pool[v.start_ms] + LOGIN_FRAMES] for v in verdicts if v.accepted]
+    if not captures:
+        print("warning: no capture was accepted by the services over gRPC; using every window (expect rejections)")
+        captures = scenario.login_windows(LOGIN_FRAMES, stride=2)
+    print(f"{len(captures)} of {len(verdicts)} 8-frame captures accepted by the services over gRPC", flush=True)
+
+    username = f"bench{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(16)
+    enrolled = asyncio.run(setup_user(base_url, username, password, scenario.enroll))
+    print(f"registered and enrolled {username}: {enrolled}", flush=True)
+    return LoadPlan(scenario, captures, actions, username, password, enrolled)
+
+
+def service_ports(
+    base_url: str, auth_web_port: int, liveness: str, recognition: str, shared: bool = True
+) -> dict[str, int]:
+    """The port each part of the stack listens on (to find its processes); ``shared`` adds Postgres and Redis."""
+    ports = {
+        "gateway": urlsplit(base_url).port or 443,
+        "auth-web": auth_web_port,
+        "liveness": int(liveness.rsplit(":", 1)[1]),
+        "recognition": int(recognition.rsplit(":", 1)[1]),
+    }
+    if shared:
+        ports |= {"postgres (shared)": 5432, "redis (shared)": 6379}
+    return ports
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,38 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     levels = [int(value) for value in args.concurrency.split(",")]
-    gateway_port = urlsplit(args.base_url).port or 443
     machine = report.machine_details(contention_note=args.note)
-    scenario = build_scenario(args.clip)
-    actions = [CHALLENGE_ACTION]
+    plan = prepare_load(args.base_url, args.liveness, args.recognition, args.clip)
+    scenario, captures, actions = plan.scenario, plan.captures, plan.actions
+    username, password, enrolled = plan.username, plan.password, plan.enrolled
 
-    stubs = Stubs(args.liveness, args.recognition)
-    stubs.wait_ready()
-    if not choose_enrollment(stubs, scenario, actions):
-        print("warning: no 10-frame window of the clip passes liveness; enrollment will likely be refused")
-    templates = enroll_templates(stubs, scenario)
-    verdicts = classify_windows(stubs, scenario.login_windows(LOGIN_FRAMES, stride=2), templates, actions)
-    stubs.close()
-    pool = {frame.time_ms: index for index, frame in enumerate(scenario.login_pool)}
-    captures = [scenario.login_pool[pool[v.start_ms] : pool[v.start_ms] + LOGIN_FRAMES] for v in verdicts if v.accepted]
-    if not captures:
-        print("warning: no capture was accepted by the services over gRPC; using every window (expect rejections)")
-        captures = scenario.login_windows(LOGIN_FRAMES, stride=2)
-    print(f"{len(captures)} of {len(verdicts)} 8-frame captures accepted by the services over gRPC", flush=True)
-
-    username = f"bench{secrets.token_hex(4)}"
-    password = secrets.token_urlsafe(16)
-    enrolled = asyncio.run(setup_user(args.base_url, username, password, scenario.enroll))
-    print(f"registered and enrolled {username}: {enrolled}", flush=True)
-
-    ports = {
-        "gateway": gateway_port,
-        "auth-web": args.auth_web_port,
-        "liveness": int(args.liveness.rsplit(":", 1)[1]),
-        "recognition": int(args.recognition.rsplit(":", 1)[1]),
-        "postgres (shared)": 5432,
-        "redis (shared)": 6379,
-    }
+    ports = service_ports(args.base_url, args.auth_web_port, args.liveness, args.recognition)
     pids = processes.discover(ports)
     missing = [name for name, found in pids.items() if not found]
     if missing:
@@ -292,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     for concurrency in levels:
         pids = processes.discover(ports)  # gunicorn may have replaced a worker
         before = processes.cpu_snapshot(pids)
-        client_before = _process_cpu()
+        client_before = load_generator_cpu_seconds()
         level = asyncio.run(run_level(args.base_url, concurrency, args.duration, username, password, captures, actions))
         after = processes.cpu_snapshot(pids)
         cpu = processes.cpu_delta(before, after)
-        summary = summarise_level(level, cpu, _process_cpu() - client_before)
+        summary = summarise_level(level, cpu, load_generator_cpu_seconds() - client_before)
         summary["cpu_seconds_by_process"] = processes.cpu_delta_by_process(before, after)
         summaries.append(summary)
         print(json.dumps(summary), flush=True)

@@ -156,3 +156,40 @@ def cpu_delta_by_process(
         name: {pid: round(after_pids[pid] - before.get(name, {}).get(pid, 0.0), 3) for pid in sorted(after_pids)}
         for name, after_pids in after.items()
     }
+
+
+def parse_vm_rss_kb(status_text: str) -> int | None:
+    """The resident set size in kB from the text of ``/proc/<pid>/status`` (its ``VmRSS:`` line); None without one
+    (kernel threads and zombies have no VmRSS)."""
+    for line in status_text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def read_rss_mb(pid: int) -> float | None:
+    """Resident memory of one process in MB (MiB, as ``ps`` and ``top`` count); None when it is gone."""
+    try:
+        status_text = (PROC / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    kilobytes = parse_vm_rss_kb(status_text)
+    return None if kilobytes is None else kilobytes / 1024.0
+
+
+def process_role(info: ProcessInfo, service: Iterable[int]) -> str:
+    """``supervisor`` for a service's topmost process (gunicorn master, nginx master, the gRPC supervisor or a
+    single server), ``worker`` for a process whose parent belongs to the same service."""
+    return "worker" if info.ppid in set(service) else "supervisor"
+
+
+def rss_snapshot(services: Mapping[str, Iterable[int]]) -> dict[str, dict[int, float]]:
+    """RSS in MB of every process of every service (processes gone since discovery are left out)."""
+    snapshot: dict[str, dict[int, float]] = {}
+    for name, pids in services.items():
+        snapshot[name] = {}
+        for pid in pids:
+            rss = read_rss_mb(pid)
+            if rss is not None:
+                snapshot[name][pid] = round(rss, 1)
+    return snapshot

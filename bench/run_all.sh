@@ -3,8 +3,10 @@
 #
 #   bench/run_all.sh                      # full run: 60 s per concurrency level (about 10-12 minutes)
 #   BENCH_DURATION=10 BENCH_REPEATS=5 bench/run_all.sh     # quick smoke run (about 4 minutes)
-#   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile ablation gil)
+#   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile ablation gil memory)
+#   BENCH_STEPS=memory BENCH_MEMORY_DURATION=60 bench/run_all.sh  # a short memory soak (the full one is 10 minutes)
 # Other knobs: BENCH_CONCURRENCY (1,4,16), BENCH_OLD_ROUNDS (3), BENCH_NOTE (stored with the results),
+# BENCH_MEMORY_DURATION (600 s), BENCH_MEMORY_CONCURRENCY (8 clients), BENCH_MEMORY_INTERVAL (10 s between RSS samples),
 # BENCH_SUFFIX (appended to the result names), RECOGNITION_WORKERS / LIVENESS_WORKERS / AUTH_WEB_WORKERS.
 #
 # The stack is started the way `make run` does it (scripts/run.py: migrations, liveness, recognition,
@@ -29,7 +31,10 @@ ROUNDS=${BENCH_OLD_ROUNDS:-3}
 CONCURRENCY=${BENCH_CONCURRENCY:-1,4,16}
 NOTE=${BENCH_NOTE:-}
 SUFFIX=${BENCH_SUFFIX:-}
-STEPS=${BENCH_STEPS:-component old login profile ablation gil}
+MEMORY_DURATION=${BENCH_MEMORY_DURATION:-600}
+MEMORY_CONCURRENCY=${BENCH_MEMORY_CONCURRENCY:-8}
+MEMORY_INTERVAL=${BENCH_MEMORY_INTERVAL:-10}
+STEPS=${BENCH_STEPS:-component old login profile ablation gil memory}
 
 export FACEAUTH_VAR_DIR=${FACEAUTH_VAR_DIR:-$ROOT/var/bench}
 export DATABASE_URL=${BENCH_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/faceauth_bench}
@@ -104,7 +109,10 @@ for step in $STEPS; do
     profile) "$PY" -m bench.profile_stages --auth-web --note "$NOTE" --name "profile$SUFFIX" ;;
     ablation) "$PY" -m bench.ablation --note "$NOTE" --name "ablation_recognition$SUFFIX" ;;
     gil) "$PY" -m bench.gil --note "$NOTE" --name "gil$SUFFIX" ;;
-    *) echo "unknown step $step (component old login profile ablation gil)" >&2; exit 2 ;;
+    memory) "$PY" -m bench.memory_soak "${common[@]}" --base-url "$BASE_URL" --auth-web-port "${AUTH_WEB_LISTEN##*:}" \
+      --duration "$MEMORY_DURATION" --concurrency "$MEMORY_CONCURRENCY" --interval "$MEMORY_INTERVAL" \
+      --name "memory_soak$SUFFIX" ;;
+    *) echo "unknown step $step (component old login profile ablation gil memory)" >&2; exit 2 ;;
   esac
 done
 "$PY" -m bench.summary --suffix "$SUFFIX"
