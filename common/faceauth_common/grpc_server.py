@@ -5,6 +5,8 @@ the model in the background, flips health to SERVING, and on SIGTERM/SIGINT drai
 NOT_SERVING, new calls are refused, in-flight calls get ``grace_seconds`` to finish.
 With ``workers > 1`` it forks that many server processes sharing the port (SO_REUSEPORT), because
 dlib and TensorFlow hold the GIL for long stretches and threads alone do not use both cores.
+The port is mutual TLS (``ServerSettings.security``, see ``faceauth_common.tls``): a client without a
+certificate from the private CA gets no answer; plaintext only when ``GRPC_INSECURE`` says so.
 """
 
 from __future__ import annotations
