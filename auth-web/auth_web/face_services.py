@@ -21,6 +21,7 @@ from auth_web.config import Settings
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_client import open_channel
+from faceauth_common.tls import TlsNotConfigured
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,16 @@ class FaceServices:
     def _get(self) -> _Channels:
         with self._lock:
             if self._channels is None or self._channels.pid != os.getpid():
-                self._channels = _Channels(
-                    os.getpid(),
-                    open_channel(self.settings.liveness_target, self.settings.grpc_security),
-                    open_channel(self.settings.recognition_target, self.settings.grpc_security),
-                )
+                try:
+                    self._channels = _Channels(
+                        os.getpid(),
+                        open_channel(self.settings.liveness_target, self.settings.grpc_security),
+                        open_channel(self.settings.recognition_target, self.settings.grpc_security),
+                    )
+                except TlsNotConfigured:
+                    # `serve` refuses to start like this; an app made some other way fails closed, never open.
+                    log.error("grpc_tls_not_configured")
+                    raise ServiceUnavailable("grpc", "TLS_NOT_CONFIGURED") from None
             return self._channels
 
     def close(self) -> None:
@@ -149,7 +155,10 @@ class FaceServices:
 
     def serving(self, service: str) -> bool:
         """grpc.health.v1 says SERVING for the service (within the health deadline)."""
-        channels = self._get()
+        try:
+            channels = self._get()
+        except ServiceUnavailable:
+            return False
         channel = channels.liveness if service == LIVENESS else channels.recognition
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(

@@ -9,6 +9,7 @@ import pytest
 
 from auth_web import cli
 from auth_web.config import Settings
+from auth_web.face_services import LIVENESS, FaceServices, ServiceUnavailable
 from auth_web.template_crypto import generate_key
 from faceauth_common.settings import SettingsError
 from faceauth_common.tls import ServiceFolders, ensure_certificates, server_hosts
@@ -69,3 +70,12 @@ def test_migrate_needs_no_grpc_settings(monkeypatch: pytest.MonkeyPatch, tmp_pat
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     assert cli.main(["migrate"]) == 0
+
+
+def test_an_app_made_without_grpc_settings_fails_closed() -> None:
+    """Not through `serve` (a test, a WSGI server of one's own): no plaintext fallback, no 500 — unavailable."""
+    services = FaceServices(Settings())
+    assert services.serving(LIVENESS) is False
+    with pytest.raises(ServiceUnavailable) as unavailable:
+        services.check([b"frame"], ["BLINK"], [0])
+    assert unavailable.value.code == "TLS_NOT_CONFIGURED"
