@@ -240,22 +240,23 @@ def test_auth_web_metrics_count_the_login(run: Run) -> None:
 
 def test_liveness_metrics_have_stages_frames_and_rpcs(run: Run) -> None:
     text = run.metrics["liveness"]
-    assert value(text, "faceauth_grpc_server_requests_total", method=LIVENESS_CHECK, code="OK") == 2
-    assert value(text, "faceauth_grpc_server_request_seconds_count", method=LIVENESS_CHECK) == 2
+    # Enrollment, the refused login and the accepted one (a refused login's face is checked too).
+    assert value(text, "faceauth_grpc_server_requests_total", method=LIVENESS_CHECK, code="OK") == 3
+    assert value(text, "faceauth_grpc_server_request_seconds_count", method=LIVENESS_CHECK) == 3
     for stage in ("decode", "detection", "landmarks", "cnn"):
         assert value(text, "faceauth_inference_seconds_count", stage=stage) >= 1, stage
-    assert value(text, "faceauth_frames_per_request_count", method="Check") == 2
-    assert value(text, "faceauth_frames_per_request_sum", method="Check") == 2 * FRAMES
+    assert value(text, "faceauth_frames_per_request_count", method="Check") == 3
+    assert value(text, "faceauth_frames_per_request_sum", method="Check") == 3 * FRAMES
     assert samples(text, "process_cpu_seconds_total")
 
 
 def test_recognition_metrics_add_up_across_two_workers(run: Run) -> None:
     text = run.metrics["recognition"]
-    assert value(text, "faceauth_grpc_server_requests_total", method=RECOGNITION_VERIFY, code="OK") == 1
+    assert value(text, "faceauth_grpc_server_requests_total", method=RECOGNITION_VERIFY, code="OK") == 2
     assert value(text, "faceauth_grpc_server_requests_total", method=RECOGNITION_ENCODE, code="OK") == 1
     for stage in ("decode", "detection", "landmarks", "embedding"):
         assert value(text, "faceauth_inference_seconds_count", stage=stage) >= 1, stage
-    assert value(text, "faceauth_frames_per_request_sum", method="Verify") == FRAMES
+    assert value(text, "faceauth_frames_per_request_sum", method="Verify") == 2 * FRAMES
     assert value(text, "faceauth_frames_per_request_sum", method="Encode") == FRAMES
     pids = {labels["pid"] for labels, _ in samples(text, "process_cpu_seconds_total")}
     assert len(pids) == 3, pids  # the supervisor and its two workers
