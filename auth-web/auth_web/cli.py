@@ -103,7 +103,6 @@ def set_password(settings: Settings, args: argparse.Namespace) -> str:
             raise CommandError(f"no user {args.username!r}")
         username = user.username
         user.password_hash = hash_password(_read_password(args, username, settings))
-        user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
         _audit(session, "password_set", "OK", user)
         session.commit()
     return f"password of {username!r} is set" + _forget_failed_logins(settings, username)

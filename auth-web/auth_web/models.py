@@ -63,9 +63,6 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), nullable=False, default=ROLE_USER)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=STATUS_ACTIVE)
-    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    lockout_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -16,10 +16,22 @@ from auth_web.models import STATUS_ACTIVE, STATUS_DISABLED, AuditEvent, FaceTemp
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
+# Beyond any real table, and far inside Postgres' bigint OFFSET and int4 ids (larger values would fail in the
+# database, which the error handlers would report as "database unavailable").
+MAX_PAGE = 100_000
+MAX_ID = 2**31 - 1
 
 
 def _page() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
+    return min(MAX_PAGE, max(1, request.args.get("page", 1, type=int) or 1))
+
+
+def _arg(name: str, limit: int) -> str:
+    """A query filter, trimmed; a NUL byte (Postgres refuses it in text) or another control character is a 400."""
+    value = request.args.get(name, "").strip()[:limit]
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        abort(400)
+    return value
 
 
 @bp.get("/")
@@ -31,7 +43,7 @@ def home() -> Response:
 @bp.get("/users")
 @admin_required
 def users() -> str:
-    query_text = request.args.get("q", "").strip()[:64]
+    query_text = _arg("q", 64)
     page = _page()
     template_counts = (
         select(FaceTemplate.user_id, func.count(FaceTemplate.id).label("n")).group_by(FaceTemplate.user_id).subquery()
@@ -58,7 +70,7 @@ def users() -> str:
 def _target(user_id: int) -> User:
     if not ActionForm().validate_on_submit():
         abort(400)
-    user = db().get(User, user_id)
+    user = db().get(User, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         abort(404)
     if user.id == g.user.id:
@@ -91,7 +103,6 @@ def disable(user_id: int) -> Response:
 def enable(user_id: int) -> Response:
     user = _target(user_id)
     user.status = STATUS_ACTIVE
-    user.failed_attempts, user.lockout_count, user.locked_until = 0, 0, None
     db().commit()
     # Failed logins for the name are forgotten too (every address's delays and locks for it).
     throttle.failure_log(redis_store.client(), current_app.config["FACEAUTH_SETTINGS"]).forget_username(user.username)
@@ -125,11 +136,11 @@ def delete(user_id: int) -> Response:
 @admin_required
 def audit_log() -> str:
     filters = {
-        "username": request.args.get("username", "").strip()[:64],
-        "event": request.args.get("event", "").strip()[:32],
-        "result": request.args.get("result", "").strip()[:16],
-        "reason": request.args.get("reason", "").strip()[:64],
-        "user_id": request.args.get("user_id", "").strip()[:12],
+        "username": _arg("username", 64),
+        "event": _arg("event", 32),
+        "result": _arg("result", 16),
+        "reason": _arg("reason", 64),
+        "user_id": _arg("user_id", 12),
     }
     page = _page()
     statement = select(AuditEvent).order_by(AuditEvent.id.desc())
@@ -141,7 +152,7 @@ def audit_log() -> str:
         statement = statement.where(AuditEvent.result == filters["result"])
     if filters["reason"]:
         statement = statement.where(AuditEvent.reason == filters["reason"].upper())
-    if filters["user_id"].isdigit():
+    if filters["user_id"].isascii() and filters["user_id"].isdigit() and int(filters["user_id"]) <= MAX_ID:
         statement = statement.where(AuditEvent.user_id == int(filters["user_id"]))
     rows = db().scalars(statement.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
     events = db().scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)).all()
