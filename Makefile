@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e lint format protos bench
+.PHONY: setup run test test-unit test-integration test-e2e test-fuzz lint format protos bench
 
 setup:            ## create/refresh .venv and check that the models load (fast when up to date)
 	@bash scripts/setup.sh
@@ -22,6 +22,9 @@ test-integration: setup
 
 test-e2e: setup
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+test-fuzz: setup  ## FACEAUTH_FUZZ_EXAMPLES=N sets the number of generated requests (default 10000)
+	$(PY) -m pytest -m fuzz $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

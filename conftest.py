@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from faceauth_common.tls import GrpcSecurity, ServiceFolders, ensure_certificates, server_hosts
 
 REPO_ROOT = Path(__file__).resolve().parent
-_TIERS = ("unit", "integration", "e2e")
+_TIERS = ("unit", "integration", "e2e", "fuzz")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

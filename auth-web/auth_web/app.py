@@ -7,11 +7,13 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request, session
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from auth_web import audit, db, errors, redis_store
 from auth_web import metrics as auth_metrics
@@ -58,6 +60,41 @@ class StrictJSONProvider(DefaultJSONProvider):
         return value
 
 
+class HostCheck:
+    """A Host (or a trusted proxy's X-Forwarded-Host) that is no valid host name gets a plain 400 here.
+
+    Flask binds its URL map to the host before anything else; when that fails (e.g. a label over 63 characters)
+    the request has no URL adapter, and every error page (url_for) would fail in turn: a 500. Inside
+    TrustedProxyFix, so the host checked is the one Flask will use.
+    """
+
+    def __init__(self, wsgi_app: Any, app: Flask) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            self.app.url_map.bind_to_environ(environ, server_name=self.app.config.get("SERVER_NAME"))
+        except HTTPException:
+            body = json.dumps({"ok": False, "error": "bad_host", "message": "The request's host name is invalid."})
+            response = Response(body, status=400, mimetype="application/json")
+            response.headers.update(_security_headers())
+            response.headers["X-Request-ID"] = uuid.uuid4().hex
+            return response(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
+def _security_headers() -> dict[str, str]:
+    return {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+        "Cache-Control": "no-store",
+    }
+
+
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
@@ -89,6 +126,7 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
         RATELIMIT_SWALLOW_ERRORS=False,
     )
     app.json = StrictJSONProvider(app)
+    app.wsgi_app = HostCheck(app.wsgi_app, app)  # type: ignore[method-assign]
     if settings.proxy_count:
         # X-Forwarded-For/-Proto/-Host/-Port from exactly this many proxies (the gateway), and only when the
         # connection comes from a trusted proxy's address: a client reaching auth-web directly can't pick its address.
@@ -146,6 +184,13 @@ def _register_request_hooks(app: Flask, settings: Settings) -> None:
             raise CSRFError("The request came from another site.")
 
     @app.before_request
+    def _forms_take_form_data() -> None:
+        # Flask-WTF reads a JSON body as the form's data, and crashes (500) on one that is not an object; the
+        # pages' forms post form data, only /api/ takes JSON.
+        if request.method == "POST" and request.is_json and not request.path.startswith("/api/"):
+            raise UnsupportedMediaType("This form takes form data, not JSON.")
+
+    @app.before_request
     def _session_and_user() -> None:
         g.user = None
         if request.endpoint in _SESSIONLESS_ENDPOINTS:
@@ -171,11 +216,9 @@ def _register_request_hooks(app: Flask, settings: Settings) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "-")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+        for name, value in _security_headers().items():
+            if name != "Cache-Control":  # below: pages and API answers only, not static files
+                response.headers.setdefault(name, value)
         started = g.get("request_started")
         elapsed = time.perf_counter() - started if started else None
         endpoint = request.endpoint or "unmatched"  # the route, not the path: bounded label values
