@@ -85,7 +85,11 @@ class EngineSlot(Generic[E]):
 
 
 class _RequestContextInterceptor(grpc.ServerInterceptor):
-    """Puts the caller's request id into the log context and logs one line per call."""
+    """Puts the caller's request id into the log context and logs one line per call.
+
+    It also parses the request itself: grpc answers bytes that are no valid message with INTERNAL ("Exception
+    deserializing request"), which reads like a server fault; here they get INVALID_ARGUMENT like any bad input.
+    """
 
     def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
@@ -93,13 +97,18 @@ class _RequestContextInterceptor(grpc.ServerInterceptor):
             return handler
         method = handler_call_details.method
         inner = handler.unary_unary
+        deserialize = handler.request_deserializer
 
-        def behaviour(request, context):  # type: ignore[no-untyped-def]
+        def behaviour(raw, context):  # type: ignore[no-untyped-def]
             metadata = dict(context.invocation_metadata())
             token = request_id_var.set(str(metadata.get(REQUEST_ID_METADATA, "-"))[:128])
             started = time.perf_counter()
             raised = False
             try:
+                try:
+                    request = deserialize(raw) if deserialize is not None else raw
+                except Exception:  # DecodeError, or anything a deserializer raises on hostile bytes
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid protobuf message")
                 return inner(request, context)
             except Exception:
                 raised = True  # aborts set their code; anything else reaches the caller as UNKNOWN
@@ -118,9 +127,7 @@ class _RequestContextInterceptor(grpc.ServerInterceptor):
                 request_id_var.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
-            behaviour,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            behaviour, request_deserializer=None, response_serializer=handler.response_serializer
         )
 
 
