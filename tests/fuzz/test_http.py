@@ -537,3 +537,12 @@ def test_regression_invalid_host_is_400(anonymous: Browser) -> None:
             check_response(response, path)
             assert response.status_code == 400, (headers, path)
             assert response.get_json()["error"] == "bad_host"
+
+
+def test_regression_login_page_drops_the_reported_open_redirects(anonymous: Browser) -> None:
+    """Issue 13: /login?next=/%09/evil.example/phish (and %0a) put a next URL on the page that Chromium followed
+    to evil.example. The page now carries no next URL for them, and keeps a local one."""
+    for query in ("next=/%09/evil.example/phish", "next=/%0a/evil.example/phish", "next=/%5Cevil.example"):
+        page = anonymous.client.get(f"/login?{query}").get_data(as_text=True)
+        assert "data-next" not in page, query
+    assert 'data-next="/account"' in anonymous.client.get("/login?next=/account").get_data(as_text=True)
