@@ -35,6 +35,8 @@ def fuzz_settings(weight: float) -> settings:
         max_examples=examples(weight),
         deadline=None,  # a busy 2-core machine: timing is not what is tested here
         database=None,  # no .hypothesis/ folder; a failure prints its seed and the shrunk example
+        # CI runs the same examples every time (a red build is then reproducible); elsewhere each run explores anew.
+        derandomize=bool(os.environ.get("CI")),
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
