@@ -37,5 +37,5 @@ format: setup
 protos: setup     ## regenerate common/faceauth from protos/ (never edit generated code by hand)
 	@bash scripts/gen_protos.sh
 
-bench: setup      ## every benchmark against a bench stack of its own (~10 min; see bench/README.md)
+bench: setup      ## every benchmark against a bench stack of its own (~20 min with the 10-minute memory soak; see bench/README.md)
 	@bash bench/run_all.sh

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every faceauth benchmark against a stack started for the purpose, then stop it.
 #
-#   bench/run_all.sh                      # full run: 60 s per concurrency level (about 10-12 minutes)
-#   BENCH_DURATION=10 BENCH_REPEATS=5 bench/run_all.sh     # quick smoke run (about 4 minutes)
+#   bench/run_all.sh                      # full run: 60 s per concurrency level, a 10-minute memory soak (about 20-22 minutes)
+#   BENCH_DURATION=10 BENCH_REPEATS=5 BENCH_MEMORY_DURATION=60 bench/run_all.sh     # quick smoke run (about 5 minutes)
 #   BENCH_STEPS="login profile" bench/run_all.sh             # only some steps (component old login profile ablation gil memory)
 #   BENCH_STEPS=memory BENCH_MEMORY_DURATION=60 bench/run_all.sh  # a short memory soak (the full one is 10 minutes)
 # Other knobs: BENCH_CONCURRENCY (1,4,16), BENCH_OLD_ROUNDS (3), BENCH_NOTE (stored with the results),
