@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -110,8 +111,20 @@ def build_app(database_url: str, redis_prefix: str) -> Flask:
     return app
 
 
-def check_response(response: TestResponse, path: str) -> None:
-    """The tier's invariants for every answer."""
+@functools.cache
+def _documented_statuses() -> dict[tuple[str, str], set[int]]:
+    from auth_web.blueprints.api import openapi_document
+
+    spec = json.loads(openapi_document())
+    return {
+        (path, method.upper()): {int(status) for status in operation["responses"]}
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def check_response(response: TestResponse, path: str, method: str = "") -> None:
+    """The tier's invariants for every answer, and that /api/openapi.json describes what the app answered."""
     status = response.status_code
     body = response.get_data()
     assert status < 500, f"{status} for {path}: {body[:300]!r}"
@@ -121,6 +134,9 @@ def check_response(response: TestResponse, path: str) -> None:
     if status >= 400 and path.startswith("/api/"):
         payload = json.loads(body)
         assert payload["ok"] is False and payload["error"] and payload["message"], payload
+    documented = _documented_statuses().get((path, method))
+    if documented is not None and not (status == 400 and b'"bad_host"' in body):
+        assert status in documented, f"{method} {path} answered {status}, not in /api/openapi.json: {body[:200]!r}"
 
 
 @dataclass
