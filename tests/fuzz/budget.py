@@ -34,7 +34,7 @@ def fuzz_settings(weight: float) -> settings:
     return settings(
         max_examples=examples(weight),
         deadline=None,  # a busy 2-core machine: timing is not what is tested here
-        database=None,  # no .hypothesis/ folder; a failure prints its seed and the shrunk example
+        database=None,  # no example database (.hypothesis/ keeps only a cache); a failure prints its reproduction
         # CI runs the same examples every time (a red build is then reproducible); elsewhere each run explores anew.
         derandomize=bool(os.environ.get("CI")),
         suppress_health_check=[
