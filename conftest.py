@@ -3,19 +3,28 @@ material and readiness."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import psycopg2
 import pytest
+import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from faceauth_common.tls import GrpcSecurity, ServiceFolders, ensure_certificates, server_hosts
 
 REPO_ROOT = Path(__file__).resolve().parent
+# The machine's Postgres (trust auth) and Redis; tests make their own database / key prefix and remove it.
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+REDIS_URL = "redis://127.0.0.1:6379/0"
 _TIERS = ("unit", "integration", "e2e", "fuzz")
 
 
@@ -35,6 +44,47 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"real test data not found at {path}; set FACEAUTH_SHARED_DATA")
     return path
+
+
+@contextlib.contextmanager
+def throwaway_database(stem: str = "faceauth_test") -> Iterator[str]:
+    """A new empty Postgres database (its SQLAlchemy URL), dropped afterwards."""
+    name = f"{stem}_{secrets.token_hex(6)}"
+    admin = psycopg2.connect(**PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def throwaway_redis_prefix(stem: str = "faceauth_test") -> Iterator[str]:
+    """A Redis key prefix of its own; every key under it is deleted afterwards."""
+    prefix = f"{stem}_{secrets.token_hex(6)}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        client.close()
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM (a graceful stop), SIGKILL if it has not exited within ``timeout``; returns the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def free_port() -> int:

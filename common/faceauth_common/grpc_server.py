@@ -172,10 +172,38 @@ def _serve_one(
     settings: ServerSettings,
     load_engine: Callable[[], E],
     add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
+    load_first: bool = False,
 ) -> int:
+    """One server process. Normally it listens at once (health NOT_SERVING) and loads the model meanwhile;
+    with ``load_first`` (a replacement worker, whose siblings serve meanwhile) it loads before it listens,
+    because SO_REUSEPORT would otherwise hand it new connections that it can only refuse."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+
+    health_servicer = health.HealthServicer()
+    for service in ("", name):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    slot: EngineSlot[E] = EngineSlot()
+    load_failed = threading.Event()
+
+    def load() -> None:
+        started = time.perf_counter()
+        try:
+            slot.set(load_engine())
+        except Exception:
+            log.exception("model_load_failed")
+            load_failed.set()
+            stop.set()
+            return
+        for service in ("", name):
+            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"fields": {"load_seconds": round(time.perf_counter() - started, 2)}})
+
+    if load_first:
+        load()
+        if stop.is_set():
+            return 1 if load_failed.is_set() else 0
 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
@@ -186,11 +214,7 @@ def _serve_one(
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
     )
-    health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", name):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    slot: EngineSlot[E] = EngineSlot()
     add_servicers(server, slot)
     credentials = settings.security.server_credentials()
     if credentials is None:
@@ -207,23 +231,8 @@ def _serve_one(
         "listening",
         extra={"fields": {"listen": settings.listen, "pid": os.getpid(), "mutual_tls": credentials is not None}},
     )
-
-    load_failed = threading.Event()
-
-    def load() -> None:
-        started = time.perf_counter()
-        try:
-            slot.set(load_engine())
-        except Exception:
-            log.exception("model_load_failed")
-            load_failed.set()
-            stop.set()
-            return
-        for service in ("", name):
-            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving", extra={"fields": {"load_seconds": round(time.perf_counter() - started, 2)}})
-
-    threading.Thread(target=load, name="model-loader", daemon=True).start()
+    if not load_first:
+        threading.Thread(target=load, name="model-loader", daemon=True).start()
     stop.wait()
 
     log.info("shutting_down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
@@ -250,9 +259,9 @@ def _supervise_workers(
     # Fork before this process creates any gRPC object (gRPC's fork rules).
     context = multiprocessing.get_context("fork")
 
-    def start_worker(index: int) -> multiprocessing.process.BaseProcess:
+    def start_worker(index: int, replacement: bool = False) -> multiprocessing.process.BaseProcess:
         worker = context.Process(
-            target=lambda: os._exit(_serve_one(name, settings, load_engine, add_servicers)),
+            target=lambda: os._exit(_serve_one(name, settings, load_engine, add_servicers, load_first=replacement)),
             name=f"{name}-worker-{index}",
         )
         worker.start()
@@ -293,7 +302,7 @@ def _supervise_workers(
                 break
             restarts.append(now)
             service_metrics.metrics().worker_restarts.inc()
-            workers[index] = start_worker(index)
+            workers[index] = start_worker(index, replacement=True)
             worker_pids[index] = workers[index].pid  # type: ignore[call-overload]
             log.warning("worker_restarted", extra={"fields": {"worker_pid": workers[index].pid, "index": index}})
         stopping.wait(0.5)

@@ -9,18 +9,14 @@ channel.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
-import redis
+
+from conftest import throwaway_database, throwaway_redis_prefix
 
 from .budget import SENT, started, total_examples
-
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -43,27 +39,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def fuzz_database_url() -> Iterator[str]:
     from auth_web.migrate import upgrade
 
-    name = f"faceauth_fuzz_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    try:
+    with throwaway_database("faceauth_fuzz") as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(scope="session")
 def fuzz_redis_prefix() -> Iterator[str]:
-    prefix = f"faceauth_fuzz_{secrets.token_hex(6)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    for start in range(0, len(keys), 1000):
-        client.delete(*keys[start : start + 1000])
-    client.close()
+    with throwaway_redis_prefix("faceauth_fuzz") as prefix:
+        yield prefix

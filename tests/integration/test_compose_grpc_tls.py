@@ -6,7 +6,6 @@ its volume, and auth-web's environment reaches it under the name compose gives t
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, free_port, stop_process
 from faceauth_common.tls import TLS_VARIABLES, GrpcSecurity
 
 MOUNT_ROOT = "/etc/faceauth"
@@ -102,9 +101,4 @@ def test_the_compose_certificates_serve_and_probe_recognition(services: dict[str
         with grpc.secure_channel(address, security.channel_credentials(), options=options) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

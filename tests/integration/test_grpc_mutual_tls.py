@@ -10,7 +10,6 @@ runs in-process with the same credentials code the bootstrap uses.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from conftest import GrpcTls, free_port
+from conftest import GrpcTls, free_port, stop_process
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common import tls
 from faceauth_common.grpc_client import open_channel
@@ -47,12 +46,7 @@ def recognition(grpc_tls: GrpcTls, tmp_path_factory: pytest.TempPathFactory) -> 
             _wait_listening(address, grpc_tls.client, process)
             yield address
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def _wait_listening(address: str, security: GrpcSecurity, process: subprocess.Popen, timeout: float = 60) -> None:

@@ -30,7 +30,7 @@ import cv2
 import grpc
 import pytest
 
-from conftest import GrpcTls, free_port, secure_channel, wait_for_serving
+from conftest import GrpcTls, free_port, secure_channel, stop_process, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 
@@ -80,15 +80,11 @@ def running(module: str, prefix: str, service_name: str, tls: GrpcTls, **env: st
         )
         try:
             wait_for_serving(address, service_name, process, security=tls.client)
-            yield Service(address, process, log, metrics_port, tls)
+            service = Service(address, process, log, metrics_port, tls)
+            serving_workers(service)  # both workers: one still loading its model would refuse its calls
+            yield service
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, timeout=60)
 
 
 def webcam_frames(video: Path, count: int, step: int = 3) -> list[bytes]:

@@ -22,7 +22,6 @@ from typing import Any
 import cv2
 import grpc
 import numpy as np
-import psycopg2
 import pytest
 import redis
 from flask import Flask
@@ -37,12 +36,10 @@ from auth_web.config import CaptureSettings, Settings
 from auth_web.migrate import upgrade
 from auth_web.models import AuditEvent, FaceTemplate, User
 from auth_web.template_crypto import TemplateCipher, development_cipher
-from conftest import GrpcTls, free_port, wait_for_serving
+from conftest import REDIS_URL, GrpcTls, free_port, throwaway_database, throwaway_redis_prefix, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse battery staple"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
@@ -58,30 +55,15 @@ LOGIN_A_START_S = 6.0
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    name = f"faceauth_test_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    try:
+    with throwaway_database() as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(scope="session")
 def redis_prefix() -> Iterator[str]:
-    prefix = f"faceauth_test_{secrets.token_hex(6)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with throwaway_redis_prefix() as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="session")

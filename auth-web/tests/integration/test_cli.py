@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from auth_web.accounts import verify_password
 from auth_web.models import Base, FaceTemplate, User
 from auth_web.template_crypto import development_cipher
-from conftest import GrpcTls, free_port
+from conftest import REDIS_URL, GrpcTls, free_port, throwaway_database
 
-from .conftest import PASSWORD, PG_ADMIN, REDIS_URL
+from .conftest import PASSWORD
 
 
 def run_cli_in_process(
@@ -59,18 +59,9 @@ def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subpro
 
 
 @pytest.fixture
-def fresh_database() -> str:
-    name = f"faceauth_test_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def fresh_database() -> Iterator[str]:
+    with throwaway_database() as url:
+        yield url
 
 
 def test_migrate_creates_the_schema_and_nothing_else(fresh_database: str) -> None:

@@ -26,9 +26,9 @@ from auth_web.template_crypto import (
     key_id_for,
     parse_key,
 )
+from conftest import throwaway_database
 
 from .conftest import (
-    PG_ADMIN,
     Browser,
     FakeLiveness,
     FakeRecognition,
@@ -89,17 +89,8 @@ def vectors_of(engine, user_id: int, cipher: TemplateCipher) -> list[list[float]
 @pytest.fixture
 def empty_database() -> Iterator[str]:
     """A database of its own (rotation and migration tests must not meet the other tests' rows)."""
-    name = f"faceauth_test_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database() as url:
+        yield url
 
 
 # ---- what a database reader sees ---------------------------------------------------------------------------

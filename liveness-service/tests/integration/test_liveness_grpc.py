@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import GrpcTls, free_port, secure_channel, wait_for_serving
+from conftest import GrpcTls, free_port, secure_channel, stop_process, wait_for_serving
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 
 SERVICE = "faceauth.liveness.v1.LivenessService"
@@ -37,12 +36,7 @@ def server(grpc_tls: GrpcTls):
             yield liveness_pb2_grpc.LivenessServiceStub(channel), process, log
         finally:
             channel.close()
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def check(stub, frames, challenge=(), times=(), timeout=30.0):
