@@ -1,10 +1,9 @@
-"""Repository-wide test setup: tier markers from folders, paths to real data, free ports, gRPC mutual TLS
+"""Repository-wide test setup: tier markers from folders, the real test data (tests/data), free ports, gRPC mutual TLS
 material and readiness."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import signal
 import socket
@@ -22,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from faceauth_common.tls import GrpcSecurity, ServiceFolders, ensure_certificates, server_hosts
 
 REPO_ROOT = Path(__file__).resolve().parent
+TEST_DATA = REPO_ROOT / "tests" / "data"
 # The machine's Postgres (trust auth) and Redis; tests make their own database / key prefix and remove it.
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -38,12 +38,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (override with FACEAUTH_SHARED_DATA)."""
-    path = Path(os.environ.get("FACEAUTH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-    if not path.is_dir():
-        pytest.fail(f"real test data not found at {path}; set FACEAUTH_SHARED_DATA")
-    return path
+def test_data() -> Path:
+    """The repository's own real test data, ``tests/data`` (licensed for redistribution; origins and licences in
+    its README.md). Tests read nothing outside the repository (tests/unit/test_test_data.py checks it)."""
+    return TEST_DATA
 
 
 @contextlib.contextmanager

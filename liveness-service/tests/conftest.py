@@ -1,4 +1,5 @@
-"""Shared fixtures for the liveness tests: webcam-like frames from the real videos, the engine, held-out images."""
+"""Shared fixtures for the liveness tests: webcam-like frames from the real videos in tests/data, recaptured
+("attack") copies of them made at test time."""
 
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def capture_from_video(path: Path, fps: float = 6.0, frames: int = 10, start_ms:
 
 
 @pytest.fixture(scope="session")
-def video_dir(shared_data: Path) -> Path:
-    return shared_data / "video"
+def video_dir(test_data: Path) -> Path:
+    """tests/data/video (MIT and Apache-2.0 clips)."""
+    return test_data / "video"
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +66,23 @@ def d9_capture(video_dir: Path) -> Capture:
 def sample_capture():
     """``capture_from_video`` as a fixture (test modules cannot import this conftest by name)."""
     return capture_from_video
+
+
+def recapture(image_bgr: np.ndarray) -> np.ndarray:
+    """A stand-in presentation attack made from a live frame: what photographing a print or a screen does to it
+    (detail lost to resampling and blur, a screen's moiré, lower contrast, a colour cast). The repository may not
+    ship real attack images (NUAA, apfol_replay: no redistribution); tests that need an "attack" class to exercise
+    code use these, and never claim accuracy on them."""
+    height, width = image_bgr.shape[:2]
+    small = cv2.resize(image_bgr, (max(1, width // 3), max(1, height // 3)), interpolation=cv2.INTER_AREA)
+    image = cv2.GaussianBlur(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), (5, 5), 1.5)
+    rows, columns = np.mgrid[0:height, 0:width]
+    moire = 12.0 * np.sin(2 * np.pi * (columns * np.cos(0.3) + rows * np.sin(0.3)) / 3.7)
+    degraded = (image.astype(np.float32) * 0.8 + 30.0 + moire[..., None]) * np.array([1.12, 0.95, 1.0], np.float32)
+    return np.clip(degraded, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def recaptured():
+    """``recapture`` as a fixture."""
+    return recapture

@@ -12,7 +12,7 @@ import pytest
 from recognition_service.faces import DetectionSettings, FaceEngine, QualitySettings
 from recognition_service.images import load_image_file
 
-# Real photos (face_recognition examples, MIT repo; deepface test set, MIT repo), read in place.
+# Real photos (face_recognition examples, MIT repo; deepface test set, MIT repo) in tests/data/faces.
 PHOTOS = {
     "obama": "face_recognition_examples/examples/obama.jpg",
     "obama2": "face_recognition_examples/examples/obama2.jpg",
@@ -33,8 +33,8 @@ QUALITY = QualitySettings()
 
 
 @pytest.fixture(scope="session")
-def photos(shared_data: Path) -> dict[str, Path]:
-    paths = {name: shared_data / "faces" / relative for name, relative in PHOTOS.items()}
+def photos(test_data: Path) -> dict[str, Path]:
+    paths = {name: test_data / "faces" / relative for name, relative in PHOTOS.items()}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         pytest.fail(f"test photos missing: {missing}")

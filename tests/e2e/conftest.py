@@ -82,7 +82,7 @@ def stack(output_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def cameras(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+def cameras(test_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
     """name -> a .y4m file made from the real video on first use, in a temporary folder; deleted at the end
     (about 40 MB each)."""
     folder = tmp_path_factory.mktemp("e2e-cameras")
@@ -90,7 +90,7 @@ def cameras(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     def camera(name: str) -> Path:
         if name not in made:
-            made[name] = CLIPS[name].write_y4m(shared_data, folder)
+            made[name] = CLIPS[name].write_y4m(test_data, folder)
         return made[name]
 
     yield camera

@@ -23,7 +23,7 @@ WIDTH, HEIGHT = 640, 480
 
 @dataclass(frozen=True)
 class Clip:
-    """Frames [first, last] of ``source`` (relative to ../shared/data), looped as described above."""
+    """Frames [first, last] of ``source`` (relative to tests/data), looped as described above."""
 
     name: str
     source: str
@@ -32,10 +32,10 @@ class Clip:
     still: bool = False  # repeat frame ``first`` (``last`` is ignored)
     still_frames: int = 30
 
-    def frames(self, shared_data: Path) -> tuple[list[np.ndarray], Fraction]:
-        capture = cv2.VideoCapture(str(shared_data / self.source))
+    def frames(self, test_data: Path) -> tuple[list[np.ndarray], Fraction]:
+        capture = cv2.VideoCapture(str(test_data / self.source))
         if not capture.isOpened():
-            raise FileNotFoundError(shared_data / self.source)
+            raise FileNotFoundError(test_data / self.source)
         fps = Fraction(capture.get(cv2.CAP_PROP_FPS) or 30.0).limit_denominator(1001)
         wanted_last = self.first if self.still else self.last
         picked: list[np.ndarray] = []
@@ -55,8 +55,8 @@ class Clip:
         # Forwards, then backwards without repeating the turning points: a seamless loop.
         return picked + picked[-2:0:-1], fps
 
-    def write_y4m(self, shared_data: Path, folder: Path) -> Path:
-        frames, fps = self.frames(shared_data)
+    def write_y4m(self, test_data: Path, folder: Path) -> Path:
+        frames, fps = self.frames(test_data)
         path = folder / f"{self.name}.y4m"
         write_y4m(path, frames, fps)
         return path

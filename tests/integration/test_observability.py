@@ -132,7 +132,7 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[Run]:
+def run(tmp_path_factory: pytest.TempPathFactory, test_data: Path) -> Iterator[Run]:
     metrics_listen = {
         "auth-web": f"127.0.0.1:{free_port()}",
         "liveness": f"127.0.0.1:{free_port()}",
@@ -160,8 +160,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator
         stack.stop()
         pytest.fail(f"the stack did not start: {error}\n{stack.log_tail()}")
     try:
-        enroll_frames = sample_frames(shared_data / VIDEO, ENROLL_START_S)
-        login_frames = sample_frames(shared_data / VIDEO, LOGIN_START_S)
+        enroll_frames = sample_frames(test_data / VIDEO, ENROLL_START_S)
+        login_frames = sample_frames(test_data / VIDEO, LOGIN_START_S)
         username = f"obs{free_port()}"
 
         # Register (signed in afterwards) and enroll.

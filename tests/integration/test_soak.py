@@ -104,8 +104,8 @@ def webcam_frames(video: Path, count: int, step: int = 3) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def frames(shared_data: Path) -> list[bytes]:
-    return webcam_frames(shared_data / "video" / "liveportrait" / "d9.mp4", 10)
+def frames(test_data: Path) -> list[bytes]:
+    return webcam_frames(test_data / "video" / "liveportrait" / "d9.mp4", 10)
 
 
 def serving_workers(service: Service, count: int = 2, timeout: float = 120) -> list[int]:

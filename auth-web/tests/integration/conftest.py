@@ -243,13 +243,13 @@ FRAME_TIMES = [round(i * 1000 / 6) for i in range(10)]
 
 
 @pytest.fixture(scope="session")
-def frames_a_enroll(shared_data: Path) -> list[bytes]:
-    return sample_frames(shared_data / VIDEO_A, ENROLL_A_START_S)
+def frames_a_enroll(test_data: Path) -> list[bytes]:
+    return sample_frames(test_data / VIDEO_A, ENROLL_A_START_S)
 
 
 @pytest.fixture(scope="session")
-def frames_a_login(shared_data: Path) -> list[bytes]:
-    return sample_frames(shared_data / VIDEO_A, LOGIN_A_START_S)
+def frames_a_login(test_data: Path) -> list[bytes]:
+    return sample_frames(test_data / VIDEO_A, LOGIN_A_START_S)
 
 
 @pytest.fixture(scope="session")
@@ -444,8 +444,8 @@ LOGIN_B_START_S = 4.8
 
 
 @pytest.fixture(scope="session")
-def frames_b(shared_data: Path) -> list[bytes]:
-    return sample_frames(shared_data / VIDEO_B, LOGIN_B_START_S)
+def frames_b(test_data: Path) -> list[bytes]:
+    return sample_frames(test_data / VIDEO_B, LOGIN_B_START_S)
 
 
 def max_audit_id(engine) -> int:  # type: ignore[no-untyped-def]

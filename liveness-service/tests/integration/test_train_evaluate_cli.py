@@ -1,5 +1,5 @@
-"""The operator commands end to end on a small real dataset: train writes a model + spec + card, evaluate reports
-ISO/IEC 30107-3 numbers and a DET plot, and the trained model loads into the service's scorer."""
+"""The operator commands end to end on a small dataset made here from real clips: train writes a model + spec + card,
+evaluate reports ISO/IEC 30107-3 numbers and a DET plot, and the trained model loads into the service's scorer."""
 
 from __future__ import annotations
 
@@ -9,36 +9,39 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 
 from liveness_service import evaluate
 from liveness_service.passive import PassiveModel
 
-SPLITS = {"0001": "train", "0002": "train", "0003": "val", "0004": "test"}
+# One group per clip (tests/data/video, MIT/Apache-2.0): 3 live frames and 3 recaptured copies ("print") of each.
+CLIPS = {
+    "liveportrait/d9.mp4": "train",
+    "liveportrait/d12.mp4": "train",
+    "liveportrait/d18.mp4": "val",
+    "retalking/2.mp4": "test",
+}
 
 
-def test_train_then_evaluate_on_a_labels_csv(tmp_path, shared_data, capsys):
-    nuaa = shared_data / "liveness" / "nuaa"
-    rows = []
-    with (nuaa / "labels.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            label = "live" if row["label"] == "live" else "spoof"
-            if row["subject"] in SPLITS and sum(1 for r in rows if r[3] == row["subject"] and r[1] == label) < 3:
-                rows.append(
-                    (
-                        str(nuaa / row["file"]),
-                        label,
-                        "" if label == "live" else "print",
-                        row["subject"],
-                        SPLITS[row["subject"]],
-                    )
-                )
+def test_train_then_evaluate_on_a_labels_csv(tmp_path, video_dir, sample_capture, recaptured, capsys):
+    """The commands' behaviour on a tiny dataset built here; the numbers they report say nothing about accuracy."""
     data = tmp_path / "data"
-    data.mkdir()
+    rows = []
+    for clip, split in CLIPS.items():
+        group = clip.removesuffix(".mp4").replace("/", "-")
+        capture = sample_capture(video_dir / clip, fps=2.0, frames=3)
+        for index, rgb in enumerate(capture.rgb()):
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            for label, attack, image in (("live", "", bgr), ("spoof", "print", recaptured(bgr))):
+                relative = f"{label}/{group}/{index}.jpg"
+                (data / relative).parent.mkdir(parents=True, exist_ok=True)
+                assert cv2.imwrite(str(data / relative), image)
+                rows.append((relative, label, attack, group, split))
     with (data / "labels.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "label", "attack_type", "group", "split"])
-        writer.writerows([(r[0], r[1], r[2], r[3], r[4]) for r in rows])
+        writer.writerows(rows)
     model = tmp_path / "out" / "pad.tflite"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     common = ["--data", str(data), "--cache", str(tmp_path / "cache")]

@@ -39,10 +39,43 @@ def test_csv_layout_with_explicit_splits(tmp_path):
     assert (second.live, second.split, second.attack_type) == (False, "test", "replay")
 
 
-def test_shared_data_split_holds_out_subjects(shared_data):
-    samples = dataset.load_samples(shared_data / "liveness")
-    nuaa_test = {s.group for s in samples if s.split == "test" and s.group.startswith("nuaa/")}
-    nuaa_train = {s.group for s in samples if s.split == "train" and s.group.startswith("nuaa/")}
-    assert nuaa_test == {"nuaa/0008", "nuaa/0009"} and not nuaa_test & nuaa_train
+def test_shared_layout_split_holds_out_subjects_and_recording_blocks(tmp_path):
+    """The layout of the team's liveness data set (outside the repository; read by train/evaluate and bench/, never
+    by the suite) rebuilt in miniature: NUAA subjects 0008-0009 test and 0007 val, apfol_replay split into contiguous
+    frame-index blocks per class (numeric order, not name order), the old seed images train only."""
+    nuaa_dir = tmp_path / "nuaa"
+    rows = ["file,label,subject,glasses_field,pos_field,session,nuaa_list_split"]
+    for subject in range(1, 10):
+        for kind, label in (("ClientRaw", "live"), ("ImposterRaw", "spoof")):
+            for frame in range(2):
+                name = f"{kind}/{subject:04d}/{subject:04d}_00_00_01_{frame}.jpg"
+                _image(nuaa_dir / name)
+                rows.append(f"{name},{label},{subject:04d},00,00,01,train")
+    (nuaa_dir / "labels.csv").write_text("\n".join(rows) + "\n")
+    for folder in ("real", "fake"):
+        for index in range(20):
+            _image(tmp_path / "apfol_replay" / folder / f"{index}.png")
+        _image(tmp_path / "seed" / "dataset" / folder / "1.jpg")
+
+    samples = dataset.load_samples(tmp_path)
+    assert len(samples) == 9 * 2 * 2 + 2 * 20 + 2
+    nuaa = [s for s in samples if s.group.startswith("nuaa/")]
+    nuaa_groups = {split: {s.group for s in nuaa if s.split == split} for split in dataset.SPLITS}
+    assert nuaa_groups == {
+        "train": {f"nuaa/{subject:04d}" for subject in range(1, 7)},
+        "val": {"nuaa/0007"},
+        "test": {"nuaa/0008", "nuaa/0009"},
+    }
+    assert {s.attack_type for s in nuaa if not s.live} == {"print"}
+    for folder, live in (("real", True), ("fake", False)):
+        apfol = [s for s in samples if s.path.parent == (tmp_path / "apfol_replay" / folder).resolve()]
+        splits = {int(s.path.stem): s.split for s in apfol}
+        assert [splits[index] for index in range(20)] == ["train"] * 12 + ["val"] * 3 + ["test"] * 5
+        assert all(s.live == live and s.attack_type == ("" if live else "replay") for s in apfol)
+    assert {(s.split, s.attack_type, s.live) for s in samples if s.group.startswith("seed/")} == {
+        ("train", "", True),
+        ("train", "seed", False),
+    }
     table = dataset.describe(samples)
-    assert table["test"] == {"live": 37, "print": 30, "replay": 9}
+    assert table["test"] == {"live": 2 * 2 + 5, "print": 2 * 2, "replay": 5}
+    assert table["val"] == {"live": 2 + 3, "print": 2, "replay": 3}

@@ -1,22 +1,19 @@
-"""The liveness domain on real videos and images (real dlib and TFLite models; no server)."""
+"""The liveness domain on real videos (tests/data; real dlib and TFLite models; no server).
+
+How well the passive model refuses real print and replay attacks is not measured here (the repository may not ship
+such images): bench/liveness_accuracy.py measures it on the team's data set against the model card."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import cv2
 import numpy as np
 import pytest
 
-from liveness_service import dataset
+from liveness_service import minifasnet
 from liveness_service.config import Settings
-from liveness_service.faces import FaceAnalyzer
+from liveness_service.faces import FaceAnalyzer, crop_with_context
 from liveness_service.landmarks import head_yaw_degrees
 from liveness_service.passive import DEFAULT_MODEL, ModelSpec, TFLiteScorer
 from liveness_service.verdict import InvalidRequest, LivenessEngine
-
-MODEL_CARD_NUMBERS = DEFAULT_MODEL.with_name("minifasnet_v2.eval.json")
 
 
 @pytest.fixture(scope="module")
@@ -126,42 +123,24 @@ def test_passive_only_skips_the_challenge_and_sanity(passive_only, d9_capture):
     assert verdict.live and verdict.actions == []
 
 
-def _nuaa_capture(shared_data: Path, kind: str, subject: str) -> list[np.ndarray]:
-    folder = shared_data / "liveness" / "nuaa" / kind / subject
-    paths = sorted(folder.glob("*.jpg"), key=lambda p: (p.stem.rsplit("_", 1)[0], int(p.stem.rsplit("_", 1)[1])))
-    return [cv2.imread(str(p))[:, :, ::-1].copy() for p in paths[:10]]
+SILENT_FACE_WEIGHTS = "weights/silent_face/2.7_80x80_MiniFASNetV2.weights.npz"
 
 
-def test_a_held_out_printed_photo_is_a_spoof_and_the_live_subject_is_not(passive_only, shared_data):
-    printed = passive_only.check(_nuaa_capture(shared_data, "ImposterRaw", "0008"), [], [])
-    assert printed.reason == "SPOOF_SUSPECTED", printed.live_score
-    live = passive_only.check(_nuaa_capture(shared_data, "ClientRaw", "0008"), [], [])
-    assert live.live, live.live_score
-
-
-def test_the_shipped_tflite_port_matches_the_original_minifasnet(shared_data):
-    reference = np.load(shared_data / "weights" / "silent_face" / "2.7_80x80_MiniFASNetV2.reference.npz")
-    scores = TFLiteScorer(DEFAULT_MODEL).score(reference["crops_bgr_uint8"])
-    np.testing.assert_allclose(scores, reference["softmax"][:, 1], atol=1e-4)
-
-
-def test_held_out_attacks_are_rejected_in_the_proportion_the_model_card_claims(shared_data):
-    """Per-image rejection on the held-out test split, against the numbers recorded when the model card was written.
-
-    Tolerance: one image per attack type (the split holds 30 print and 9 replay images, so one image is
-    3.3 and 11.1 percentage points; decoder or HOG differences across library versions can move a borderline crop).
-    """
-    claimed = json.loads(MODEL_CARD_NUMBERS.read_text())
+def test_the_shipped_tflite_file_is_the_port_of_the_published_weights(test_data, d9_capture, recaptured):
+    """The shipped TFLite model computes what our Keras port of Minivision's published weights computes, on face
+    crops from a licensed clip and recaptured copies of it. That the Keras port matches the original PyTorch outputs
+    was measured when the model was built (MODEL_CARD.md); bench/liveness_accuracy.py re-measures it on the
+    original reference crops, which may not be copied into the repository (they show NUAA and seed images)."""
     spec = ModelSpec.for_model(DEFAULT_MODEL)
-    samples = [s for s in dataset.load_samples(shared_data / "liveness") if s.split == "test"]
-    crops, _ = dataset.load_crops(samples, spec.input_size, spec.box_scale, cache_dir=None)
-    scores = TFLiteScorer(DEFAULT_MODEL).score(crops)
-    for attack in ("print", "replay"):
-        attack_scores = np.array([sc for sc, s in zip(scores, samples, strict=True) if s.attack_type == attack])
-        rejected = int(np.sum(attack_scores < spec.threshold))
-        claimed_rejected = round((1 - claimed["apcer"][attack]) * claimed["attacks"][attack])
-        assert len(attack_scores) == claimed["attacks"][attack]
-        assert rejected >= claimed_rejected - 1, (attack, rejected, claimed_rejected)
-    live_scores = np.array([sc for sc, s in zip(scores, samples, strict=True) if s.live])
-    falsely_rejected = int(np.sum(live_scores < spec.threshold))
-    assert falsely_rejected <= round(claimed["bpcer"] * claimed["live"]) + 1
+    analyzer = FaceAnalyzer()
+    crops = []
+    for rgb in d9_capture.rgb()[:4]:
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        box = analyzer.detect(rgb)[0]
+        for image in (bgr, recaptured(bgr)):
+            crops.append(crop_with_context(image, box, spec.box_scale, spec.input_size))
+    batch = np.stack(crops)
+    weights = dict(np.load(test_data / SILENT_FACE_WEIGHTS))
+    port = minifasnet.live_probability_model(minifasnet.build_minifasnet_v2(weights, spec.input_size))
+    expected = port(batch.astype(np.float32), training=False).numpy()
+    np.testing.assert_allclose(TFLiteScorer(DEFAULT_MODEL).score(batch), expected, atol=1e-4)
