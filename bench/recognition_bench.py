@@ -217,7 +217,8 @@ def rpc_benchmarks(captures, repeats: int) -> tuple[dict, list]:  # type: ignore
 
 def stage_breakdown(captures, repeats: int) -> tuple[dict, list]:  # type: ignore[no-untyped-def]
     """In-process cost of each step on one 640×480 frame (single thread)."""
-    from recognition_service.faces import DetectionSettings, FaceEngine, QualitySettings
+    from recognition_service.engine import DetectionSettings, FaceEngine
+    from recognition_service.quality import QualitySettings
 
     engine = FaceEngine.load()
     limits = ImageLimits()
@@ -251,7 +252,8 @@ def stage_breakdown(captures, repeats: int) -> tuple[dict, list]:  # type: ignor
 
 def intra_capture_distances(captures) -> dict:  # type: ignore[no-untyped-def]
     """Largest embedding distance between two frames of one 8-frame capture, per clip."""
-    from recognition_service.faces import DetectionSettings, FaceEngine, FaceStatus, QualitySettings
+    from recognition_service.engine import DetectionSettings, FaceEngine, FaceStatus
+    from recognition_service.quality import QualitySettings
 
     engine = FaceEngine.load()
     limits = ImageLimits()

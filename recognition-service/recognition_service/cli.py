@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from recognition_service.config import Settings
-from recognition_service.faces import MODEL_VERSION, FaceEngine, FaceStatus
+from recognition_service.engine import MODEL_VERSION, FaceEngine, FaceStatus
 from recognition_service.images import IMAGE_SUFFIXES, load_image_file
 
 EXPORT_FORMAT = "faceauth-templates/1"

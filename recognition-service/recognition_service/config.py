@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
 from faceauth_common.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
-from recognition_service.faces import DetectionSettings, MatchSettings, QualitySettings
+from recognition_service.engine import DetectionSettings
+from recognition_service.quality import QualitySettings
+from recognition_service.verify import MatchSettings
 
 
 @dataclass(frozen=True)

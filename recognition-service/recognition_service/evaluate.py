@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from recognition_service.config import Settings
-from recognition_service.faces import MODEL_VERSION, FaceEngine, FaceStatus
+from recognition_service.engine import MODEL_VERSION, FaceEngine, FaceStatus
 from recognition_service.images import IMAGE_SUFFIXES, load_image_file
 
 TARGET_FMRS = (1e-1, 1e-2, 1e-3)

@@ -7,7 +7,7 @@ import grpc
 from faceauth.recognition.v1 import recognition_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from recognition_service.config import Settings
-from recognition_service.faces import FaceEngine
+from recognition_service.engine import FaceEngine
 from recognition_service.servicer import RecognitionServicer
 
 

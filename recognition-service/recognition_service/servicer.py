@@ -11,19 +11,27 @@ from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from faceauth_common.imaging import ImageError, decode_frames
 from faceauth_common.metrics import metrics, observe_stage
-from recognition_service import faces
 from recognition_service.config import Settings
+from recognition_service.engine import (
+    MODEL_VERSION,
+    DeadlineCheck,
+    DeadlineExceeded,
+    FaceEngine,
+    FaceStatus,
+    Observation,
+)
+from recognition_service.verify import VerifyReason, parse_templates, verify
 
 log = logging.getLogger(__name__)
 
-_FACE_STATUS = {status: recognition_pb2.FaceStatus.Value(f"FACE_STATUS_{status.value}") for status in faces.FaceStatus}
+_FACE_STATUS = {status: recognition_pb2.FaceStatus.Value(f"FACE_STATUS_{status.value}") for status in FaceStatus}
 _VERIFY_REASON = {
-    reason: recognition_pb2.VerifyReason.Value(f"VERIFY_REASON_{reason.value}") for reason in faces.VerifyReason
+    reason: recognition_pb2.VerifyReason.Value(f"VERIFY_REASON_{reason.value}") for reason in VerifyReason
 }
 
 
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
-    def __init__(self, slot: EngineSlot[faces.FaceEngine], settings: Settings) -> None:
+    def __init__(self, slot: EngineSlot[FaceEngine], settings: Settings) -> None:
         self._slot = slot
         self._settings = settings
 
@@ -38,14 +46,14 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             for image in images:
                 check()
                 observations.append(engine.encode(image, self._settings.encode_detection, self._settings.quality))
-        except faces.DeadlineExceeded:
+        except DeadlineExceeded:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while encoding")
         log.info(
             "encoded",
             extra={"fields": {"images": len(images), "statuses": [o.status.value for o in observations]}},
         )
         return recognition_pb2.EncodeResponse(
-            faces=[_observation(o, with_embedding=True) for o in observations], model_version=faces.MODEL_VERSION
+            faces=[_observation(o, with_embedding=True) for o in observations], model_version=MODEL_VERSION
         )
 
     def Verify(
@@ -54,12 +62,12 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
         engine = self._slot.get(context)
         settings = self._settings
         try:
-            templates = faces.parse_templates([list(t.embedding) for t in request.templates], settings.max_templates)
+            templates = parse_templates([list(t.embedding) for t in request.templates], settings.max_templates)
         except ValueError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         images = _decode(list(request.frames), settings, context, "Verify")
         try:
-            result = faces.verify(
+            result = verify(
                 engine,
                 images,
                 templates,
@@ -68,7 +76,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
                 settings.match,
                 _deadline_check(context),
             )
-        except faces.DeadlineExceeded:
+        except DeadlineExceeded:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while verifying")
         log.info(
             "verified",
@@ -100,7 +108,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             threshold=settings.match.threshold,
             min_matched_frames=settings.match.min_matched_frames,
             max_intra_capture_distance=result.max_intra_distance,
-            model_version=faces.MODEL_VERSION,
+            model_version=MODEL_VERSION,
         )
 
 
@@ -114,18 +122,18 @@ def _decode(data: list[bytes], settings: Settings, context: grpc.ServicerContext
     raise AssertionError("unreachable")
 
 
-def _deadline_check(context: grpc.ServicerContext) -> faces.DeadlineCheck:
+def _deadline_check(context: grpc.ServicerContext) -> DeadlineCheck:
     def check() -> None:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
-            raise faces.DeadlineExceeded
+            raise DeadlineExceeded
         if not context.is_active():
-            raise faces.DeadlineExceeded
+            raise DeadlineExceeded
 
     return check
 
 
-def _observation(observation: faces.Observation, *, with_embedding: bool) -> recognition_pb2.FaceObservation:
+def _observation(observation: Observation, *, with_embedding: bool) -> recognition_pb2.FaceObservation:
     message = recognition_pb2.FaceObservation(
         status=_FACE_STATUS[observation.status],
         detection_score=observation.detection_score,
@@ -138,6 +146,6 @@ def _observation(observation: faces.Observation, *, with_embedding: bool) -> rec
         message.box.CopyFrom(
             recognition_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
         )
-    if with_embedding and observation.embedding is not None and observation.status is faces.FaceStatus.OK:
+    if with_embedding and observation.embedding is not None and observation.status is FaceStatus.OK:
         message.embedding.extend(observation.embedding.tolist())
     return message

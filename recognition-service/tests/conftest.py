@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from recognition_service.faces import DetectionSettings, FaceEngine, QualitySettings
+from recognition_service.engine import DetectionSettings, FaceEngine
 from recognition_service.images import load_image_file
+from recognition_service.quality import QualitySettings
 
 # Real photos (face_recognition examples, MIT repo; deepface test set, MIT repo) in tests/data/faces.
 PHOTOS = {

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from faceauth.recognition.v1 import recognition_pb2 as pb
-from recognition_service.faces import MODEL_VERSION, DetectionSettings
+from recognition_service.engine import MODEL_VERSION, DetectionSettings
 
 TIMEOUT = 30
 

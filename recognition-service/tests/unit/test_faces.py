@@ -6,15 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from recognition_service.faces import (
-    EMBEDDING_SIZE,
-    Box,
-    DeadlineExceeded,
-    DetectionSettings,
-    FaceStatus,
+from faceauth_common.boxes import Box
+from recognition_service.engine import EMBEDDING_SIZE, DeadlineExceeded, DetectionSettings, FaceStatus, Observation
+from recognition_service.quality import QualitySettings
+from recognition_service.verify import (
     MatchSettings,
-    Observation,
-    QualitySettings,
     VerifyReason,
     embedding_order,
     parse_templates,
@@ -256,7 +252,7 @@ def test_good_templates_parse_to_an_array():
 
 
 def test_cnn_detector_option_finds_the_same_face(engine, webcam_frame):
-    from recognition_service.faces import FaceEngine
+    from recognition_service.engine import FaceEngine
 
     frame = webcam_frame("obama2")
     (cnn_box, cnn_score), *_ = FaceEngine(detector="cnn").detect(frame, DetectionSettings(max_side=200))

@@ -11,7 +11,7 @@ import pytest
 from faceauth_common.settings import SettingsError
 from recognition_service import cli, evaluate
 from recognition_service.config import Settings
-from recognition_service.faces import MODEL_VERSION
+from recognition_service.engine import MODEL_VERSION
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,218 @@
+"""The face engine: the loaded models, detection, the chosen face's landmarks and its embedding.
+
+Numpy in, numpy out; no gRPC here. Quality judgement is in ``quality``, the 1:1 decision in ``verify``.
+Models are dlib's (files from the ``face_recognition_models`` package, the same ones ``face_recognition``
+uses): the HOG frontal-face detector (or the MMOD CNN detector as an option), the 5-point landmark predictor
+and the ResNet face encoder (128-d).
+Embeddings are computed exactly as ``face_recognition.face_encodings(model="small")`` does them,
+so templates made with ``face_recognition`` stay comparable.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+
+from faceauth_common.boxes import Box, downscale_factor
+from faceauth_common.metrics import observe_stage
+from faceauth_common.threadsafe import InstancePool
+from recognition_service.quality import QualitySettings, quality_score, sharpness_brightness
+from recognition_service.warmup import synthetic_face
+
+# Embeddings are only comparable within one version: encoder weights + alignment (5-point chip).
+MODEL_VERSION = "dlib-resnet-v1/5pt/fr-models-0.3.0"
+EMBEDDING_SIZE = 128
+
+DeadlineCheck = Callable[[], None]
+
+
+class DeadlineExceeded(Exception):
+    """Raised by a deadline check between frames; the caller abandons the work."""
+
+
+class FaceStatus(enum.Enum):
+    # Verify only: the frame was not looked at because the decision did not need it.
+    NOT_EXAMINED = "UNSPECIFIED"
+    OK = "OK"
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"
+    TOO_BLURRY = "TOO_BLURRY"
+    TOO_DARK = "TOO_DARK"
+    BAD_IMAGE = "BAD_IMAGE"
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    # Frames are downscaled so their longer side is at most this before detection (boxes are mapped
+    # back). HOG's smallest face is ~80 px at the working scale, i.e. 80 / scale px in the original.
+    max_side: int = 400
+    upsample: int = 0
+    # When nothing is found, try once more with one more upsampling step (enrollment images only).
+    retry_upsample: bool = False
+    adjust_threshold: float = 0.0
+
+
+@dataclass
+class Observation:
+    """What was found in one image. ``embedding`` is set only after ``FaceEngine.embed``."""
+
+    status: FaceStatus
+    box: Box | None = None
+    detection_score: float = 0.0
+    quality: float = 0.0
+    sharpness: float = 0.0
+    brightness: float = 0.0
+    embedding: np.ndarray | None = None
+    faces_found: int = 0
+    landmarks: dlib.full_object_detection | None = field(default=None, repr=False)
+
+
+def _dlib_rect(box: Box) -> dlib.rectangle:
+    return dlib.rectangle(box.left, box.top, box.right, box.bottom)
+
+
+def model_paths() -> dict[str, Path]:
+    """Model files shipped by the ``face_recognition_models`` package."""
+    with warnings.catch_warnings():
+        # face_recognition_models uses pkg_resources, which warns on import.
+        warnings.simplefilter("ignore")
+        import face_recognition_models as models
+    return {
+        "shape_predictor": Path(models.pose_predictor_five_point_model_location()),
+        "encoder": Path(models.face_recognition_model_location()),
+        "cnn_detector": Path(models.cnn_face_detector_model_location()),
+    }
+
+
+class FaceEngine:
+    """Loaded models. Build once per process with ``FaceEngine.load`` (it also warms up)."""
+
+    def __init__(self, detector: str = "hog", num_jitters: int = 1, threads: int = 1) -> None:
+        paths = model_paths()
+        self.detector_kind = detector
+        # No dlib object may be used by two threads at once (gRPC serves calls on ``threads`` threads;
+        # a shared HOG detector segfaults). HOG releases the GIL, so there is one detector per server
+        # thread (0.6 s each to build, so at load) and threads detect in parallel; the shape
+        # predictor and the DNNs hold the GIL, so one instance each behind a lock costs no
+        # parallelism (bench/results/gil.md).
+        if detector == "cnn":
+            self._cnn_detector = dlib.cnn_face_detection_model_v1(str(paths["cnn_detector"]))
+        else:
+            self._hog_detectors = InstancePool(dlib.get_frontal_face_detector, threads)
+        self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
+        self._encoder = dlib.face_recognition_model_v1(str(paths["encoder"]))
+        self.num_jitters = num_jitters
+        self._encoder_lock = threading.Lock()
+        self._cnn_lock = threading.Lock()
+        self._shape_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, detector: str = "hog", num_jitters: int = 1, threads: int = 1) -> FaceEngine:
+        engine = cls(detector, num_jitters, threads)
+        engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """Run every model once so the first request does not pay for lazy initialisation.
+
+        The input is a synthetic face-like image (skin-toned oval, dark eyes and mouth): detection
+        runs over it, and landmarks + the encoder run on its central box whether or not HOG accepts
+        it, so the encoder is always exercised. Its output must be 128 finite numbers.
+        """
+        image = synthetic_face(240)
+        self.detect(image, DetectionSettings(max_side=240, upsample=0))
+        box = Box(60, 50, 180, 190)
+        landmarks = self._landmarks(image, box)
+        with self._encoder_lock:
+            descriptor = self._encoder.compute_face_descriptor(image, landmarks, 1)
+        embedding = np.asarray(descriptor, dtype=np.float64)
+        if embedding.shape != (EMBEDDING_SIZE,) or not np.all(np.isfinite(embedding)):
+            raise RuntimeError("the face encoder produced an invalid embedding during warm-up")
+
+    # -- detection ---------------------------------------------------------------------------------
+
+    def detect(self, image: np.ndarray, settings: DetectionSettings) -> list[tuple[Box, float]]:
+        """Faces as (box in original pixels, detector score), largest first."""
+        height, width = image.shape[:2]
+        scale = downscale_factor(width, height, settings.max_side)
+        work = image
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        found = self._detect_raw(work, settings.upsample, settings.adjust_threshold)
+        if not found and settings.retry_upsample:
+            found = self._detect_raw(work, settings.upsample + 1, settings.adjust_threshold)
+        faces = []
+        for rect, score in found:
+            box = Box.from_scaled(rect.left(), rect.top(), rect.right(), rect.bottom(), scale, width, height)
+            if box.area > 0:
+                faces.append((box, float(score)))
+        faces.sort(key=lambda item: item[0].area, reverse=True)
+        return faces
+
+    def _detect_raw(
+        self, image: np.ndarray, upsample: int, adjust_threshold: float
+    ) -> list[tuple[dlib.rectangle, float]]:
+        if self.detector_kind == "cnn":
+            with self._cnn_lock:
+                detections = self._cnn_detector(image, upsample)
+            return [(d.rect, d.confidence) for d in detections if d.confidence >= adjust_threshold]
+        with self._hog_detectors.borrow() as hog_detector:
+            rects, scores, _ = hog_detector.run(image, upsample, adjust_threshold)
+        return list(zip(rects, scores, strict=True))
+
+    # -- one image -----------------------------------------------------------------------------------
+
+    def observe(self, image: np.ndarray, detection: DetectionSettings, quality: QualitySettings) -> Observation:
+        """Detect, choose the dominant face and judge its quality (no embedding yet)."""
+        with observe_stage("detection"):
+            faces = self.detect(image, detection)
+        if not faces:
+            return Observation(FaceStatus.NO_FACE)
+        box, score = faces[0]
+        observation = Observation(FaceStatus.OK, box=box, detection_score=score, faces_found=len(faces))
+        if len(faces) > 1 and faces[1][0].area >= quality.multiple_face_ratio * box.area:
+            observation.status = FaceStatus.MULTIPLE_FACES
+            return observation
+        with observe_stage("landmarks"):
+            observation.landmarks = self._landmarks(image, box)
+        observation.sharpness, observation.brightness = sharpness_brightness(image, box)
+        observation.quality = quality_score(
+            box, observation.landmarks, observation.sharpness, observation.brightness, quality
+        )
+        if box.width < quality.min_face_px:
+            observation.status = FaceStatus.FACE_TOO_SMALL
+        elif observation.brightness < quality.min_brightness:
+            observation.status = FaceStatus.TOO_DARK
+        elif observation.sharpness < quality.min_sharpness:
+            observation.status = FaceStatus.TOO_BLURRY
+        return observation
+
+    def _landmarks(self, image: np.ndarray, box: Box) -> dlib.full_object_detection:
+        with self._shape_lock:
+            return self._shape_predictor(image, _dlib_rect(box))
+
+    def embed(self, image: np.ndarray, observation: Observation) -> np.ndarray:
+        """The 128-d embedding of an observed face (only for status OK)."""
+        if observation.landmarks is None:
+            raise ValueError("no landmarks: observe() the image first")
+        with observe_stage("embedding"), self._encoder_lock:
+            descriptor = self._encoder.compute_face_descriptor(image, observation.landmarks, self.num_jitters)
+        observation.embedding = np.asarray(descriptor, dtype=np.float64)
+        return observation.embedding
+
+    def encode(self, image: np.ndarray, detection: DetectionSettings, quality: QualitySettings) -> Observation:
+        """Observe and, when the face is usable, embed (enrollment)."""
+        observation = self.observe(image, detection, quality)
+        if observation.status is FaceStatus.OK:
+            self.embed(image, observation)
+        return observation
