@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from recognition_service.engine import DetectionSettings, FaceEngine
-from recognition_service.images import load_image_file
 from recognition_service.quality import QualitySettings
+from recognition_service.tools.images import load_image_file
 
 # Real photos (face_recognition examples, MIT repo; deepface test set, MIT repo) in tests/data/faces.
 PHOTOS = {

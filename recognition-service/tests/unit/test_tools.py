@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from faceauth_common.settings import SettingsError
-from recognition_service import cli, evaluate
 from recognition_service.config import Settings
 from recognition_service.engine import MODEL_VERSION
+from recognition_service.tools import cli, evaluate
 
 
 @pytest.fixture(scope="module")

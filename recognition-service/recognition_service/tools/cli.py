@@ -1,6 +1,6 @@
 """Operator commands of the recognition service.
 
-    python -m recognition_service.cli encode-folder DIR --out templates.json [--npz templates.npz]
+    python -m recognition_service.tools.cli encode-folder DIR --out templates.json [--npz templates.npz]
 
 ``encode-folder`` bulk-encodes a folder tree with one sub-folder per person (the folder name is the
 username, like the old ``encode_faces.py``) into the template export format that auth-web's
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from recognition_service.config import Settings
 from recognition_service.engine import MODEL_VERSION, FaceEngine, FaceStatus
-from recognition_service.images import IMAGE_SUFFIXES, load_image_file
+from recognition_service.tools.images import IMAGE_SUFFIXES, load_image_file
 
 EXPORT_FORMAT = "faceauth-templates/1"
 
@@ -108,7 +108,9 @@ def summary(document: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recognition_service.cli", description="recognition operator tools")
+    parser = argparse.ArgumentParser(
+        prog="python -m recognition_service.tools.cli", description="recognition operator tools"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     encode = commands.add_parser("encode-folder", help="bulk-encode a folder with one sub-folder per person")
     encode.add_argument("folder", type=Path)

@@ -1,6 +1,6 @@
 """Verification accuracy on labelled pairs: distances, FMR/FNMR, thresholds.
 
-    python -m recognition_service.evaluate PAIRS.csv [PAIRS2.csv ...] [--folders DIR] [--out results.json]
+    python -m recognition_service.tools.evaluate PAIRS.csv [PAIRS2.csv ...] [--folders DIR] [--out results.json]
 
 A pairs file has the columns ``file_x,file_y,same`` (1 = same person, 0 = different; other columns
 are ignored); image paths are relative to the CSV's folder. ``--folders DIR`` adds every pair of a
@@ -25,7 +25,7 @@ import numpy as np
 
 from recognition_service.config import Settings
 from recognition_service.engine import MODEL_VERSION, FaceEngine, FaceStatus
-from recognition_service.images import IMAGE_SUFFIXES, load_image_file
+from recognition_service.tools.images import IMAGE_SUFFIXES, load_image_file
 
 TARGET_FMRS = (1e-1, 1e-2, 1e-3)
 
@@ -179,7 +179,9 @@ def evaluate(pairs: list[Pair], engine: FaceEngine, settings: Settings, threshol
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recognition_service.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m recognition_service.tools.evaluate", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("pairs", nargs="*", type=Path, help="CSV files with file_x,file_y,same")
     parser.add_argument("--folders", type=Path, action="append", default=[], help="folder-per-person tree")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: RECOGNITION_MATCH_THRESHOLD)")
