@@ -28,9 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from liveness_service import dataset
 from liveness_service.config import Settings
 from liveness_service.passive import DEFAULT_MODEL, ModelSpec, TFLiteScorer
+from liveness_service.tools import dataset
 from liveness_service.verdict import LivenessEngine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

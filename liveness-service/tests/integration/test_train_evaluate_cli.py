@@ -12,8 +12,8 @@ import sys
 import cv2
 import numpy as np
 
-from liveness_service import evaluate
 from liveness_service.passive import PassiveModel
+from liveness_service.tools import evaluate
 
 # One group per clip (tests/data/video, MIT/Apache-2.0): 3 live frames and 3 recaptured copies ("print") of each.
 CLIPS = {
@@ -49,7 +49,7 @@ def test_train_then_evaluate_on_a_labels_csv(tmp_path, video_dir, sample_capture
         [
             sys.executable,
             "-m",
-            "liveness_service.train",
+            "liveness_service.tools.train",
             *common,
             "--out",
             str(model),

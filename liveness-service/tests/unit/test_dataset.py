@@ -3,7 +3,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from liveness_service import dataset
+from liveness_service.tools import dataset
 
 
 def _image(path: Path) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liveness_service import minifasnet
 from liveness_service.config import Settings
 from liveness_service.faces import FaceAnalyzer, crop_with_context
 from liveness_service.landmarks import head_yaw_degrees
 from liveness_service.passive import DEFAULT_MODEL, ModelSpec, TFLiteScorer
+from liveness_service.tools import minifasnet
 from liveness_service.verdict import InvalidRequest, LivenessEngine
 
 

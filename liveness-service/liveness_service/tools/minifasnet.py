@@ -1,7 +1,7 @@
 """MiniFASNetV2 (Minivision, Apache-2.0) re-implemented in Keras, loading the original weights.
 
 The architecture follows minivision-ai/Silent-Face-Anti-Spoofing ``src/model_lib/MiniFASNet.py``
-(see NOTICE). Only used to build the shipped TFLite file (``python -m liveness_service.minifasnet``);
+(see NOTICE). Only used to build the shipped TFLite file (``python -m liveness_service.tools.minifasnet``);
 the service runs the TFLite file.
 
 Input: NHWC float32, BGR 0..255 (no scaling), 80x80, a face box scaled 2.7x about its centre.

@@ -1,8 +1,8 @@
-"""python -m liveness_service.evaluate --model M --data DIR: ISO/IEC 30107-3 error rates and a DET plot.
+"""python -m liveness_service.tools.evaluate --model M --data DIR: ISO/IEC 30107-3 error rates and a DET plot.
 
 Reports APCER per attack type and their maximum, BPCER at the model's threshold, BPCER at APCER = 1 % and
 5 %, ROC AUC, and saves a DET curve (APCER vs BPCER per attack type) as PNG. By default it scores the
-held-out ``test`` split of DIR (see liveness_service.dataset for layouts and splits).
+held-out ``test`` split of DIR (see liveness_service.tools.dataset for layouts and splits).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liveness_service import dataset, metrics
+from liveness_service.tools import dataset, pad_metrics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,14 +47,14 @@ def save_det_plot(live: np.ndarray, attacks: dict[str, np.ndarray], threshold: f
     figure, axis = plt.subplots(figsize=(5.5, 5))
     pooled = {"all attacks": np.concatenate(list(attacks.values())), **attacks} if len(attacks) > 1 else attacks
     for kind, scores in pooled.items():
-        apcers = [metrics.apcer(scores, t) for t in grid]
-        bpcers = [metrics.bpcer(live, t) for t in grid]
+        apcers = [pad_metrics.apcer(scores, t) for t in grid]
+        bpcers = [pad_metrics.bpcer(live, t) for t in grid]
         axis.plot(
             np.array(apcers) * 100, np.array(bpcers) * 100, label=f"{kind} (n={len(scores)})", drawstyle="steps-post"
         )
     axis.scatter(
-        [metrics.apcer(np.concatenate(list(attacks.values())), threshold) * 100],
-        [metrics.bpcer(live, threshold) * 100],
+        [pad_metrics.apcer(np.concatenate(list(attacks.values())), threshold) * 100],
+        [pad_metrics.bpcer(live, threshold) * 100],
         marker="o",
         color="black",
         zorder=5,
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = score_split(args.model, samples, args.cache)
     live, attacks = split_scores(samples, scores)
     threshold = spec.threshold if args.threshold is None else args.threshold
-    result = metrics.report(live, attacks, threshold)
+    result = pad_metrics.report(live, attacks, threshold)
     print(f"model {spec.name} {spec.version} on {args.data} split={args.split}")
     print("\n".join(result.lines()))
     plot = args.plot or args.model.with_name(f"{args.model.stem}.{args.split}.det.png")

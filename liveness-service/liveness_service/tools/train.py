@@ -1,6 +1,6 @@
-"""python -m liveness_service.train --data DIR: train the passive liveness CNN and write model + model card.
+"""python -m liveness_service.tools.train --data DIR: train the passive liveness CNN and write model + model card.
 
-Pipeline: labelled images (see liveness_service.dataset for layouts and the subject/session split) ->
+Pipeline: labelled images (see liveness_service.tools.dataset for layouts and the subject/session split) ->
 HOG face box -> crop with context (box x2.7, 80x80, BGR) cached as .npz -> a small CNN with augmentation
 (flips, shifts, zoom, brightness/contrast), class-balanced weights, early stopping on the validation split
 -> TFLite file + JSON spec (threshold chosen on validation) + MODEL_CARD-style markdown next to it.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liveness_service import dataset, metrics
+from liveness_service.tools import dataset, pad_metrics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -63,8 +63,8 @@ def choose_threshold(
     """On the validation split: the lowest threshold keeping every attack type's APCER <= target, or (target None)
     the one minimising max-APCER + BPCER."""
     if target_apcer is None:
-        return metrics.balanced_threshold(live_scores, attack_scores)
-    return metrics.threshold_for_apcer(attack_scores, target_apcer)
+        return pad_metrics.balanced_threshold(live_scores, attack_scores)
+    return pad_metrics.threshold_for_apcer(attack_scores, target_apcer)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         verbose=2,
     )
 
-    from liveness_service.minifasnet import to_tflite
     from liveness_service.passive import TFLiteScorer
+    from liveness_service.tools.minifasnet import to_tflite
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(to_tflite(model))
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
     val_live, val_attacks = rates(val)
     threshold = choose_threshold(val_live, val_attacks, args.target_apcer)
-    val_report = metrics.report(val_live, val_attacks, threshold)
-    test_report = metrics.report(*rates(test), threshold) if test.any() else None
+    val_report = pad_metrics.report(val_live, val_attacks, threshold)
+    test_report = pad_metrics.report(*rates(test), threshold) if test.any() else None
     today = dt.date.today().isoformat()
     version = f"pad-cnn-{today}"
     args.out.with_suffix(".json").write_text(
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 "input_size": INPUT_SIZE,
                 "box_scale": BOX_SCALE,
                 "threshold": round(threshold, 6),
-                "source": f"python -m liveness_service.train --data {args.data}",
+                "source": f"python -m liveness_service.tools.train --data {args.data}",
             },
             indent=2,
         )
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     card = [
         f"# Model card: faceauth PAD CNN ({version})",
         "",
-        f"- Trained {today} with `python -m liveness_service.train --data {args.data}` (seed {args.seed}).",
+        f"- Trained {today} with `python -m liveness_service.tools.train --data {args.data}` (seed {args.seed}).",
         f"- Input: HOG face box scaled x{BOX_SCALE} about its centre, {INPUT_SIZE}x{INPUT_SIZE} BGR; "
         f"{len(detected) - sum(detected)} of {len(detected)} images had no HOG face and were used whole "
         "(pre-cropped faces).",
