@@ -9,7 +9,7 @@ setup:            ## create/refresh .venv and check that the models load (fast w
 	@bash scripts/setup.sh
 
 run: setup        ## start the whole stack locally and print the URL
-	@$(PY) scripts/run.py
+	@$(PY) -m localrun
 
 test: setup       ## every test tier
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -9,7 +9,7 @@
 # BENCH_MEMORY_DURATION (600 s), BENCH_MEMORY_CONCURRENCY (8 clients), BENCH_MEMORY_INTERVAL (10 s between RSS samples),
 # BENCH_SUFFIX (appended to the result names), RECOGNITION_WORKERS / LIVENESS_WORKERS / AUTH_WEB_WORKERS.
 #
-# The stack is started the way `make run` does it (scripts/run.py: migrations, liveness, recognition,
+# The stack is started the way `make run` does it (`python -m localrun`: migrations, liveness, recognition,
 # auth-web under gunicorn, nginx gateway with TLS), on its own ports, database and Redis prefix so it
 # does not collide with a `make run` or tests on the same machine. Differences from the default
 # configuration, all through the documented environment variables:
@@ -70,7 +70,7 @@ LOG="$FACEAUTH_VAR_DIR/stack.log"
 
 started=$(date +%s)
 echo "starting the bench stack (log: $LOG)"
-"$PY" scripts/run.py >"$LOG" 2>&1 &
+"$PY" -m localrun >"$LOG" 2>&1 &
 STACK_PID=$!
 stop_stack() {
   if kill -0 "$STACK_PID" 2>/dev/null; then

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Render /etc/faceauth-gateway/nginx.conf.template with the GATEWAY_* environment (the same placeholders
-# scripts/run.py fills in for the local run), check the certificate, then run nginx in the foreground.
+# localrun/gateway.py fills in for the local run), check the certificate, then run nginx in the foreground.
 # Extra arguments go to nginx (e.g. `-t` to only test the configuration).
 set -eu
 

@@ -1,12 +1,12 @@
-"""The whole faceauth stack for the browser tests, started the way ``make run`` (scripts/run.py) starts it.
+"""The whole faceauth stack for the browser tests, started the way ``make run`` (``python -m localrun``) starts it.
 
-Why not simply run scripts/run.py as a subprocess: the run command treats a child that exits as fatal and
+Why not simply run ``python -m localrun`` as a subprocess: the run command treats a child that exits as fatal and
 stops everything (right for a person at a terminal), but the browser tests must stop and restart the
 recognition service mid-run (scenario 6) and restart auth-web with another challenge configuration
 (scenario 4). So this module drives the run command's own public parts — its settings, port check,
 database creation, ``child_environment()`` and ``service_commands()`` (the children's environment, commands
 and readiness probes), ``Supervisor`` (process groups, log pumping, ordered stop, stop/restart of one child),
-gateway config rendering — in the same order as ``run.run()``.
+gateway config rendering — in the same order as ``localrun.__main__.run()``.
 
 Everything is private to the test session: free ports, a throwaway Postgres database, a Redis key prefix,
 a temporary var/ folder (self-signed certificate, the gRPC mutual TLS CA and certificates, gateway runtime
@@ -35,7 +35,14 @@ import redis
 from psycopg2 import sql
 
 from conftest import free_port
-from scripts import run as local_run
+from localrun.certificates import prepare_grpc_tls
+from localrun.gateway import nginx_command, prepare_gateway
+from localrun.network import check_ports, port_is_free, split_address
+from localrun.readiness import http_status, wait_until_ready
+from localrun.services import child_environment, service_commands
+from localrun.settings import RunSettings
+from localrun.stores import ensure_postgres_database
+from localrun.supervisor import Console, Supervisor
 
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -74,13 +81,13 @@ class Stack:
             "NO_COLOR": "1",
             **self.overrides,
         }
-        self.settings = local_run.RunSettings.from_env(self.env)
+        self.settings = RunSettings.from_env(self.env)
         self.use_gateway = self.settings.nginx is not None
         self._log: TextIO | None = None
-        self.console: local_run.Console | None = None
-        self.supervisor: local_run.Supervisor | None = None
+        self.console: Console | None = None
+        self.supervisor: Supervisor | None = None
         self.child_env: dict[str, str] = {}
-        self.services = {service.name: service for service in local_run.service_commands(self.settings, sys.executable)}
+        self.services = {service.name: service for service in service_commands(self.settings, sys.executable)}
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -89,14 +96,14 @@ class Stack:
         """What the browser opens: the gateway over TLS (or auth-web on localhost when nginx is missing)."""
         if self.use_gateway:
             return f"https://localhost:{self.settings.https_port}"
-        return f"http://localhost:{local_run.split_address(self.settings.auth_web_listen)[1]}"
+        return f"http://localhost:{split_address(self.settings.auth_web_listen)[1]}"
 
     @property
     def ports(self) -> list[tuple[str, int]]:
         ports = [
-            local_run.split_address(self.settings.liveness_listen),
-            local_run.split_address(self.settings.recognition_listen),
-            local_run.split_address(self.settings.auth_web_listen),
+            split_address(self.settings.liveness_listen),
+            split_address(self.settings.recognition_listen),
+            split_address(self.settings.auth_web_listen),
         ]
         if self.use_gateway:
             ports += [
@@ -106,7 +113,7 @@ class Stack:
         return ports
 
     def ready(self) -> bool:
-        return local_run.http_status(f"{self.base_url}/readyz") == 200
+        return http_status(f"{self.base_url}/readyz") == 200
 
     def readiness(self) -> tuple[int, dict[str, str]]:
         """/readyz through the gateway: the status code and auth-web's per-dependency checks."""
@@ -122,16 +129,16 @@ class Stack:
     # -- start and stop ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Everything ``run.run()`` does before printing the URL, with the test's settings."""
+        """Everything ``localrun.__main__.run()`` does before printing the URL, with the test's settings."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w", encoding="utf-8")
-        self.console = local_run.Console(self._log)
-        self.supervisor = local_run.Supervisor(self.console, self.settings.stop_timeout)
-        local_run.check_ports(self.settings, self.use_gateway)
-        local_run.ensure_postgres_database(self.database_url)
-        local_run.prepare_grpc_tls(self.settings, self.console)
-        self.child_env = local_run.child_environment(
+        self.console = Console(self._log)
+        self.supervisor = Supervisor(self.console, self.settings.stop_timeout)
+        check_ports(self.settings, self.use_gateway)
+        ensure_postgres_database(self.database_url)
+        prepare_grpc_tls(self.settings, self.console)
+        self.child_env = child_environment(
             self.env, self.settings, database_url=self.database_url, redis_url=REDIS_URL, use_gateway=self.use_gateway
         )
         started = time.monotonic()
@@ -144,10 +151,10 @@ class Stack:
         checks: list[tuple[str, Callable[[], bool]]] = [(s.name, s.ready) for s in self.services.values()]
         if self.use_gateway:
             assert self.settings.nginx is not None
-            config = local_run.prepare_gateway(self.settings, self.console)
-            self.supervisor.start("gateway", local_run.nginx_command(self.settings.nginx, config), self.child_env)
+            config = prepare_gateway(self.settings, self.console)
+            self.supervisor.start("gateway", nginx_command(self.settings.nginx, config), self.child_env)
         checks.append(("stack (/readyz)", self.ready))
-        local_run.wait_until_ready(self.supervisor, checks, READY_TIMEOUT, started)
+        wait_until_ready(self.supervisor, checks, READY_TIMEOUT, started)
         self.console.say(f"e2e stack ready at {self.base_url} ({time.monotonic() - started:.1f}s)")
 
     def stop(self) -> list[str]:
@@ -185,7 +192,7 @@ class Stack:
         return problems
 
     def _busy_ports(self) -> list[tuple[str, int]]:
-        return [(host, port) for host, port in self.ports if not local_run.port_is_free(host, port)]
+        return [(host, port) for host, port in self.ports if not port_is_free(host, port)]
 
     # -- one service at a time ---------------------------------------------------------------------
 
@@ -202,7 +209,7 @@ class Stack:
         service = self.services[name]
         started = time.monotonic()
         self.supervisor.restart(name, {**self.child_env, **(extra_env or {})})
-        local_run.wait_until_ready(self.supervisor, [(name, service.ready)], READY_TIMEOUT, started)
+        wait_until_ready(self.supervisor, [(name, service.ready)], READY_TIMEOUT, started)
 
     def restart_auth_web(self, **changes: str) -> None:
         """auth-web again with some settings changed (the gateway keeps running in front of it)."""

@@ -23,7 +23,16 @@ import httpx
 import pytest
 
 from conftest import free_port
-from scripts import run as local_run
+from localrun.certificates import ensure_self_signed_certificate
+from localrun.gateway import (
+    GATEWAY_DIR,
+    GATEWAY_TEMPLATE,
+    gateway_values,
+    nginx_command,
+    render_gateway_config,
+    write_gateway_config,
+)
+from localrun.network import port_is_free, tcp_answers
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)")
@@ -106,7 +115,7 @@ def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 10) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "nginx exited early"
-        if local_run.tcp_answers("127.0.0.1", port, timeout=0.2):
+        if tcp_answers("127.0.0.1", port, timeout=0.2):
             return
         time.sleep(0.05)
     raise AssertionError(f"nginx not listening on {port}")
@@ -115,7 +124,7 @@ def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 10) -
 @pytest.fixture(scope="module")
 def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The local run's self-signed certificate (valid for localhost and 127.0.0.1)."""
-    return local_run.ensure_self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    return ensure_self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +136,7 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory, tls_pair: tuple[Path
     def start(upstreams: list[str], **extra: str) -> Gateway:
         runtime_dir = tmp_path_factory.mktemp("gateway")
         https_port, http_port = free_port(), free_port()
-        values = local_run.gateway_values(
+        values = gateway_values(
             runtime_dir,
             cert,
             key,
@@ -138,12 +147,12 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory, tls_pair: tuple[Path
             access_log=str(runtime_dir / "access.log"),
             extra=extra,
         )
-        config = local_run.write_gateway_config(runtime_dir, upstreams, values)
-        check = subprocess.run(local_run.nginx_command(NGINX, config, "-t"), capture_output=True, text=True)
+        config = write_gateway_config(runtime_dir, upstreams, values)
+        check = subprocess.run(nginx_command(NGINX, config, "-t"), capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         assert "test is successful" in check.stderr
         with (runtime_dir / "nginx.out").open("w") as output:
-            process = subprocess.Popen(local_run.nginx_command(NGINX, config), stdout=output, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(nginx_command(NGINX, config), stdout=output, stderr=subprocess.STDOUT)
         gateway = Gateway(https_port, http_port, process, config)
         started.append(gateway)
         _wait_listening(https_port, process)
@@ -153,7 +162,7 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory, tls_pair: tuple[Path
     for gateway in started:
         gateway.process.terminate()
         gateway.process.wait(timeout=10)
-        assert local_run.port_is_free("127.0.0.1", gateway.https_port)
+        assert port_is_free("127.0.0.1", gateway.https_port)
 
 
 @pytest.fixture(scope="module")
@@ -324,12 +333,12 @@ def test_own_page_when_auth_web_is_down(start_gateway, client: httpx.Client) -> 
 
 @pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) is not installed")
 def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Path, tls_pair: tuple[Path, Path]) -> None:
-    """gateway/docker-entrypoint.sh (envsubst) and scripts/run.py fill the template identically."""
+    """gateway/docker-entrypoint.sh (envsubst) and the local run (localrun.gateway) fill the template identically."""
     cert, key = tls_pair
     runtime_dir = tmp_path / "runtime"
     upstream = tmp_path / "upstream.conf"
     upstream.write_text("server 127.0.0.1:9;\n")
-    values = local_run.gateway_values(
+    values = gateway_values(
         runtime_dir,
         cert,
         key,
@@ -339,14 +348,14 @@ def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Pat
         public_https_port=443,
         extra={"GATEWAY_LOGIN_RATE": "5r/s", "GATEWAY_TRUST_REQUEST_ID": "on"},
     )
-    expected = local_run.render_gateway_config(local_run.GATEWAY_TEMPLATE.read_text(), values)
+    expected = render_gateway_config(GATEWAY_TEMPLATE.read_text(), values)
     env = {
         "PATH": f"{os.environ['PATH']}:{Path(NGINX).parent}",
-        "GATEWAY_TEMPLATE": str(local_run.GATEWAY_TEMPLATE),
+        "GATEWAY_TEMPLATE": str(GATEWAY_TEMPLATE),
         **values,
     }
     result = subprocess.run(
-        ["sh", str(local_run.GATEWAY_DIR / "docker-entrypoint.sh"), "-t"], env=env, capture_output=True, text=True
+        ["sh", str(GATEWAY_DIR / "docker-entrypoint.sh"), "-t"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
@@ -355,7 +364,7 @@ def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Pat
     # A missing certificate is named, not left to an nginx error.
     env["GATEWAY_TLS_KEY"] = str(tmp_path / "absent.key")
     result = subprocess.run(
-        ["sh", str(local_run.GATEWAY_DIR / "docker-entrypoint.sh"), "-t"], env=env, capture_output=True, text=True
+        ["sh", str(GATEWAY_DIR / "docker-entrypoint.sh"), "-t"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 1
     assert "cannot read" in result.stderr and "absent.key" in result.stderr

@@ -24,11 +24,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
-from scripts import run as local_run
+from localrun.settings import RunSettings
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.skipif(
-    local_run.RunSettings.from_env({}).nginx is None, reason="nginx is not installed (.ci/run installs it)"
+    RunSettings.from_env({}).nginx is None, reason="nginx is not installed (.ci/run installs it)"
 )
 
 PASSWORD = "observable horse battery 42"

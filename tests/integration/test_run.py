@@ -1,4 +1,4 @@
-"""The local run command (scripts/run.py, what `make run` starts) brings the whole stack up behind the
+"""The local run command (`python -m localrun`, what `make run` starts) brings the whole stack up behind the
 gateway and takes it all down again: against the real Postgres and Redis, and once in the embedded
 fallback (forced with FACEAUTH_EMBEDDED=1)."""
 
@@ -28,10 +28,11 @@ from psycopg2 import sql
 from conftest import REPO_ROOT, free_port
 from faceauth_common.healthcheck import HealthCheckError, check_health
 from faceauth_common.tls import GrpcSecurity
-from scripts import run as local_run
+from localrun.network import port_is_free
+from localrun.settings import RunSettings
 
 pytestmark = pytest.mark.skipif(
-    local_run.RunSettings.from_env({}).nginx is None, reason="nginx is not installed (.ci/run installs it)"
+    RunSettings.from_env({}).nginx is None, reason="nginx is not installed (.ci/run installs it)"
 )
 
 BANNER = re.compile(r"faceauth is running at (https://localhost:\d+/)")
@@ -96,7 +97,7 @@ def _stack_env(var_dir: Path, **overrides: str) -> dict[str, str]:
 
 def start_stack(env: dict[str, str]) -> Stack:
     process = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "scripts" / "run.py")],
+        [sys.executable, "-m", "localrun"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -132,7 +133,7 @@ def stop_stack(stack: Stack, signum: int = signal.SIGINT, timeout: float = 90) -
     except subprocess.TimeoutExpired:
         os.killpg(stack.process.pid, signal.SIGKILL)
         stack.process.wait()
-        raise AssertionError(f"run.py did not stop within {timeout}s:\n{stack.output[-4000:]}") from None
+        raise AssertionError(f"the local run did not stop within {timeout}s:\n{stack.output[-4000:]}") from None
 
 
 def assert_all_gone(stack: Stack) -> None:
@@ -140,7 +141,7 @@ def assert_all_gone(stack: Stack) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         alive = [name for name, pid in stack.children.items() if _process_group_alive(pid)]
-        busy = [port for port in stack.ports if not local_run.port_is_free("127.0.0.1", port)]
+        busy = [port for port in stack.ports if not port_is_free("127.0.0.1", port)]
         if not alive and not busy:
             return
         time.sleep(0.2)
@@ -157,7 +158,7 @@ def _process_group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def real_backends() -> Iterator[dict[str, str]]:
-    """A fresh database (run.py must create it) and a Redis key prefix of its own, removed afterwards."""
+    """A fresh database (the local run must create it) and a Redis key prefix of its own, removed afterwards."""
     suffix = uuid.uuid4().hex[:10]
     database = f"faceauth_test_run_{suffix}"
     prefix = f"faceauth-test-run-{suffix}:"
@@ -278,7 +279,7 @@ def test_run_refuses_a_busy_port_with_a_clear_message(tmp_path: Path) -> None:
     env = _stack_env(tmp_path / "var", FACEAUTH_EMBEDDED="1")
     with socket_bound(int(env["GATEWAY_HTTPS_PORT"])):
         result = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "scripts" / "run.py")],
+            [sys.executable, "-m", "localrun"],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,

@@ -1,4 +1,4 @@
-"""The public parts of the local run command (scripts/run.py) that tests/e2e/stack.py builds on: the children's
+"""The public parts of the local run command (localrun) that tests/e2e/stack.py builds on: the children's
 environment and commands, and stopping / restarting one child of the supervisor."""
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from scripts import run as local_run
+from localrun.certificates import prepare_grpc_tls
+from localrun.network import service_target
+from localrun.services import child_environment, service_commands
+from localrun.settings import RunError, RunSettings
+from localrun.supervisor import MAX_RESTARTS, Console, Supervisor, restart_crashed
 
 # A child that prints a variable, then waits; SIGTERM makes it exit 0 (as the services do), SIGUSR1 is ignored.
 CHILD = (
@@ -24,22 +28,20 @@ CHILD = (
 )
 
 
-def settings(tmp_path: Path, **env: str) -> local_run.RunSettings:
-    return local_run.RunSettings.from_env({"FACEAUTH_VAR_DIR": str(tmp_path), **env})
+def settings(tmp_path: Path, **env: str) -> RunSettings:
+    return RunSettings.from_env({"FACEAUTH_VAR_DIR": str(tmp_path), **env})
 
 
 def test_service_target_reaches_a_wildcard_bind_on_loopback() -> None:
-    assert local_run.service_target("0.0.0.0:50051") == "127.0.0.1:50051"
-    assert local_run.service_target("[::]:50052") == "[::1]:50052"
-    assert local_run.service_target("10.1.2.3:50051") == "10.1.2.3:50051"
+    assert service_target("0.0.0.0:50051") == "127.0.0.1:50051"
+    assert service_target("[::]:50052") == "[::1]:50052"
+    assert service_target("10.1.2.3:50051") == "10.1.2.3:50051"
 
 
 def test_child_environment(tmp_path: Path) -> None:
     run_settings = settings(tmp_path, LIVENESS_LISTEN="0.0.0.0:7001", AUTH_WEB_LISTEN="127.0.0.1:7003")
     env = {"PATH": "/bin", "LIVENESS_LISTEN": "0.0.0.0:7001"}
-    child = local_run.child_environment(
-        env, run_settings, database_url="sqlite:///x", redis_url="redis://r/0", use_gateway=True
-    )
+    child = child_environment(env, run_settings, database_url="sqlite:///x", redis_url="redis://r/0", use_gateway=True)
     assert child["PATH"] == "/bin" and child["PYTHONUNBUFFERED"] == "1"
     assert (child["DATABASE_URL"], child["REDIS_URL"]) == ("sqlite:///x", "redis://r/0")
     assert child["LIVENESS_TARGET"] == "127.0.0.1:7001"
@@ -53,7 +55,7 @@ def test_child_environment(tmp_path: Path) -> None:
     assert len(base64.urlsafe_b64decode(child["FACEAUTH_TEMPLATE_KEY"])) == 32
     assert (tmp_path / "template-key").stat().st_mode & 0o077 == 0
     # What the caller sets wins; without the gateway no proxy is trusted.
-    own = local_run.child_environment(
+    own = child_environment(
         {**env, "FACEAUTH_SECRET_KEY": "s" * 40, "LIVENESS_TARGET": "dns:///liveness:50051"},
         run_settings,
         database_url="sqlite:///x",
@@ -66,7 +68,7 @@ def test_child_environment(tmp_path: Path) -> None:
 
 
 def test_service_commands(tmp_path: Path) -> None:
-    services = local_run.service_commands(settings(tmp_path), "/venv/bin/python")
+    services = service_commands(settings(tmp_path), "/venv/bin/python")
     assert [(s.name, s.argv) for s in services] == [
         ("liveness", ["/venv/bin/python", "-m", "liveness_service"]),
         ("recognition", ["/venv/bin/python", "-m", "recognition_service"]),
@@ -83,7 +85,7 @@ def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
 
 def test_supervisor_stops_and_restarts_one_child() -> None:
     output = io.StringIO()
-    supervisor = local_run.Supervisor(local_run.Console(output), stop_timeout=5)
+    supervisor = Supervisor(Console(output), stop_timeout=5)
     try:
         first = supervisor.start("one", [sys.executable, "-c", CHILD], {"COLOUR": "red"})
         other = supervisor.start("two", [sys.executable, "-c", CHILD], {"COLOUR": "blue"})
@@ -111,7 +113,7 @@ def test_supervisor_stops_and_restarts_one_child() -> None:
 
 def test_supervisor_kills_a_child_that_ignores_its_stop_signal() -> None:
     output = io.StringIO()
-    supervisor = local_run.Supervisor(local_run.Console(output), stop_timeout=0.5)
+    supervisor = Supervisor(Console(output), stop_timeout=0.5)
     try:
         child = supervisor.start("stubborn", [sys.executable, "-c", CHILD], {}, stop_signal=signal.SIGUSR1)
         wait_for(lambda: "colour=" in output.getvalue())  # its signal handlers are in place
@@ -123,8 +125,8 @@ def test_supervisor_kills_a_child_that_ignores_its_stop_signal() -> None:
 
 def test_the_run_makes_its_grpc_ca_once_and_every_child_gets_mutual_tls(tmp_path: Path) -> None:
     run_settings = settings(tmp_path, LIVENESS_LISTEN="0.0.0.0:7001")
-    local_run.prepare_grpc_tls(run_settings)
-    child = local_run.child_environment(
+    prepare_grpc_tls(run_settings)
+    child = child_environment(
         {"PATH": "/bin"}, run_settings, database_url="sqlite:///x", redis_url="redis://r/0", use_gateway=True
     )
     tls_dir = tmp_path / "grpc-tls"
@@ -135,16 +137,16 @@ def test_the_run_makes_its_grpc_ca_once_and_every_child_gets_mutual_tls(tmp_path
     assert "GRPC_INSECURE" not in child
     assert all(Path(child[name]).is_file() for name in ("GRPC_TLS_CA", "LIVENESS_TLS_KEY", "GRPC_CLIENT_TLS_KEY"))
     before = (tls_dir / "liveness" / "server.crt").read_bytes()
-    local_run.prepare_grpc_tls(run_settings)  # the second run keeps them
+    prepare_grpc_tls(run_settings)  # the second run keeps them
     assert (tls_dir / "liveness" / "server.crt").read_bytes() == before
 
 
 def test_the_callers_own_grpc_settings_win_and_nothing_is_made(tmp_path: Path) -> None:
     run_settings = settings(tmp_path, GRPC_INSECURE="true")
     assert run_settings.grpc_tls_folders is None
-    local_run.prepare_grpc_tls(run_settings)
+    prepare_grpc_tls(run_settings)
     assert not (tmp_path / "grpc-tls").exists()
-    child = local_run.child_environment(
+    child = child_environment(
         {"GRPC_INSECURE": "true"}, run_settings, database_url="sqlite:///x", redis_url="r", use_gateway=False
     )
     assert child["GRPC_INSECURE"] == "true" and "GRPC_TLS_CA" not in child
@@ -152,16 +154,16 @@ def test_the_callers_own_grpc_settings_win_and_nothing_is_made(tmp_path: Path) -
 
 def test_a_crashed_child_is_restarted_until_it_crashes_in_a_loop() -> None:
     output = io.StringIO()
-    supervisor = local_run.Supervisor(local_run.Console(output), stop_timeout=5)
+    supervisor = Supervisor(Console(output), stop_timeout=5)
     crashes: list[float] = []
     try:
         supervisor.start("flaky", [sys.executable, "-c", "import sys; sys.exit(3)"], {})
-        for restart in range(local_run.MAX_RESTARTS):
+        for restart in range(MAX_RESTARTS):
             wait_for(lambda: supervisor.died() is not None)
-            local_run.restart_crashed(supervisor, supervisor.died(), crashes)  # type: ignore[arg-type]
+            restart_crashed(supervisor, supervisor.died(), crashes)  # type: ignore[arg-type]
             assert output.getvalue().count("flaky exited unexpectedly with status 3; restarting it") == restart + 1
         wait_for(lambda: supervisor.died() is not None)
-        with pytest.raises(local_run.RunError, match="4 times in 60s; not restarting it"):
-            local_run.restart_crashed(supervisor, supervisor.died(), crashes)  # type: ignore[arg-type]
+        with pytest.raises(RunError, match="4 times in 60s; not restarting it"):
+            restart_crashed(supervisor, supervisor.died(), crashes)  # type: ignore[arg-type]
     finally:
         supervisor.stop_all()
