@@ -15,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from auth_web import audit, db, errors, redis_store
+from auth_web import audit, context, db, errors, redis_store
 from auth_web import metrics as auth_metrics
 from auth_web.challenges import ChallengeStore
 from auth_web.config import Settings
@@ -103,7 +103,6 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(
-        FACEAUTH_SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
         SESSION_COOKIE_NAME=settings.session_cookie_name,
@@ -133,17 +132,18 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, AddressMatcher(settings.trusted_proxies), settings.proxy_count
         )
-    app.extensions["faceauth_internal_addresses"] = AddressMatcher(settings.internal_addresses)
-
     redis_client = redis_store.make_client(settings)
-    app.extensions[redis_store._EXTENSION] = redis_client
     app.session_interface = RedisSessionInterface(
         redis_client, settings.redis_prefix, settings.session_idle_seconds, settings.session_absolute_seconds
     )
-    app.extensions["faceauth_challenges"] = ChallengeStore(
-        redis_client, settings.redis_prefix, settings.challenge_ttl_seconds
+    context.bind(
+        app,
+        settings=settings,
+        redis_client=redis_client,
+        challenge_store=ChallengeStore(redis_client, settings.redis_prefix, settings.challenge_ttl_seconds),
+        services=face_services or FaceServices(settings),
+        internal=AddressMatcher(settings.internal_addresses),
     )
-    app.extensions["faceauth_services"] = face_services or FaceServices(settings)
     db.init_app(app, settings)
 
     # Order matters: request id and the session check run before CSRF and rate limits.
@@ -201,7 +201,7 @@ def _register_request_hooks(app: Flask, settings: Settings) -> None:
             if session.new:
                 # Nothing was read from Redis for this request: make sure it answers before serving a page
                 # whose forms and camera flow cannot work without it.
-                redis_store.client().ping()
+                context.redis().ping()
         user_id = session.get("user_id")
         if user_id is None:
             return

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from auth_web import context
 from auth_web import metrics as auth_metrics
 from auth_web.models import AuditEvent
 from faceauth_common.logs import request_id_var
@@ -64,7 +65,7 @@ def record(
     }
     log.info("audit", extra={"fields": fields})
     auth_metrics.audit_event(event, result, reason)
-    factory = current_app.extensions["faceauth_db"]
+    factory = context.session_factory()
     try:
         with factory() as session, session.begin():
             session.add(row)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import abort, g, redirect, request, session, url_for
 
+from auth_web import context
 from auth_web.models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -16,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def sign_in(user: User) -> None:
     """Start an authenticated session: a new id (rotation), nothing kept from the anonymous one."""
-    session.rotate()  # type: ignore[attr-defined]
+    context.browser_session().rotate()
     session.clear()
     session["user_id"] = user.id
     session["signed_in_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -24,7 +25,7 @@ def sign_in(user: User) -> None:
 
 
 def sign_out() -> None:
-    session.end()  # type: ignore[attr-defined]
+    context.browser_session().end()
     g.user = None
 
 

@@ -27,6 +27,7 @@ from auth_web.accounts import (
     validate_username,
 )
 from auth_web.config import Settings
+from auth_web.context import find_user
 from auth_web.db import make_engine
 from auth_web.models import ROLE_ADMIN, AuditEvent, FaceTemplate, User, pack_embedding
 from auth_web.template_crypto import TemplateDecryptionError, generate_key, key_id_for, parse_key
@@ -80,7 +81,7 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> str:
     except ValidationError as error:
         raise CommandError(str(error)) from None
     with Session(make_engine(settings)) as session:
-        user = session.scalar(select(User).where(User.username_key == normalize_username(username)))
+        user = find_user(session, username)
         if user is not None and not args.promote:
             raise CommandError(f"user {username!r} exists; use --promote to make them an admin (and set the password)")
         password = _read_password(args, username, settings)
@@ -98,7 +99,7 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> str:
 
 def set_password(settings: Settings, args: argparse.Namespace) -> str:
     with Session(make_engine(settings)) as session:
-        user = session.scalar(select(User).where(User.username_key == normalize_username(args.username)))
+        user = find_user(session, args.username)
         if user is None:
             raise CommandError(f"no user {args.username!r}")
         username = user.username
@@ -173,7 +174,7 @@ def import_templates(settings: Settings, args: argparse.Namespace) -> str:
                 continue
             templates.sort(key=lambda t: t[1], reverse=True)
             templates = templates[: args.max_templates]
-            user = session.scalar(select(User).where(User.username_key == normalize_username(username)))
+            user = find_user(session, username)
             if user is None:
                 user = User(username=username, username_key=normalize_username(username), password_hash=None)
                 session.add(user)

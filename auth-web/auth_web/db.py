@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from auth_web import context
 from auth_web.config import Settings
-
-_EXTENSION = "faceauth_db"
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -36,8 +35,7 @@ def make_engine(settings: Settings) -> Engine:
 
 def init_app(app: Flask, settings: Settings) -> None:
     engine = make_engine(settings)
-    app.extensions[_EXTENSION] = sessionmaker(engine, expire_on_commit=False)
-    app.extensions["faceauth_engine"] = engine
+    context.bind_database(app, engine, sessionmaker(engine, expire_on_commit=False))
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
@@ -46,12 +44,8 @@ def init_app(app: Flask, settings: Settings) -> None:
             session.close()
 
 
-def engine() -> Engine:
-    return current_app.extensions["faceauth_engine"]
-
-
 def db() -> Session:
     """The ORM session of the current request (created on first use, closed at teardown)."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions[_EXTENSION]()
+        g.db_session = context.session_factory()()
     return g.db_session

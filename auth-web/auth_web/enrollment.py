@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, session
+from flask import g
 from sqlalchemy import delete
 
-from auth_web import audit
+from auth_web import audit, context
 from auth_web import decision as reasons
-from auth_web.challenges import PURPOSE_ENROLL, ChallengeStore, random_actions
+from auth_web.challenges import PURPOSE_ENROLL, random_actions
 from auth_web.db import db
 from auth_web.decision import decide_enrollment
-from auth_web.face_services import FaceServices, ServiceUnavailable
-from auth_web.login import Outcome, challenge_body, settings
+from auth_web.face_services import ServiceUnavailable
+from auth_web.login import Outcome, challenge_body
 from auth_web.models import FaceTemplate
 from auth_web.uploads import CaptureError, parse_frame_times, read_frames
 from faceauth_common.imaging import ImageLimits
@@ -31,23 +31,20 @@ LIVENESS_ADVICE = (
 
 
 def issue_challenge() -> Outcome:
-    config = settings()
-    store: ChallengeStore = current_app.extensions["faceauth_challenges"]
+    config = context.settings()
     actions = random_actions(config.challenge_actions, config.challenge_length)
-    challenge = store.issue(PURPOSE_ENROLL, actions, session.hash, user_id=g.user.id)  # type: ignore[attr-defined]
+    challenge = context.challenges().issue(PURPOSE_ENROLL, actions, context.browser_session().hash, user_id=g.user.id)
     return Outcome(200, challenge_body(challenge.nonce, challenge.actions, config))
 
 
 def enroll(nonce: str, files: list, frame_times_raw: str | None) -> Outcome:
-    config = settings()
+    config = context.settings()
     user = g.user
-    store: ChallengeStore = current_app.extensions["faceauth_challenges"]
-    services: FaceServices = current_app.extensions["faceauth_services"]
 
     def record(result: str, reason: str, **extra: Any) -> None:
         audit.record("enroll", result, reason, user_id=user.id, claimed_username=user.username, **extra)
 
-    challenge, invalid = store.consume(nonce, PURPOSE_ENROLL, session.hash)  # type: ignore[attr-defined]
+    challenge, invalid = context.challenges().consume(nonce, PURPOSE_ENROLL, context.browser_session().hash)
     if challenge is None or challenge.user_id != user.id:
         record(audit.FAILURE, invalid or reasons.CHALLENGE_INVALID)
         return Outcome(
@@ -66,7 +63,7 @@ def enroll(nonce: str, files: list, frame_times_raw: str | None) -> Outcome:
         record(audit.FAILURE, reasons.BAD_CAPTURE, details={"capture": error.reason})
         return Outcome(400, {"ok": False, "error": "bad_capture", "message": str(error)})
     try:
-        check, encoded = services.check_and_encode(frames, challenge.actions, frame_times)
+        check, encoded = context.face_services().check_and_encode(frames, challenge.actions, frame_times)
     except ServiceUnavailable as error:
         record(audit.ERROR, reasons.SERVICE_UNAVAILABLE, details={"service": error.service, "code": error.code})
         raise
@@ -77,7 +74,6 @@ def enroll(nonce: str, files: list, frame_times_raw: str | None) -> Outcome:
         min_faces=config.enroll_min_faces,
         min_quality=config.enroll_min_quality,
         max_templates=config.enroll_max_templates,
-        max_spread=config.enroll_max_spread,
     )
     if not result.accepted:
         record(audit.FAILURE, result.reason, live_score=result.live_score, details=result.details)

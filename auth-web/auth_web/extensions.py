@@ -6,11 +6,12 @@ import logging
 import math
 import time
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_limiter import HeaderNames, Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from auth_web import context
 from auth_web import metrics as auth_metrics
 from auth_web.accounts import normalize_username
 from auth_web.config import Settings
@@ -61,7 +62,7 @@ LIMITER_RETRY_AFTER_HEADER = "X-RateLimit-Retry-After"
 
 def breached_retry_after() -> int:
     """Seconds until the limit this request broke lets a request through again (the 429's Retry-After)."""
-    limiter: Limiter | None = current_app.extensions.get("faceauth_limiter")
+    limiter = context.limiter()
     limit = limiter.current_limit if limiter is not None else None
     if limit is None:
         return 1
@@ -98,5 +99,5 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
             # Each limit gets its own scope so that address and username counters are separate.
             view = limiter.limit(value, key_func=key_func, scope=f"{endpoint}:{index}", methods=["POST"])(view)
         app.view_functions[endpoint] = view
-    app.extensions["faceauth_limiter"] = limiter
+    context.bind_limiter(app, limiter)
     return limiter

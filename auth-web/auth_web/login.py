@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from flask import current_app, request, session
-from sqlalchemy import select
+from flask import request, session
 from werkzeug.datastructures import FileStorage
 
-from auth_web import audit, redis_store, throttle
+from auth_web import audit, context, throttle
 from auth_web import decision as reasons
 from auth_web import metrics as auth_metrics
 from auth_web.accounts import (
@@ -25,12 +24,11 @@ from auth_web.accounts import (
     ValidationError,
     hash_password,
     needs_rehash,
-    normalize_username,
     validate_username,
     verify_password,
 )
 from auth_web.auth_helpers import sign_in
-from auth_web.challenges import PURPOSE_LOGIN, ChallengeStore, random_actions
+from auth_web.challenges import PURPOSE_LOGIN, random_actions
 from auth_web.config import Settings
 from auth_web.db import db
 from auth_web.decision import Decision, decide_login
@@ -60,10 +58,6 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def settings() -> Settings:
-    return current_app.config["FACEAUTH_SETTINGS"]
-
-
 def capture_config(config: Settings) -> dict[str, Any]:
     capture = config.capture
     return {
@@ -90,7 +84,7 @@ def challenge_body(nonce: str, actions: tuple[str, ...], config: Settings) -> di
 
 def issue_challenge(username_raw: object) -> Outcome:
     """A challenge for any well-formed username: whether the account exists is not revealed here."""
-    config = settings()
+    config = context.settings()
     # Every account's name follows the username rules (registration, CLI and import all check them), so a name
     # that breaks them is refused as input without revealing anything; that also keeps NUL bytes, control
     # characters and surrogates out of Redis, Postgres and the audit log.
@@ -102,13 +96,13 @@ def issue_challenge(username_raw: object) -> Outcome:
         return Outcome(400, {"ok": False, "error": "bad_username", "message": str(error)})
     # Told before the capture, not after it: an attempt now would only be answered 429 (nothing is revealed:
     # the failures are counted by claimed name and address, whether or not the account exists).
-    verdict = _failure_log().verdict(username, _client_address())
+    verdict = context.failure_log().verdict(username, _client_address())
     if verdict.throttled:
         return _throttled(verdict, username)
-    store: ChallengeStore = current_app.extensions["faceauth_challenges"]
+    store = context.challenges()
     session["challenge_bound"] = True  # make sure this browser session is stored, so the binding holds
     actions = random_actions(config.challenge_actions, config.challenge_length)
-    challenge = store.issue(PURPOSE_LOGIN, actions, session.hash, username=username)  # type: ignore[attr-defined]
+    challenge = store.issue(PURPOSE_LOGIN, actions, context.browser_session().hash, username=username)
     return Outcome(200, challenge_body(challenge.nonce, challenge.actions, config))
 
 
@@ -137,10 +131,6 @@ def _record(
 def _client_address() -> str:
     """The client's address (the gateway's X-Forwarded-For already applied by the trusted-proxy fix)."""
     return request.remote_addr or ""
-
-
-def _failure_log() -> throttle.FailureLog:
-    return throttle.failure_log(redis_store.client(), settings())
 
 
 def _throttled(verdict: ThrottleVerdict, claimed: str) -> Outcome:
@@ -250,21 +240,20 @@ def attempt(nonce: str, password: str, files: list[FileStorage], frame_times_raw
     when the claimed user has none), whatever the password was. So neither the status, the body nor the time
     of a refusal says whether the password was right, unless the face passed too.
     """
-    config = settings()
-    store: ChallengeStore = current_app.extensions["faceauth_challenges"]
-    services: FaceServices = current_app.extensions["faceauth_services"]
+    config = context.settings()
+    services = context.face_services()
 
-    challenge, invalid = store.consume(nonce, PURPOSE_LOGIN, session.hash)  # type: ignore[attr-defined]
+    challenge, invalid = context.challenges().consume(nonce, PURPOSE_LOGIN, context.browser_session().hash)
     if challenge is None:
         _record(audit.FAILURE, invalid, user=None, claimed="")
         return Outcome(400, {"ok": False, "error": "challenge_invalid", "message": CHALLENGE_EXPIRED})
     claimed = challenge.username
-    failures = _failure_log()
+    failures = context.failure_log()
     verdict = failures.verdict(claimed, _client_address())
     if verdict.throttled:
         return _throttled(verdict, claimed)
 
-    user = db().scalar(select(User).where(User.username_key == normalize_username(claimed)))
+    user = context.find_user(db(), claimed)
     details: dict[str, Any] = {}
     frames: list[bytes] = []
     frame_times: list[int] = []

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from auth_web import audit
+from auth_web import audit, context
 from auth_web.auth_helpers import login_required
 from auth_web.forms import ActionForm
-from auth_web.sessions import RedisSessionInterface
 from auth_web.user_agents import describe_user_agent
 
 bp = Blueprint("account", __name__)
-
-
-def _sessions() -> RedisSessionInterface:
-    return current_app.session_interface  # type: ignore[return-value]
 
 
 @bp.get("/account")
 @login_required
 def dashboard() -> str:
     user = g.user
-    sessions = _sessions().list_user_sessions(user.id)
-    current_hash = session.hash  # type: ignore[attr-defined]
+    sessions = context.sessions().list_user_sessions(user.id)
+    current_hash = context.browser_session().hash
     for item in sessions:
         item["current"] = item["hash"] == current_hash
         item["browser"] = describe_user_agent(item["agent"])
@@ -35,9 +30,9 @@ def dashboard() -> str:
 def revoke_session(handle: str) -> Response:
     if not ActionForm().validate_on_submit():
         abort(400)
-    if handle == session.hash[:24]:  # type: ignore[attr-defined]
+    if handle == context.browser_session().hash[:24]:
         flash("To end this session, sign out.", "info")
-    elif _sessions().revoke(g.user.id, handle):
+    elif context.sessions().revoke(g.user.id, handle):
         audit.record("session_revoke", audit.SUCCESS, "OK", user_id=g.user.id, claimed_username=g.user.username)
         flash("The session is ended.", "success")
     else:

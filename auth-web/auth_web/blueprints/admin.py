@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from auth_web import audit, redis_store, throttle
+from auth_web import audit, context
 from auth_web.accounts import normalize_username
 from auth_web.auth_helpers import admin_required
 from auth_web.db import db
@@ -85,7 +85,7 @@ def disable(user_id: int) -> Response:
     user = _target(user_id)
     user.status = STATUS_DISABLED
     db().commit()
-    ended = current_app.session_interface.end_all(user.id)  # type: ignore[attr-defined]
+    ended = context.sessions().end_all(user.id)
     audit.record(
         "admin_disable",
         audit.SUCCESS,
@@ -105,7 +105,7 @@ def enable(user_id: int) -> Response:
     user.status = STATUS_ACTIVE
     db().commit()
     # Failed logins for the name are forgotten too (every address's delays and locks for it).
-    throttle.failure_log(redis_store.client(), current_app.config["FACEAUTH_SETTINGS"]).forget_username(user.username)
+    context.failure_log().forget_username(user.username)
     audit.record("admin_enable", audit.SUCCESS, "OK", user_id=user.id, claimed_username=user.username)
     flash(f"{user.username} is enabled.", "success")
     return redirect(request.referrer or url_for("admin.users"))
@@ -117,7 +117,7 @@ def delete(user_id: int) -> Response:
     user = _target(user_id)
     username, template_count = user.username, len(user.templates)
     # Sessions first: a deleted user must not stay signed in anywhere.
-    ended = current_app.session_interface.end_all(user.id)  # type: ignore[attr-defined]
+    ended = context.sessions().end_all(user.id)
     db().delete(user)  # templates go with it (ON DELETE CASCADE + ORM cascade)
     db().commit()
     audit.record(

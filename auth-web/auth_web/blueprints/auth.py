@@ -5,24 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import unquote, urljoin, urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from auth_web import audit
+from auth_web import audit, context
 from auth_web.accounts import ValidationError, hash_password, normalize_username, validate_password, validate_username
 from auth_web.auth_helpers import sign_in, sign_out
-from auth_web.config import Settings
 from auth_web.db import db
 from auth_web.forms import ActionForm, RegisterForm
 from auth_web.models import User
 
 bp = Blueprint("auth", __name__)
-
-
-def _settings() -> Settings:
-    return current_app.config["FACEAUTH_SETTINGS"]
 
 
 @bp.get("/")
@@ -68,13 +62,16 @@ def login() -> str | Response:
     if g.get("user") is not None:
         return redirect(url_for("account.dashboard"))
     return render_template(
-        "login.html", capture=_settings().capture, form=ActionForm(), next_url=safe_next(request.args.get("next"))
+        "login.html",
+        capture=context.settings().capture,
+        form=ActionForm(),
+        next_url=safe_next(request.args.get("next")),
     )
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> str | Response:
-    settings = _settings()
+    settings = context.settings()
     if not settings.allow_registration:
         return render_template(
             "error.html", status=403, title="Registration is closed", message="Ask your administrator for an account."
@@ -107,13 +104,12 @@ def register() -> str | Response:
 
 def _create_user(username: str, password: str) -> User | None:
     session = db()
-    key = normalize_username(username)
-    if session.scalar(select(User.id).where(User.username_key == key)) is not None:
+    if context.find_user(session, username) is not None:
         return None
     # The new account is signed in straight away (register() below), which is its first sign-in.
     user = User(
         username=username,
-        username_key=key,
+        username_key=normalize_username(username),
         password_hash=hash_password(password),
         last_login_at=dt.datetime.now(dt.UTC),
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from auth_web import enrollment
+from auth_web import context, enrollment
 from auth_web.auth_helpers import login_required
 from auth_web.forms import ActionForm
 
@@ -15,8 +15,9 @@ bp = Blueprint("enroll", __name__)
 @bp.get("/enroll")
 @login_required
 def enroll_page() -> str:
-    settings = current_app.config["FACEAUTH_SETTINGS"]
-    return render_template("enroll.html", capture=settings.capture, form=ActionForm(), templates=len(g.user.templates))
+    return render_template(
+        "enroll.html", capture=context.settings().capture, form=ActionForm(), templates=len(g.user.templates)
+    )
 
 
 @bp.post("/enroll/delete")

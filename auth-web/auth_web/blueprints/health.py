@@ -11,9 +11,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth_web import db, redis_store
+from auth_web import context
 from auth_web.extensions import csrf
-from auth_web.face_services import LIVENESS, RECOGNITION, FaceServices
+from auth_web.face_services import LIVENESS, RECOGNITION
 
 bp = Blueprint("health", __name__)
 csrf.exempt(bp)
@@ -26,7 +26,7 @@ def healthz() -> Response:
 
 def _database_ok() -> bool:
     try:
-        with db.engine().connect() as connection:
+        with context.engine().connect() as connection:
             connection.execute(text("SELECT 1"))
         return True
     except SQLAlchemyError:
@@ -35,14 +35,14 @@ def _database_ok() -> bool:
 
 def _redis_ok() -> bool:
     try:
-        return bool(redis_store.client().ping())
+        return bool(context.redis().ping())
     except Exception:  # any failure to answer means not ready
         return False
 
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    services: FaceServices = current_app.extensions["faceauth_services"]
+    services = context.face_services()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def in_app(check):  # type: ignore[no-untyped-def]
@@ -63,7 +63,7 @@ def readyz() -> Response:
         futures = {name: pool.submit(check) for name, check in checks.items()}
         results = {name: "ok" if future.result() else "unavailable" for name, future in futures.items()}
     ready = all(state == "ok" for state in results.values())
-    if request.remote_addr in current_app.extensions["faceauth_internal_addresses"]:
+    if request.remote_addr in context.internal_addresses():
         # Loopback (the container health checks) and AUTH_INTERNAL_ADDRESSES: which dependency is missing.
         response = jsonify({"ok": ready, "status": "ready" if ready else "unavailable", "checks": results})
     else:
