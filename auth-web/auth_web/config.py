@@ -89,7 +89,6 @@ class Settings:
     enroll_min_faces: int = 3
     enroll_min_quality: float = 0.3
     enroll_max_templates: int = 5
-    enroll_max_spread: float = 0.6
     # Sessions
     session_idle_seconds: int = 1800
     session_absolute_seconds: int = 43200
@@ -204,7 +203,6 @@ class Settings:
             enroll_min_faces=env_int("AUTH_ENROLL_MIN_FACES", 3, env, minimum=1, maximum=max_frames),
             enroll_min_quality=env_float("AUTH_ENROLL_MIN_QUALITY", 0.3, env, minimum=0.0, maximum=1.0),
             enroll_max_templates=env_int("AUTH_ENROLL_MAX_TEMPLATES", 5, env, minimum=1, maximum=64),
-            enroll_max_spread=env_float("AUTH_ENROLL_MAX_SPREAD", 0.6, env, minimum=0.0),
             session_idle_seconds=env_int("AUTH_SESSION_IDLE_SECONDS", 1800, env, minimum=30),
             session_absolute_seconds=env_int("AUTH_SESSION_ABSOLUTE_SECONDS", 43200, env, minimum=60),
             session_cookie_name=env_str("AUTH_SESSION_COOKIE_NAME", cls.session_cookie_name, env),

@@ -9,8 +9,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from faceauth.liveness.v1 import liveness_pb2
 from faceauth.recognition.v1 import recognition_pb2
 
@@ -53,8 +51,11 @@ class Decision:
     details: dict = field(default_factory=dict)
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) and value >= 0 else None
+def _live_score(check: liveness_pb2.CheckResponse) -> float | None:
+    """The capture's passive score; None when the service did not compute one (the field is unset)."""
+    if not check.HasField("live_score") or not math.isfinite(check.live_score):
+        return None
+    return float(check.live_score)
 
 
 def liveness_passed(check: liveness_pb2.CheckResponse, challenge_length: int) -> str | None:
@@ -83,9 +84,9 @@ def decide_login(
 
     Liveness is reported first: a spoof is the more important fact for the audit log than a non-match.
     """
-    distances = [frame.distance for frame in verify.frames if frame.distance >= 0]
+    distances = [frame.distance for frame in verify.frames if frame.HasField("distance")]
     scores = {
-        "live_score": _finite_or_none(check.live_score),
+        "live_score": _live_score(check),
         "match_distance": float(min(distances)) if distances else None,
         "matched_frames": int(verify.matched_frames),
     }
@@ -94,7 +95,9 @@ def decide_login(
         "liveness_failed_checks": [liveness_reason_code(r) for r in check.failed_checks],
         "actions_performed": [bool(a.performed) for a in check.actions],
         "verify_reason": verify_reason_code(verify.reason),
-        "frame_distances": [round(float(frame.distance), 3) for frame in verify.frames],
+        "frame_distances": [
+            round(float(frame.distance), 3) if frame.HasField("distance") else None for frame in verify.frames
+        ],
         "min_matched_frames_service": int(verify.min_matched_frames),
         "threshold": round(float(verify.threshold), 4),
         "max_intra_capture_distance": round(float(verify.max_intra_capture_distance), 4),
@@ -141,9 +144,12 @@ def decide_enrollment(
     min_faces: int,
     min_quality: float,
     max_templates: int,
-    max_spread: float,
 ) -> EnrollmentDecision:
-    """Live capture AND at least ``min_faces`` good-quality faces of one person → the best ``max_templates``."""
+    """Live capture AND at least ``min_faces`` good-quality faces of one person → the best ``max_templates``.
+
+    Whether the faces are one person is recognition's answer (``same_person``, judged with its
+    RECOGNITION_MAX_INTRA_DISTANCE, the threshold login's same-face check uses too).
+    """
     usable = [
         face
         for face in encoded.faces
@@ -155,16 +161,15 @@ def decide_enrollment(
         "usable_faces": len(usable),
         "liveness_reason": liveness_reason_code(check.reason),
     }
-    live_score = _finite_or_none(check.live_score)
+    live_score = _live_score(check)
     failure = liveness_passed(check, challenge_length)
     if failure is not None:
         return EnrollmentDecision(False, failure, [], encoded.model_version, live_score, details)
     if len(usable) < min_faces:
         return EnrollmentDecision(False, ENROLL_TOO_FEW_FACES, [], encoded.model_version, live_score, details)
-    vectors = np.asarray([list(face.embedding) for face in usable], dtype=np.float64)
-    spread = float(np.max(np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)))
-    details["max_spread"] = round(spread, 4)
-    if spread > max_spread:
+    if encoded.HasField("max_intra_capture_distance"):
+        details["max_intra_capture_distance"] = round(float(encoded.max_intra_capture_distance), 4)
+    if not encoded.same_person:
         return EnrollmentDecision(False, ENROLL_INCONSISTENT_IDENTITY, [], encoded.model_version, live_score, details)
     best = sorted(usable, key=lambda face: face.quality, reverse=True)[:max_templates]
     templates = [EnrollmentTemplate(list(face.embedding), float(face.quality)) for face in best]

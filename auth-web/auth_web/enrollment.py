@@ -74,7 +74,6 @@ def enroll(nonce: str, files: list, frame_times_raw: str | None) -> Outcome:
         min_faces=config.enroll_min_faces,
         min_quality=config.enroll_min_quality,
         max_templates=config.enroll_max_templates,
-        max_spread=config.enroll_max_spread,
     )
     if not result.accepted:
         record(audit.FAILURE, result.reason, live_score=result.live_score, details=result.details)

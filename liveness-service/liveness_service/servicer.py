@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import grpc
 
+from faceauth.common.v1 import geometry_pb2
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from faceauth_common.imaging import ImageError, decode_frames
@@ -67,38 +67,35 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):
         return to_response(verdict)
 
 
-def _nan_if_none(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
 def to_response(verdict: Verdict) -> liveness_pb2.CheckResponse:
+    """Measurements that were not computed stay unset (``HasField`` is false), never a sentinel value."""
     response = liveness_pb2.CheckResponse(
         live=verdict.live,
         reason=_reason(verdict.reason),
         failed_checks=[_reason(name) for name in verdict.failed_checks],
-        live_score=-1.0 if verdict.live_score is None else verdict.live_score,
+        live_score=verdict.live_score,
         live_threshold=verdict.live_threshold,
         model_version=verdict.model_version,
     )
     for frame in verdict.frames:
         diagnostics = response.frames.add(
             face_count=frame.face_count,
-            live_score=-1.0 if frame.live_score is None else frame.live_score,
-            eye_aspect_ratio=-1.0 if frame.eye_aspect_ratio is None else frame.eye_aspect_ratio,
-            yaw_degrees=_nan_if_none(frame.yaw_degrees),
-            difference_to_previous=-1.0 if frame.difference_to_previous is None else frame.difference_to_previous,
-            colour_change_to_previous=-1.0
-            if frame.colour_change_to_previous is None
-            else frame.colour_change_to_previous,
+            live_score=frame.live_score,
+            eye_aspect_ratio=frame.eye_aspect_ratio,
+            yaw_degrees=frame.yaw_degrees,
+            difference_to_previous=frame.difference_to_previous,
+            colour_change_to_previous=frame.colour_change_to_previous,
         )
         if frame.box is not None:
             diagnostics.box.CopyFrom(
-                liveness_pb2.BoundingBox(
+                geometry_pb2.BoundingBox(
                     left=frame.box.left, top=frame.box.top, right=frame.box.right, bottom=frame.box.bottom
                 )
             )
     for outcome in verdict.actions:
         response.actions.add(
-            action=_ACTION_VALUES[outcome.action], performed=outcome.performed, frame_index=outcome.frame_index
+            action=_ACTION_VALUES[outcome.action],
+            performed=outcome.performed,
+            frame_index=outcome.frame_index if outcome.performed else None,
         )
     return response

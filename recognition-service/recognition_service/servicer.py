@@ -7,6 +7,7 @@ import logging
 import grpc
 import numpy as np
 
+from faceauth.common.v1 import geometry_pb2
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from faceauth_common.imaging import ImageError, decode_frames
@@ -20,7 +21,7 @@ from recognition_service.engine import (
     FaceStatus,
     Observation,
 )
-from recognition_service.verify import VerifyReason, parse_templates, verify
+from recognition_service.verify import FrameResult, VerifyReason, parse_templates, same_person, verify
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,29 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
                 observations.append(engine.encode(image, self._settings.encode_detection, self._settings.quality))
         except DeadlineExceeded:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while encoding")
+        identity = same_person(
+            [o.embedding for o in observations if o.status is FaceStatus.OK and o.embedding is not None],
+            self._settings.match,
+        )
         log.info(
             "encoded",
-            extra={"fields": {"images": len(images), "statuses": [o.status.value for o in observations]}},
+            extra={
+                "fields": {
+                    "images": len(images),
+                    "statuses": [o.status.value for o in observations],
+                    "same_person": identity.same_person,
+                }
+            },
         )
-        return recognition_pb2.EncodeResponse(
-            faces=[_observation(o, with_embedding=True) for o in observations], model_version=MODEL_VERSION
+        response = recognition_pb2.EncodeResponse(
+            faces=[_observation(o, with_embedding=True) for o in observations],
+            model_version=MODEL_VERSION,
+            same_person=identity.same_person,
+            max_intra_distance=self._settings.match.max_intra_distance,
         )
+        if identity.max_intra_distance is not None:
+            response.max_intra_capture_distance = identity.max_intra_distance
+        return response
 
     def Verify(
         self, request: recognition_pb2.VerifyRequest, context: grpc.ServicerContext
@@ -94,15 +111,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
         return recognition_pb2.VerifyResponse(
             match=result.match,
             reason=_VERIFY_REASON[result.reason],
-            frames=[
-                recognition_pb2.FrameMatch(
-                    face=_observation(frame.observation, with_embedding=False),
-                    distance=frame.distance,
-                    matched=frame.matched,
-                    compared=frame.compared,
-                )
-                for frame in result.frames
-            ],
+            frames=[_frame_match(frame) for frame in result.frames],
             matched_frames=result.matched_frames,
             compared_frames=result.compared_frames,
             threshold=settings.match.threshold,
@@ -133,6 +142,15 @@ def _deadline_check(context: grpc.ServicerContext) -> DeadlineCheck:
     return check
 
 
+def _frame_match(frame: FrameResult) -> recognition_pb2.FrameMatch:
+    message = recognition_pb2.FrameMatch(
+        face=_observation(frame.observation, with_embedding=False), matched=frame.matched, compared=frame.compared
+    )
+    if frame.distance is not None:
+        message.distance = frame.distance
+    return message
+
+
 def _observation(observation: Observation, *, with_embedding: bool) -> recognition_pb2.FaceObservation:
     message = recognition_pb2.FaceObservation(
         status=_FACE_STATUS[observation.status],
@@ -143,9 +161,7 @@ def _observation(observation: Observation, *, with_embedding: bool) -> recogniti
     )
     if observation.box is not None:
         box = observation.box
-        message.box.CopyFrom(
-            recognition_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
-        )
+        message.box.CopyFrom(geometry_pb2.BoundingBox(left=box.left, top=box.top, right=box.right, bottom=box.bottom))
     if with_embedding and observation.embedding is not None and observation.status is FaceStatus.OK:
         message.embedding.extend(observation.embedding.tolist())
     return message

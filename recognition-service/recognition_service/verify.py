@@ -46,7 +46,7 @@ class MatchSettings:
 @dataclass
 class FrameResult:
     observation: Observation
-    distance: float = -1.0  # to the closest template; -1 when not compared
+    distance: float | None = None  # to the closest template; None when not compared
     matched: bool = False
     compared: bool = False
 
@@ -173,6 +173,24 @@ def verify(
     else:
         reason = VerifyReason.NO_MATCH
     return VerifyResult(reason is VerifyReason.MATCH, reason, frames, matched, compared, max_intra)
+
+
+@dataclass(frozen=True)
+class SamePerson:
+    """Whether some embeddings can all be one person (the enrollment check)."""
+
+    same_person: bool
+    max_intra_distance: float | None  # largest pairwise distance; None with fewer than two embeddings
+
+
+def same_person(embeddings: Sequence[np.ndarray], match: MatchSettings) -> SamePerson:
+    """One person when no two embeddings are further apart than ``match.max_intra_distance`` (the same
+    threshold as Verify's INCONSISTENT_IDENTITY, so enrollment and login agree on what one person is)."""
+    if len(embeddings) < 2:
+        return SamePerson(True, None)
+    vectors = np.asarray(embeddings, dtype=np.float64)
+    largest = float(np.max(np.linalg.norm(vectors[:, None, :] - vectors[None, :, :], axis=-1)))
+    return SamePerson(largest <= match.max_intra_distance, largest)
 
 
 def parse_templates(vectors: Sequence[Sequence[float]], max_templates: int) -> np.ndarray:

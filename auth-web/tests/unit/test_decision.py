@@ -53,6 +53,16 @@ def test_live_and_matching_capture_is_accepted_with_scores() -> None:
     assert decision.matched_frames == 8
 
 
+def test_unset_measurements_are_not_read_as_values() -> None:
+    # An uncompared frame has no distance (not 0.0, which would be a perfect match); no passive score is None.
+    frames = [rc.FrameMatch(matched=False), rc.FrameMatch(distance=0.4, matched=True, compared=True)]
+    check = live()
+    check.ClearField("live_score")
+    decision = decide(check, match(frames=frames))
+    assert decision.match_distance == pytest.approx(0.4) and decision.live_score is None
+    assert decision.details["frame_distances"] == [None, 0.4]
+
+
 @pytest.mark.parametrize(
     ("reason", "code"),
     [
@@ -74,7 +84,7 @@ def test_contradictory_liveness_answers_refuse() -> None:
 
 
 def test_an_action_not_reported_performed_refuses() -> None:
-    not_done = [lv.ActionResult(action=lv.ACTION_BLINK, performed=False, frame_index=-1)]
+    not_done = [lv.ActionResult(action=lv.ACTION_BLINK, performed=False)]
     assert decide(live(actions=not_done), match()).reason == "LIVENESS_CHALLENGE_NOT_MET"
     # The service must report one result per requested action.
     assert decide(live(actions=[]), match()).reason == "LIVENESS_CHALLENGE_NOT_MET"
@@ -116,13 +126,13 @@ def test_liveness_is_reported_before_recognition() -> None:
     assert decision.details["verify_reason"] == "VERIFY_NO_MATCH"
 
 
-def _faces(vectors: list[np.ndarray], quality: float = 0.9) -> rc.EncodeResponse:
+def _faces(vectors: list[np.ndarray], quality: float = 0.9, same_person: bool = True) -> rc.EncodeResponse:
     faces = [rc.FaceObservation(status=rc.FACE_STATUS_OK, quality=quality, embedding=v.tolist()) for v in vectors]
-    return rc.EncodeResponse(faces=faces, model_version=MODEL)
+    return rc.EncodeResponse(faces=faces, model_version=MODEL, same_person=same_person, max_intra_distance=0.55)
 
 
 def enroll(check: lv.CheckResponse, encoded: rc.EncodeResponse, **kw):  # type: ignore[no-untyped-def]
-    options = {"challenge_length": 1, "min_faces": 3, "min_quality": 0.3, "max_templates": 2, "max_spread": 0.6}
+    options = {"challenge_length": 1, "min_faces": 3, "min_quality": 0.3, "max_templates": 2}
     options.update(kw)
     return decide_enrollment(check, encoded, **options)
 
@@ -159,5 +169,9 @@ def test_enrollment_needs_enough_good_faces() -> None:
 def test_enrollment_refuses_two_people() -> None:
     rng = np.random.default_rng(4)
     person_a, person_b = rng.normal(size=128) * 0.1, rng.normal(size=128) * 0.1
-    result = enroll(live(), _faces([person_a, person_a, person_b, person_b]))
+    # Recognition judges whether the faces are one person (its RECOGNITION_MAX_INTRA_DISTANCE).
+    encoded = _faces([person_a, person_a, person_b, person_b], same_person=False)
+    encoded.max_intra_capture_distance = 1.2
+    result = enroll(live(), encoded)
     assert not result.accepted and result.reason == "ENROLL_INCONSISTENT_IDENTITY"
+    assert result.details["max_intra_capture_distance"] == pytest.approx(1.2)

@@ -53,8 +53,12 @@ def test_d9_blink_capture_is_live_with_diagnostics(server, d9_capture):
     assert len(response.frames) == 10
     assert all(f.face_count == 1 and f.box.right > f.box.left for f in response.frames)
     assert all(0.0 <= f.live_score <= 1.0 and f.eye_aspect_ratio > 0 for f in response.frames)
-    assert response.frames[0].difference_to_previous < 0 and response.frames[1].difference_to_previous > 0
-    assert response.live_score >= response.live_threshold > 0
+    assert all(f.HasField("live_score") and f.HasField("yaw_degrees") for f in response.frames)
+    # The first frame has no previous one: the continuity measurements are unset, not a sentinel.
+    first, second = response.frames[0], response.frames[1]
+    assert not first.HasField("difference_to_previous") and not first.HasField("colour_change_to_previous")
+    assert second.difference_to_previous > 0 and second.HasField("colour_change_to_previous")
+    assert response.HasField("live_score") and response.live_score >= response.live_threshold > 0
     [blink] = response.actions
     assert blink.action == liveness_pb2.ACTION_BLINK and blink.performed and blink.frame_index >= 1
     assert response.model_version.startswith("minifasnet-v2")
@@ -64,7 +68,7 @@ def test_turn_left_is_not_met_and_a_still_image_is_static(server, d9_capture):
     stub, _, _ = server
     turn = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_TURN_LEFT], d9_capture.times_ms)
     assert not turn.live and turn.reason == REASON("LIVENESS_REASON_CHALLENGE_NOT_MET")
-    assert not turn.actions[0].performed and turn.actions[0].frame_index == -1
+    assert not turn.actions[0].performed and not turn.actions[0].HasField("frame_index")
     still = check(stub, [d9_capture.jpegs[0]] * 8, [], [i * 167 for i in range(8)])
     assert not still.live and still.reason == REASON("LIVENESS_REASON_STATIC_CAPTURE")
 

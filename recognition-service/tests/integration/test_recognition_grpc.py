@@ -73,6 +73,18 @@ def test_encode_gives_a_reason_per_image(stub, photo_bytes, rgb, engine, jpeg):
         pb.FACE_STATUS_OK,
     ]
     assert all(len(f.embedding) == 0 for f in response.faces[:3])
+    # One embedded face: nothing to compare, so one person.
+    assert response.same_person and not response.HasField("max_intra_capture_distance")
+
+
+def test_encode_says_whether_the_faces_are_one_person(stub, photo_bytes):
+    one = stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama2"], photo_bytes["obama3"]]), timeout=TIMEOUT)
+    assert one.same_person and 0 < one.max_intra_capture_distance <= one.max_intra_distance
+    assert one.max_intra_distance == pytest.approx(0.55)
+    mixed = stub.Encode(
+        pb.EncodeRequest(images=[photo_bytes["obama2"], photo_bytes["obama3"], photo_bytes["biden2"]]), timeout=TIMEOUT
+    )
+    assert not mixed.same_person and mixed.max_intra_capture_distance > mixed.max_intra_distance
 
 
 def test_verify_accepts_the_enrolled_person_from_other_photos(stub, enrolled, login_frames):
@@ -89,7 +101,7 @@ def test_verify_accepts_the_enrolled_person_from_other_photos(stub, enrolled, lo
         if frame.compared:
             assert frame.face.status == pb.FACE_STATUS_OK and 0 <= frame.distance <= response.threshold
         else:
-            assert frame.distance < 0
+            assert not frame.HasField("distance")
 
 
 def test_verify_rejects_another_person(stub, enrolled, login_frames):

@@ -11,9 +11,11 @@ from recognition_service.engine import EMBEDDING_SIZE, DeadlineExceeded, Detecti
 from recognition_service.quality import QualitySettings
 from recognition_service.verify import (
     MatchSettings,
+    SamePerson,
     VerifyReason,
     embedding_order,
     parse_templates,
+    same_person,
     spread_runs,
     verify,
 )
@@ -134,7 +136,15 @@ def test_login_frames_of_the_enrolled_person_match(engine, webcam_frame, embeddi
     assert result.compared_frames == MATCH.min_matched_frames
     compared = [f for f in result.frames if f.compared]
     assert all(0 <= f.distance <= MATCH.threshold and f.matched for f in compared)
-    assert all(f.distance < 0 for f in result.frames if not f.compared)
+    assert all(f.distance is None for f in result.frames if not f.compared)
+
+
+def test_same_person_is_judged_with_the_verify_threshold(embeddings):
+    assert same_person([embeddings["obama"]], MATCH) == SamePerson(True, None)
+    one = same_person([embeddings["obama"], embeddings["obama2"]], MATCH)
+    assert one.same_person and one.max_intra_distance is not None and one.max_intra_distance <= MATCH.max_intra_distance
+    mixed = same_person([embeddings["obama"], embeddings["obama2"], embeddings["biden"]], MATCH)
+    assert not mixed.same_person and mixed.max_intra_distance > MATCH.max_intra_distance
 
 
 def test_login_frames_of_another_person_do_not_match(engine, webcam_frame, embeddings):
@@ -142,7 +152,7 @@ def test_login_frames_of_another_person_do_not_match(engine, webcam_frame, embed
     result = verify(engine, frames, np.stack([embeddings["obama"], embeddings["obama2"]]), LOGIN, QUALITY, MATCH)
     assert not result.match and result.reason is VerifyReason.NO_MATCH
     assert result.matched_frames == 0
-    assert all(f.distance > MATCH.threshold for f in result.frames if f.compared)
+    assert all(f.distance is not None and f.distance > MATCH.threshold for f in result.frames if f.compared)
 
 
 def test_frames_of_two_people_fail_as_inconsistent_even_if_each_matches_a_template(engine, webcam_frame, embeddings):

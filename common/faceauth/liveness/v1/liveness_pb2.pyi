@@ -1,3 +1,4 @@
+from faceauth.common.v1 import geometry_pb2 as _geometry_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -51,18 +52,6 @@ class CheckRequest(_message.Message):
     frame_times_ms: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, frames: _Optional[_Iterable[bytes]] = ..., challenge: _Optional[_Iterable[_Union[Action, str]]] = ..., frame_times_ms: _Optional[_Iterable[int]] = ...) -> None: ...
 
-class BoundingBox(_message.Message):
-    __slots__ = ("left", "top", "right", "bottom")
-    LEFT_FIELD_NUMBER: _ClassVar[int]
-    TOP_FIELD_NUMBER: _ClassVar[int]
-    RIGHT_FIELD_NUMBER: _ClassVar[int]
-    BOTTOM_FIELD_NUMBER: _ClassVar[int]
-    left: int
-    top: int
-    right: int
-    bottom: int
-    def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., right: _Optional[int] = ..., bottom: _Optional[int] = ...) -> None: ...
-
 class FrameDiagnostics(_message.Message):
     __slots__ = ("face_count", "box", "live_score", "eye_aspect_ratio", "yaw_degrees", "difference_to_previous", "colour_change_to_previous")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -73,13 +62,13 @@ class FrameDiagnostics(_message.Message):
     DIFFERENCE_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     COLOUR_CHANGE_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     face_count: int
-    box: BoundingBox
+    box: _geometry_pb2.BoundingBox
     live_score: float
     eye_aspect_ratio: float
     yaw_degrees: float
     difference_to_previous: float
     colour_change_to_previous: float
-    def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ..., colour_change_to_previous: _Optional[float] = ...) -> None: ...
+    def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ..., colour_change_to_previous: _Optional[float] = ...) -> None: ...
 
 class ActionResult(_message.Message):
     __slots__ = ("action", "performed", "frame_index")

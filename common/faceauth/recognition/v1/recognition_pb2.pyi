@@ -1,3 +1,4 @@
+from faceauth.common.v1 import geometry_pb2 as _geometry_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -39,18 +40,6 @@ VERIFY_REASON_NO_MATCH: VerifyReason
 VERIFY_REASON_NOT_ENOUGH_FACES: VerifyReason
 VERIFY_REASON_INCONSISTENT_IDENTITY: VerifyReason
 
-class BoundingBox(_message.Message):
-    __slots__ = ("left", "top", "right", "bottom")
-    LEFT_FIELD_NUMBER: _ClassVar[int]
-    TOP_FIELD_NUMBER: _ClassVar[int]
-    RIGHT_FIELD_NUMBER: _ClassVar[int]
-    BOTTOM_FIELD_NUMBER: _ClassVar[int]
-    left: int
-    top: int
-    right: int
-    bottom: int
-    def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., right: _Optional[int] = ..., bottom: _Optional[int] = ...) -> None: ...
-
 class FaceObservation(_message.Message):
     __slots__ = ("status", "box", "detection_score", "quality", "sharpness", "brightness", "embedding")
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -61,13 +50,13 @@ class FaceObservation(_message.Message):
     BRIGHTNESS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     status: FaceStatus
-    box: BoundingBox
+    box: _geometry_pb2.BoundingBox
     detection_score: float
     quality: float
     sharpness: float
     brightness: float
     embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, status: _Optional[_Union[FaceStatus, str]] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., quality: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[FaceStatus, str]] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., quality: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
     __slots__ = ("images",)
@@ -76,12 +65,18 @@ class EncodeRequest(_message.Message):
     def __init__(self, images: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
-    __slots__ = ("faces", "model_version")
+    __slots__ = ("faces", "model_version", "max_intra_capture_distance", "same_person", "max_intra_distance")
     FACES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_INTRA_CAPTURE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    SAME_PERSON_FIELD_NUMBER: _ClassVar[int]
+    MAX_INTRA_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     faces: _containers.RepeatedCompositeFieldContainer[FaceObservation]
     model_version: str
-    def __init__(self, faces: _Optional[_Iterable[_Union[FaceObservation, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    max_intra_capture_distance: float
+    same_person: bool
+    max_intra_distance: float
+    def __init__(self, faces: _Optional[_Iterable[_Union[FaceObservation, _Mapping]]] = ..., model_version: _Optional[str] = ..., max_intra_capture_distance: _Optional[float] = ..., same_person: _Optional[bool] = ..., max_intra_distance: _Optional[float] = ...) -> None: ...
 
 class Template(_message.Message):
     __slots__ = ("embedding",)
