@@ -17,4 +17,4 @@ def load_engine(settings: Settings) -> LivenessEngine:
 
 
 def add_servicers(server: grpc.Server, slot: EngineSlot[LivenessEngine], settings: Settings) -> None:
-    liveness_pb2_grpc.add_LivenessServiceServicer_to_server(LivenessServicer(slot), server)
+    liveness_pb2_grpc.add_LivenessServiceServicer_to_server(LivenessServicer(slot, settings), server)

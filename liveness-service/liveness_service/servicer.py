@@ -11,6 +11,7 @@ from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth_common.grpc_server import EngineSlot
 from faceauth_common.imaging import ImageError, decode_frames
 from faceauth_common.metrics import metrics, observe_stage
+from liveness_service.config import Settings
 from liveness_service.verdict import Cancelled, InvalidRequest, LivenessEngine, Verdict
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ def _reason(name: str) -> int:
 
 
 class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):
-    def __init__(self, slot: EngineSlot[LivenessEngine]) -> None:
+    def __init__(self, slot: EngineSlot[LivenessEngine], settings: Settings) -> None:
         self._slot = slot
+        self._settings = settings
 
     def Check(self, request: liveness_pb2.CheckRequest, context: grpc.ServicerContext) -> liveness_pb2.CheckResponse:
         engine = self._slot.get(context)
@@ -41,7 +43,7 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):
         metrics().frames.labels(method="Check").observe(len(request.frames))
         try:
             with observe_stage("decode"):
-                images = decode_frames(list(request.frames), engine.settings.limits)
+                images = decode_frames(list(request.frames), self._settings.limits)
             verdict = engine.check(
                 images, actions, list(request.frame_times_ms), cancelled=lambda: not context.is_active()
             )

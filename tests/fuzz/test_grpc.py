@@ -88,7 +88,9 @@ def services() -> Iterator[Services]:
     server.start()
     try:
         yield Services(
-            LivenessServicer(liveness_slot), RecognitionServicer(recognition_slot, recognition_settings), address
+            LivenessServicer(liveness_slot, liveness_settings),
+            RecognitionServicer(recognition_slot, recognition_settings),
+            address,
         )
     finally:
         server.stop(grace=None)
