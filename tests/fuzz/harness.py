@@ -83,7 +83,8 @@ class StubFaceServices:
             )
             for index, _ in enumerate(frames)
         ]
-        return self._check(frames, actions), recognition_pb2.EncodeResponse(faces=faces, model_version=MODEL_VERSION)
+        encoded = recognition_pb2.EncodeResponse(faces=faces, model_version=MODEL_VERSION, same_person=True)
+        return self._check(frames, actions), encoded
 
     def serving(self, service: str) -> bool:
         return True
