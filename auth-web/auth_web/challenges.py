@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import redis
 
-PURPOSE_LOGIN = "login"
-PURPOSE_ENROLL = "enroll"
+from auth_web import reasons
+
+# A challenge's purpose is the audit event of the step it is for.
+PURPOSE_LOGIN = reasons.LOGIN
+PURPOSE_ENROLL = reasons.ENROLL
 
 
 @dataclass(frozen=True)
@@ -61,19 +64,19 @@ class ChallengeStore:
     def consume(self, nonce: str, purpose: str, session_hash: str) -> tuple[Challenge | None, str]:
         """Take the challenge out of Redis (a second use finds nothing).
 
-        Returns (challenge, "") or (None, reason) with reason "CHALLENGE_INVALID" (unknown, used, expired or for
-        another purpose) or "CHALLENGE_SESSION_MISMATCH" (issued to another browser session).
+        Returns (challenge, "") or (None, reason) with reason ``CHALLENGE_INVALID`` (unknown, used, expired or for
+        another purpose) or ``CHALLENGE_MISMATCH`` (issued to another browser session).
         """
         if not nonce or len(nonce) > 64:
-            return None, "CHALLENGE_INVALID"
+            return None, reasons.CHALLENGE_INVALID
         raw = self.client.getdel(self.prefix + nonce)
         if raw is None:
-            return None, "CHALLENGE_INVALID"
+            return None, reasons.CHALLENGE_INVALID
         payload = json.loads(raw)
         if payload.get("purpose") != purpose:
-            return None, "CHALLENGE_INVALID"
+            return None, reasons.CHALLENGE_INVALID
         if not hmac.compare_digest(str(payload.get("session_hash", "")), session_hash):
-            return None, "CHALLENGE_SESSION_MISMATCH"
+            return None, reasons.CHALLENGE_MISMATCH
         challenge = Challenge(
             nonce,
             payload["purpose"],

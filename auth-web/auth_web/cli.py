@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from auth_web import audit, reasons
 from auth_web.accounts import (
     ValidationError,
     hash_password,
@@ -29,7 +30,7 @@ from auth_web.accounts import (
 from auth_web.config import Settings
 from auth_web.context import find_user
 from auth_web.db import make_engine
-from auth_web.models import ROLE_ADMIN, AuditEvent, FaceTemplate, User, pack_embedding
+from auth_web.models import ROLE_ADMIN, FaceTemplate, User, pack_embedding
 from auth_web.template_crypto import TemplateDecryptionError, generate_key, key_id_for, parse_key
 from faceauth_common.logs import configure_logging
 from faceauth_common.settings import SettingsError
@@ -61,17 +62,17 @@ def _read_password(args: argparse.Namespace, username: str, settings: Settings) 
         raise CommandError(str(error)) from None
 
 
-def _audit(session: Session, event: str, reason: str, user: User | None, details: dict[str, Any] | None = None) -> None:
-    session.add(
-        AuditEvent(
-            event=event,
-            result="success",
-            reason=reason,
-            user_id=user.id if user is not None else None,
-            claimed_username=user.username if user is not None else None,
-            client_address="cli",
-            details=details,
-        )
+def _audit(session: Session, event: str, user: User | None, details: dict[str, Any] | None = None) -> None:
+    """An operator's change, audited like the web tier's (row, log line, metric), in the command's transaction."""
+    audit.record(
+        event,
+        reasons.SUCCESS,
+        reasons.OK,
+        user_id=user.id if user is not None else None,
+        claimed_username=user.username if user is not None else None,
+        details=details,
+        db_session=session,
+        client_address="cli",
     )
 
 
@@ -92,7 +93,7 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> str:
         user.status = "active"
         user.password_hash = hash_password(password)
         session.flush()
-        _audit(session, "admin_create", "OK", user)
+        _audit(session, reasons.ADMIN_CREATE, user)
         session.commit()
     return f"admin {username!r} is ready; sign in and enroll a face at /enroll"
 
@@ -104,7 +105,7 @@ def set_password(settings: Settings, args: argparse.Namespace) -> str:
             raise CommandError(f"no user {args.username!r}")
         username = user.username
         user.password_hash = hash_password(_read_password(args, username, settings))
-        _audit(session, "password_set", "OK", user)
+        _audit(session, reasons.PASSWORD_SET, user)
         session.commit()
     return f"password of {username!r} is set" + _forget_failed_logins(settings, username)
 
@@ -199,7 +200,7 @@ def import_templates(settings: Settings, args: argparse.Namespace) -> str:
                     )
                 )
             counts["templates"] += len(templates)
-            _audit(session, "import_templates", "OK", user, {"templates": len(templates)})
+            _audit(session, reasons.IMPORT_TEMPLATES, user, {"templates": len(templates)})
         session.commit()
     return (
         f"imported {counts['templates']} templates: {counts['created']} users created (no password; "
@@ -254,7 +255,7 @@ def reencrypt_templates(settings: Settings, args: argparse.Namespace) -> str:
             session.expunge_all()
             batches += 1
         if reencrypted:
-            _audit(session, "templates_reencrypt", "OK", None, {"templates": reencrypted, "key_id": current})
+            _audit(session, reasons.TEMPLATES_REENCRYPT, None, {"templates": reencrypted, "key_id": current})
             session.commit()
         left = session.scalar(select(func.count()).where(FaceTemplate.key_id != current)) or 0
     report = (

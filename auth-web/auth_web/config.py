@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from auth_web.actions import NAMES as ACTION_NAMES
 from auth_web.proxies import parse_address_list
 from auth_web.template_crypto import TemplateCipher, TemplateKeyError, cipher_from_env, development_cipher
 from faceauth_common.settings import (
@@ -23,7 +24,6 @@ from faceauth_common.tls import GrpcSecurity
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 (refused in production)
 MIN_PRODUCTION_SECRET_LENGTH = 32
 
-CHALLENGE_ACTION_NAMES = ("BLINK", "TURN_LEFT", "TURN_RIGHT")
 LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
 FACTORS = ("password+face", "face")
 
@@ -75,7 +75,7 @@ class Settings:
     log_level: str = "INFO"
     # Login policy
     factors: str = "password+face"
-    challenge_actions: tuple[str, ...] = CHALLENGE_ACTION_NAMES
+    challenge_actions: tuple[str, ...] = ACTION_NAMES
     challenge_length: int = 1
     challenge_ttl_seconds: int = 60
     min_matched_frames: int = 2
@@ -142,12 +142,10 @@ class Settings:
             template_cipher = cipher_from_env(env, allow_development_key=mode != "production")
         except TemplateKeyError as error:
             raise SettingsError(str(error)) from None
-        actions = tuple(a.upper() for a in env_list("AUTH_CHALLENGE_ACTIONS", CHALLENGE_ACTION_NAMES, env))
-        unknown = [a for a in actions if a not in CHALLENGE_ACTION_NAMES]
+        actions = tuple(a.upper() for a in env_list("AUTH_CHALLENGE_ACTIONS", ACTION_NAMES, env))
+        unknown = [a for a in actions if a not in ACTION_NAMES]
         if unknown or not actions:
-            raise SettingsError(
-                f"AUTH_CHALLENGE_ACTIONS must be a list of {list(CHALLENGE_ACTION_NAMES)}, got {actions}"
-            )
+            raise SettingsError(f"AUTH_CHALLENGE_ACTIONS must be a list of {list(ACTION_NAMES)}, got {actions}")
         max_frames = env_int("AUTH_MAX_FRAMES", 16, env, minimum=1, maximum=32)
         capture = CaptureSettings(
             frames=env_int("AUTH_CAPTURE_FRAMES", CaptureSettings.frames, env, minimum=1, maximum=max_frames),

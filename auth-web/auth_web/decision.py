@@ -1,6 +1,6 @@
 """The login and enrollment decisions, from the two services' answers. Plain functions, no I/O.
 
-The browser only ever learns accepted/refused; the reason code goes to the audit log.
+The browser only ever learns accepted/refused; the reason code (``reasons.py``) goes to the audit log.
 """
 
 from __future__ import annotations
@@ -9,25 +9,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from auth_web import reasons
 from faceauth.liveness.v1 import liveness_pb2
 from faceauth.recognition.v1 import recognition_pb2
-
-# Reason codes recorded in the audit log (result "failure" unless noted).
-OK = "OK"
-BAD_PASSWORD = "BAD_PASSWORD"  # noqa: S105 (a reason code)
-NO_PASSWORD_SET = "NO_PASSWORD_SET"  # noqa: S105 (a reason code)
-UNKNOWN_USER = "UNKNOWN_USER"
-DISABLED = "DISABLED"
-LOCKED = "LOCKED"
-NO_TEMPLATES = "NO_TEMPLATES"
-TEMPLATES_OUTDATED = "TEMPLATES_OUTDATED"
-CHALLENGE_INVALID = "CHALLENGE_INVALID"
-CHALLENGE_MISMATCH = "CHALLENGE_SESSION_MISMATCH"
-RATE_LIMITED = "RATE_LIMITED"
-BAD_CAPTURE = "BAD_CAPTURE"
-SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
-ENROLL_TOO_FEW_FACES = "ENROLL_TOO_FEW_FACES"
-ENROLL_INCONSISTENT_IDENTITY = "ENROLL_INCONSISTENT_IDENTITY"
 
 
 def liveness_reason_code(reason: int) -> str:
@@ -66,7 +50,7 @@ def liveness_passed(check: liveness_pb2.CheckResponse, challenge_length: int) ->
     """
     if not check.live or check.reason != liveness_pb2.LIVENESS_REASON_LIVE:
         reason = check.reason if check.reason != liveness_pb2.LIVENESS_REASON_LIVE else 0
-        return liveness_reason_code(reason) if reason else "LIVENESS_UNSPECIFIED"
+        return liveness_reason_code(reason) if reason else reasons.LIVENESS_UNSPECIFIED
     if len(check.actions) != challenge_length or not all(action.performed for action in check.actions):
         return liveness_reason_code(liveness_pb2.LIVENESS_REASON_CHALLENGE_NOT_MET)
     return None
@@ -108,16 +92,16 @@ def decide_login(
     if liveness_failure is not None:
         return Decision(False, liveness_failure, details=details, **scores)
     if any(version != verify.model_version for version in template_model_versions):
-        return Decision(False, TEMPLATES_OUTDATED, details=details, **scores)
+        return Decision(False, reasons.TEMPLATES_OUTDATED, details=details, **scores)
     if not verify.match or verify.reason != recognition_pb2.VERIFY_REASON_MATCH:
         reason = verify.reason if verify.reason != recognition_pb2.VERIFY_REASON_MATCH else 0
         return Decision(
-            False, verify_reason_code(reason) if reason else "VERIFY_UNSPECIFIED", details=details, **scores
+            False, verify_reason_code(reason) if reason else reasons.VERIFY_UNSPECIFIED, details=details, **scores
         )
     # Our own floor, independent of the service's configuration.
     if verify.matched_frames < min_matched_frames:
         return Decision(False, verify_reason_code(recognition_pb2.VERIFY_REASON_NO_MATCH), details=details, **scores)
-    return Decision(True, OK, details=details, **scores)
+    return Decision(True, reasons.OK, details=details, **scores)
 
 
 @dataclass(frozen=True)
@@ -166,11 +150,13 @@ def decide_enrollment(
     if failure is not None:
         return EnrollmentDecision(False, failure, [], encoded.model_version, live_score, details)
     if len(usable) < min_faces:
-        return EnrollmentDecision(False, ENROLL_TOO_FEW_FACES, [], encoded.model_version, live_score, details)
+        return EnrollmentDecision(False, reasons.ENROLL_TOO_FEW_FACES, [], encoded.model_version, live_score, details)
     if encoded.HasField("max_intra_capture_distance"):
         details["max_intra_capture_distance"] = round(float(encoded.max_intra_capture_distance), 4)
     if not encoded.same_person:
-        return EnrollmentDecision(False, ENROLL_INCONSISTENT_IDENTITY, [], encoded.model_version, live_score, details)
+        return EnrollmentDecision(
+            False, reasons.ENROLL_INCONSISTENT_IDENTITY, [], encoded.model_version, live_score, details
+        )
     best = sorted(usable, key=lambda face: face.quality, reverse=True)[:max_templates]
     templates = [EnrollmentTemplate(list(face.embedding), float(face.quality)) for face in best]
-    return EnrollmentDecision(True, OK, templates, encoded.model_version, live_score, details)
+    return EnrollmentDecision(True, reasons.OK, templates, encoded.model_version, live_score, details)

@@ -11,7 +11,7 @@ from flask_limiter import HeaderNames, Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from auth_web import context
+from auth_web import context, reasons
 from auth_web import metrics as auth_metrics
 from auth_web.accounts import normalize_username
 from auth_web.config import Settings
@@ -49,9 +49,9 @@ def _on_breach(limit: RequestLimit) -> None:
         payload = request.get_json(silent=True)
         claimed = payload.get("username") if isinstance(payload, dict) else None
     audit.record(
-        "rate_limit",
-        audit.FAILURE,
-        "RATE_LIMITED",
+        reasons.RATE_LIMIT,
+        reasons.FAILURE,
+        reasons.RATE_LIMITED,
         claimed_username=str(claimed) if claimed else None,
         details={"path": request.path, "limit": str(limit.limit)},
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from auth_web import actions as challenge_actions
 from auth_web import metrics as auth_metrics
 from auth_web.config import Settings
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
@@ -30,11 +31,6 @@ RECOGNITION = "recognition"
 HEALTH_NAMES = {
     LIVENESS: liveness_pb2.DESCRIPTOR.services_by_name["LivenessService"].full_name,
     RECOGNITION: recognition_pb2.DESCRIPTOR.services_by_name["RecognitionService"].full_name,
-}
-ACTIONS = {
-    "BLINK": liveness_pb2.ACTION_BLINK,
-    "TURN_LEFT": liveness_pb2.ACTION_TURN_LEFT,
-    "TURN_RIGHT": liveness_pb2.ACTION_TURN_RIGHT,
 }
 
 
@@ -97,7 +93,9 @@ class FaceServices:
     def _check_future(self, frames: Sequence[bytes], actions: Sequence[str], frame_times_ms: Sequence[int]):  # type: ignore[no-untyped-def]
         stub = liveness_pb2_grpc.LivenessServiceStub(self._get().liveness)
         request = liveness_pb2.CheckRequest(
-            frames=list(frames), challenge=[ACTIONS[a] for a in actions], frame_times_ms=list(frame_times_ms)
+            frames=list(frames),
+            challenge=[challenge_actions.VALUES[a] for a in actions],
+            frame_times_ms=list(frame_times_ms),
         )
         return _timed(LIVENESS, "Check", stub.Check.future(request, timeout=self.settings.liveness_deadline_seconds))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from auth_web import reasons
 from faceauth_common.metrics import created_once
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
@@ -68,9 +69,9 @@ metrics = created_once(_Metrics)
 
 def audit_event(event: str, result: str, reason: str) -> None:
     """Count a decided login or enrollment (called for every audit record)."""
-    if event == "login":
+    if event == reasons.LOGIN:
         metrics().login_decisions.labels(result=result, reason=reason).inc()
-    elif event == "enroll":
+    elif event == reasons.ENROLL:
         metrics().enrollments.labels(result=result, reason=reason).inc()
 
 

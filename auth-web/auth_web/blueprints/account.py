@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from auth_web import audit, context
+from auth_web import audit, context, reasons
 from auth_web.auth_helpers import login_required
 from auth_web.forms import ActionForm
 from auth_web.user_agents import describe_user_agent
@@ -33,7 +33,9 @@ def revoke_session(handle: str) -> Response:
     if handle == context.browser_session().hash[:24]:
         flash("To end this session, sign out.", "info")
     elif context.sessions().revoke(g.user.id, handle):
-        audit.record("session_revoke", audit.SUCCESS, "OK", user_id=g.user.id, claimed_username=g.user.username)
+        audit.record(
+            reasons.SESSION_REVOKE, reasons.SUCCESS, reasons.OK, user_id=g.user.id, claimed_username=g.user.username
+        )
         flash("The session is ended.", "success")
     else:
         flash("That session had already ended.", "info")

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from auth_web import audit, context
+from auth_web import audit, context, reasons
 from auth_web.accounts import normalize_username
 from auth_web.auth_helpers import admin_required
 from auth_web.db import db
@@ -87,9 +87,9 @@ def disable(user_id: int) -> Response:
     db().commit()
     ended = context.sessions().end_all(user.id)
     audit.record(
-        "admin_disable",
-        audit.SUCCESS,
-        "OK",
+        reasons.ADMIN_DISABLE,
+        reasons.SUCCESS,
+        reasons.OK,
         user_id=user.id,
         claimed_username=user.username,
         details={"sessions_ended": ended},
@@ -106,7 +106,7 @@ def enable(user_id: int) -> Response:
     db().commit()
     # Failed logins for the name are forgotten too (every address's delays and locks for it).
     context.failure_log().forget_username(user.username)
-    audit.record("admin_enable", audit.SUCCESS, "OK", user_id=user.id, claimed_username=user.username)
+    audit.record(reasons.ADMIN_ENABLE, reasons.SUCCESS, reasons.OK, user_id=user.id, claimed_username=user.username)
     flash(f"{user.username} is enabled.", "success")
     return redirect(request.referrer or url_for("admin.users"))
 
@@ -121,9 +121,9 @@ def delete(user_id: int) -> Response:
     db().delete(user)  # templates go with it (ON DELETE CASCADE + ORM cascade)
     db().commit()
     audit.record(
-        "admin_delete",
-        audit.SUCCESS,
-        "OK",
+        reasons.ADMIN_DELETE,
+        reasons.SUCCESS,
+        reasons.OK,
         user_id=user_id,
         claimed_username=username,
         details={"templates_deleted": template_count, "sessions_ended": ended},

@@ -1,20 +1,40 @@
-"""JSON/multipart endpoints used by the capture page. CSRF: the X-CSRFToken header."""
+"""JSON/multipart endpoints used by the capture page. CSRF: the X-CSRFToken header.
+
+The flows (``login``, ``enrollment``) return domain results; this module alone turns them into status codes
+and JSON bodies.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from importlib import resources
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from auth_web import enrollment, login
+from auth_web import actions, context, enrollment, login, reasons
 from auth_web.auth_helpers import login_required
+from auth_web.ceremony import Enrolled, Issued, Refusal, Refused, Result, SignedIn
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 #: The reviewed OpenAPI 3.1 description of this API (a unit test keeps it equal to the app's routes).
 OPENAPI_RESOURCE = "openapi.json"
+SEND_JSON = "Send JSON {username}."
+
+#: The status code of each refusal.
+REFUSAL_STATUS = {
+    Refusal.BAD_REQUEST: 400,
+    Refusal.BAD_USERNAME: 400,
+    Refusal.CHALLENGE_INVALID: 400,
+    Refusal.BAD_CAPTURE: 400,
+    Refusal.LOGIN_FAILED: 401,
+    Refusal.ENROLLMENT_FAILED: 422,
+    Refusal.RATE_LIMITED: 429,
+}
+#: Where the page goes after a sign-in or an enrollment.
+AFTER_CAPTURE = "/account"
 
 
 @functools.cache
@@ -28,10 +48,47 @@ def openapi() -> Response:
     return Response(openapi_document(), mimetype="application/json")
 
 
-def _json(outcome: login.Outcome) -> Response:
-    response = jsonify(outcome.body)
-    response.status_code = outcome.status
-    response.headers.update(outcome.headers)
+def _challenge_body(issued: Issued) -> dict[str, Any]:
+    config = context.settings()
+    capture = config.capture
+    return {
+        "ok": True,
+        "nonce": issued.challenge.nonce,
+        "actions": list(issued.challenge.actions),
+        "prompts": [actions.PROMPTS[action] for action in issued.challenge.actions],
+        "expires_in": config.challenge_ttl_seconds,
+        "capture": {
+            "frames": capture.frames,
+            "fps": capture.fps,
+            "width": capture.width,
+            "height": capture.height,
+            "jpeg_quality": capture.jpeg_quality,
+            "countdown_seconds": capture.countdown_seconds,
+        },
+        "password_required": config.password_required,
+    }
+
+
+def _json(result: Result) -> Response:
+    """The response for a flow's result."""
+    headers: dict[str, str] = {}
+    status = 200
+    body: dict[str, Any]
+    if isinstance(result, Issued):
+        body = _challenge_body(result)
+    elif isinstance(result, SignedIn):
+        body = {"ok": True, "message": result.message, "redirect": AFTER_CAPTURE}
+    elif isinstance(result, Enrolled):
+        body = {"ok": True, "templates": result.templates, "message": result.message, "redirect": AFTER_CAPTURE}
+    else:
+        status = REFUSAL_STATUS[result.refusal]
+        body = {"ok": False, "error": str(result.refusal), "message": result.message}
+        if result.retry_after is not None:
+            body["retry_after"] = result.retry_after
+            headers["Retry-After"] = str(result.retry_after)
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers)
     return response
 
 
@@ -39,7 +96,7 @@ def _json(outcome: login.Outcome) -> Response:
 def login_challenge() -> Response:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
-        return _json(login.Outcome(400, {"ok": False, "error": "bad_request", "message": "Send JSON {username}."}))
+        return _json(Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, SEND_JSON))
     return _json(login.issue_challenge(payload.get("username")))
 
 

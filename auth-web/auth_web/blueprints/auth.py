@@ -9,7 +9,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from auth_web import audit, context
+from auth_web import audit, context, reasons
 from auth_web.accounts import ValidationError, hash_password, normalize_username, validate_password, validate_username
 from auth_web.auth_helpers import sign_in, sign_out
 from auth_web.db import db
@@ -94,7 +94,9 @@ def register() -> str | Response:
                 if user is None:
                     form.username.errors.append("That username is taken. Choose another one.")  # type: ignore[union-attr]
                 else:
-                    audit.record("register", audit.SUCCESS, "OK", user_id=user.id, claimed_username=username)
+                    audit.record(
+                        reasons.REGISTER, reasons.SUCCESS, reasons.OK, user_id=user.id, claimed_username=username
+                    )
                     sign_in(user)
                     flash("Your account is ready. Now add your face.", "success")
                     return redirect(url_for("enroll.enroll_page"))
@@ -125,7 +127,7 @@ def _create_user(username: str, password: str) -> User | None:
 @bp.post("/logout")
 def logout() -> Response:
     if ActionForm().validate_on_submit() and g.get("user") is not None:
-        audit.record("logout", audit.SUCCESS, "OK", user_id=g.user.id, claimed_username=g.user.username)
+        audit.record(reasons.LOGOUT, reasons.SUCCESS, reasons.OK, user_id=g.user.id, claimed_username=g.user.username)
         sign_out()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

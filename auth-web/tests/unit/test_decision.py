@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auth_web.decision import OK, TEMPLATES_OUTDATED, decide_enrollment, decide_login
+from auth_web.decision import decide_enrollment, decide_login
+from auth_web.reasons import OK, TEMPLATES_OUTDATED
 from faceauth.liveness.v1 import liveness_pb2 as lv
 from faceauth.recognition.v1 import recognition_pb2 as rc
 

@@ -1,0 +1,50 @@
+"""The audit log's vocabulary: event names, results, and the reason codes an event is recorded with.
+
+Every audit row and every ``faceauth_*_decisions_total`` metric label comes from here (web tier and CLI alike);
+the browser never sees a reason code. Codes derived from the services' proto enums (``LIVENESS_*``,
+``VERIFY_*``) are made in ``decision.py`` from the generated code.
+"""
+
+from __future__ import annotations
+
+# Results.
+SUCCESS = "success"
+FAILURE = "failure"
+ERROR = "error"
+
+# Events.
+LOGIN = "login"
+ENROLL = "enroll"
+ENROLL_DELETE = "enroll_delete"
+REGISTER = "register"
+LOGOUT = "logout"
+SESSION_REVOKE = "session_revoke"
+RATE_LIMIT = "rate_limit"
+ADMIN_DISABLE = "admin_disable"
+ADMIN_ENABLE = "admin_enable"
+ADMIN_DELETE = "admin_delete"
+ADMIN_CREATE = "admin_create"  # CLI
+PASSWORD_SET = "password_set"  # noqa: S105 (an event name) — CLI
+IMPORT_TEMPLATES = "import_templates"  # CLI
+TEMPLATES_REENCRYPT = "templates_reencrypt"  # CLI
+
+# Reason codes (result "failure" unless noted).
+OK = "OK"
+BAD_PASSWORD = "BAD_PASSWORD"  # noqa: S105 (a reason code)
+NO_PASSWORD_SET = "NO_PASSWORD_SET"  # noqa: S105 (a reason code)
+UNKNOWN_USER = "UNKNOWN_USER"
+DISABLED = "DISABLED"
+LOCKED = "LOCKED"
+NO_TEMPLATES = "NO_TEMPLATES"
+TEMPLATES_OUTDATED = "TEMPLATES_OUTDATED"
+BAD_REQUEST = "BAD_REQUEST"  # not audited: a request without a username
+BAD_USERNAME = "BAD_USERNAME"  # not audited: a name no account can have
+CHALLENGE_INVALID = "CHALLENGE_INVALID"  # unknown, used, expired, or issued for another purpose or user
+CHALLENGE_MISMATCH = "CHALLENGE_SESSION_MISMATCH"  # issued to another browser session
+RATE_LIMITED = "RATE_LIMITED"
+BAD_CAPTURE = "BAD_CAPTURE"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # result "error"
+ENROLL_TOO_FEW_FACES = "ENROLL_TOO_FEW_FACES"
+ENROLL_INCONSISTENT_IDENTITY = "ENROLL_INCONSISTENT_IDENTITY"
+LIVENESS_UNSPECIFIED = "LIVENESS_UNSPECIFIED"  # the service answered "not live" without saying why
+VERIFY_UNSPECIFIED = "VERIFY_UNSPECIFIED"  # the service answered "no match" without saying why
