@@ -84,7 +84,9 @@ def decide_login(
         ],
         "min_matched_frames_service": int(verify.min_matched_frames),
         "threshold": round(float(verify.threshold), 4),
-        "max_intra_capture_distance": round(float(verify.max_intra_capture_distance), 4),
+        "max_intra_capture_distance": round(float(verify.max_intra_capture_distance), 4)
+        if verify.HasField("max_intra_capture_distance")
+        else None,
         "liveness_model": check.model_version,
         "recognition_model": verify.model_version,
     }

@@ -116,7 +116,8 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             compared_frames=result.compared_frames,
             threshold=settings.match.threshold,
             min_matched_frames=settings.match.min_matched_frames,
-            max_intra_capture_distance=result.max_intra_distance,
+            # Only a distance between two compared frames is one (fewer: nothing was measured).
+            max_intra_capture_distance=result.max_intra_distance if result.compared_frames >= 2 else None,
             model_version=MODEL_VERSION,
         )
 

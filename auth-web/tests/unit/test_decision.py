@@ -62,6 +62,7 @@ def test_unset_measurements_are_not_read_as_values() -> None:
     decision = decide(check, match(frames=frames))
     assert decision.match_distance == pytest.approx(0.4) and decision.live_score is None
     assert decision.details["frame_distances"] == [None, 0.4]
+    assert decision.details["max_intra_capture_distance"] is None
 
 
 @pytest.mark.parametrize(
