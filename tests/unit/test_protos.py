@@ -34,3 +34,16 @@ def test_protos_use_versioned_packages() -> None:
 
     assert liveness_pb2.DESCRIPTOR.package == "faceauth.liveness.v1"
     assert recognition_pb2.DESCRIPTOR.package == "faceauth.recognition.v1"
+
+
+def test_both_services_use_the_one_shared_bounding_box() -> None:
+    from faceauth.common.v1 import geometry_pb2
+    from faceauth.liveness.v1 import liveness_pb2
+    from faceauth.recognition.v1 import recognition_pb2
+
+    assert geometry_pb2.DESCRIPTOR.package == "faceauth.common.v1"
+    shared = geometry_pb2.BoundingBox.DESCRIPTOR
+    assert liveness_pb2.FrameDiagnostics.DESCRIPTOR.fields_by_name["box"].message_type is shared
+    assert recognition_pb2.FaceObservation.DESCRIPTOR.fields_by_name["box"].message_type is shared
+    assert "BoundingBox" not in liveness_pb2.DESCRIPTOR.message_types_by_name
+    assert "BoundingBox" not in recognition_pb2.DESCRIPTOR.message_types_by_name
