@@ -18,7 +18,8 @@ import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from faceauth_common.tls import GrpcSecurity, ServiceFolders, ensure_certificates, server_hosts
+from faceauth_common.grpc_client import secure_channel
+from faceauth_common.tls import GrpcSecurity, GrpcTls
 
 REPO_ROOT = Path(__file__).resolve().parent
 TEST_DATA = REPO_ROOT / "tests" / "data"
@@ -96,37 +97,10 @@ def unused_port() -> int:
     return free_port()
 
 
-class GrpcTls:
-    """The test session's private CA and certificates (``faceauth_common.tls``, the local run's layout)."""
-
-    def __init__(self, root: Path) -> None:
-        self.folders = ServiceFolders.under(root)
-        ensure_certificates(self.folders, server_hosts([]), server_hosts([]))
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Settings for a model service or auth-web started by a test: mutual TLS, never plaintext."""
-        return {**self.folders.environment(), "GRPC_INSECURE": ""}
-
-    @property
-    def client(self) -> GrpcSecurity:
-        """auth-web's client identity."""
-        return GrpcSecurity.client_from_env(self.env)
-
-    def server(self, prefix: str = "LIVENESS") -> GrpcSecurity:
-        return GrpcSecurity.from_env(f"{prefix}_TLS_CERT", f"{prefix}_TLS_KEY", self.env)
-
-
 @pytest.fixture(scope="session")
 def grpc_tls(tmp_path_factory: pytest.TempPathFactory) -> GrpcTls:
     """A CA and certificates made once per session; tests start the gRPC services with them."""
     return GrpcTls(tmp_path_factory.mktemp("grpc-tls"))
-
-
-def secure_channel(address: str, security: GrpcSecurity) -> grpc.Channel:
-    """A plain (single, unbalanced) channel to ``address`` with ``security``'s credentials."""
-    credentials = security.channel_credentials()
-    return grpc.insecure_channel(address) if credentials is None else grpc.secure_channel(address, credentials)
 
 
 def wait_for_serving(

@@ -25,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.frames import load_clip
-from conftest import GrpcTls, free_port, secure_channel
+from bench.processes import free_port
+from faceauth_common.grpc_client import secure_channel
 from faceauth_common.imaging import decode_frames
+from faceauth_common.tls import GrpcTls
 from liveness_service.challenge import judge_challenge
 from liveness_service.config import Settings
 from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees

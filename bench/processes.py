@@ -10,6 +10,7 @@ workers and gunicorn workers are counted together with their master.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,13 @@ class ProcessInfo:
     ppid: int
     cmdline: str
     cpu_seconds: float
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a service a bench starts itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def read_process(pid: int) -> ProcessInfo | None:

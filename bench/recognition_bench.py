@@ -18,7 +18,6 @@ import functools
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import frames as bench_frames
 from bench import report
-from conftest import GrpcTls, secure_channel
+from bench.processes import free_port
 from faceauth.recognition.v1 import recognition_pb2 as pb
 from faceauth.recognition.v1 import recognition_pb2_grpc
+from faceauth_common.grpc_client import secure_channel
 from faceauth_common.imaging import ImageLimits, decode_image
+from faceauth_common.tls import GrpcTls
 
 CLIPS = ("liveportrait/d9.mp4", "liveportrait/d12.mp4", "liveportrait/d18.mp4", "retalking/1.mp4", "retalking/2.mp4")
 REQUEST_FRAMES = 8
@@ -56,12 +57,6 @@ CONTENTION = (
     "measured while other engineers' builds, tests and training shared the same 2 cores; "
     "a later benchmark re-measures on a quiet machine"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

@@ -17,6 +17,12 @@ from faceauth_common.tls import GrpcSecurity
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
+def secure_channel(address: str, security: GrpcSecurity) -> grpc.Channel:
+    """A plain (single, unbalanced) channel to ``address`` with ``security``'s credentials (tests, benchmarks)."""
+    credentials = security.channel_credentials()
+    return grpc.insecure_channel(address) if credentials is None else grpc.secure_channel(address, credentials)
+
+
 class _RequestIdInterceptor(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         metadata = list(client_call_details.metadata or [])

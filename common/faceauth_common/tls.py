@@ -426,6 +426,28 @@ def server_hosts(extra: Iterable[str]) -> list[str]:
     return hosts
 
 
+class GrpcTls:
+    """A private CA and certificates for every program under ``root`` (the local run's layout), with the settings
+    that start a service or a client with them: what tests and benchmarks run the services with."""
+
+    def __init__(self, root: Path) -> None:
+        self.folders = ServiceFolders.under(root)
+        ensure_certificates(self.folders, server_hosts([]), server_hosts([]))
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Settings for a model service or auth-web: mutual TLS, never plaintext."""
+        return {**self.folders.environment(), "GRPC_INSECURE": ""}
+
+    @property
+    def client(self) -> GrpcSecurity:
+        """auth-web's client identity."""
+        return GrpcSecurity.client_from_env(self.env)
+
+    def server(self, prefix: str = "LIVENESS") -> GrpcSecurity:
+        return GrpcSecurity.from_env(f"{prefix}_TLS_CERT", f"{prefix}_TLS_KEY", self.env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m faceauth_common.tls",
