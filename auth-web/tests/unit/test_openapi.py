@@ -82,3 +82,10 @@ def test_the_capture_upload_is_multipart_with_frames_and_frame_times() -> None:
     upload = spec["components"]["schemas"]["CaptureUpload"]["properties"]
     assert {"nonce", "password", "frame_times_ms", "frames"} == set(upload)
     assert upload["frames"]["type"] == "array" and upload["frames"]["maxItems"] == 16
+
+
+def test_the_described_actions_are_the_proto_actions() -> None:
+    """The JSON API's action names are derived from the liveness contract; the description may not drift."""
+    from auth_web import actions
+
+    assert tuple(_spec()["components"]["schemas"]["Action"]["enum"]) == actions.NAMES
