@@ -266,29 +266,9 @@ def markdown_body(data: Mapping[str, object], services: Mapping[str, Mapping[str
         "Per service (RSS summed over its processes):",
         "",
         report.markdown_table(
+            ["service", "processes", *RSS_COLUMNS, "verdict"],
             [
-                "service",
-                "processes",
-                "start MB",
-                "after warm-up MB",
-                "end MB",
-                "max MB",
-                "first half MB/min",
-                "last half MB/min",
-                "verdict",
-            ],
-            [
-                [
-                    name,
-                    service["processes"],
-                    service["total"]["start_mb"],  # type: ignore[index]
-                    service["total"]["after_warmup_mb"],  # type: ignore[index]
-                    service["total"]["end_mb"],  # type: ignore[index]
-                    service["total"]["max_mb"],  # type: ignore[index]
-                    service["total"]["first_half_mb_per_min"],  # type: ignore[index]
-                    service["total"]["last_half_mb_per_min"],  # type: ignore[index]
-                    f"**{service['verdict']}**",
-                ]
+                [name, service["processes"], *_rss_cells(service["total"]), f"**{service['verdict']}**"]  # type: ignore[arg-type]
                 for name, service in services.items()
             ],
         ),
@@ -296,31 +276,9 @@ def markdown_body(data: Mapping[str, object], services: Mapping[str, Mapping[str
         "Per process:",
         "",
         report.markdown_table(
+            ["service", "role", "pid", *RSS_COLUMNS, "verdict"],
             [
-                "service",
-                "role",
-                "pid",
-                "start MB",
-                "after warm-up MB",
-                "end MB",
-                "max MB",
-                "first half MB/min",
-                "last half MB/min",
-                "verdict",
-            ],
-            [
-                [
-                    name,
-                    process["role"],
-                    process["pid"],
-                    process.get("start_mb"),
-                    process.get("after_warmup_mb"),
-                    process.get("end_mb"),
-                    process.get("max_mb"),
-                    process.get("first_half_mb_per_min"),
-                    process.get("last_half_mb_per_min"),
-                    process["verdict"],
-                ]
+                [name, process["role"], process["pid"], *_rss_cells(process), process["verdict"]]
                 for name, service in services.items()
                 for process in service["by_process"]  # type: ignore[attr-defined]
             ],
@@ -329,6 +287,14 @@ def markdown_body(data: Mapping[str, object], services: Mapping[str, Mapping[str
         f"![RSS per process over the soak]({png_name})",
     ]
     return "\n".join(lines)
+
+
+RSS_COLUMNS = ("start MB", "after warm-up MB", "end MB", "max MB", "first half MB/min", "last half MB/min")
+_RSS_KEYS = ("start_mb", "after_warmup_mb", "end_mb", "max_mb", "first_half_mb_per_min", "last_half_mb_per_min")
+
+
+def _rss_cells(summary: dict[str, object]) -> list[object]:
+    return [summary.get(key) for key in _RSS_KEYS]
 
 
 def main(argv: list[str] | None = None) -> int:
