@@ -57,7 +57,7 @@ def jobs(frame_rgb: np.ndarray) -> dict[str, Callable[[], object]]:
 
     from faceauth_common.threadsafe import InstancePool
 
-    detectors = InstancePool(dlib.get_frontal_face_detector, 2)
+    detectors = InstancePool.of_copies(dlib.get_frontal_face_detector(), 2)
     detector = dlib.get_frontal_face_detector()
     detector_lock = threading.Lock()
 

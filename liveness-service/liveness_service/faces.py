@@ -34,7 +34,7 @@ class FaceAnalyzer:
         import dlib
         import face_recognition_models
 
-        self._detectors = InstancePool(dlib.get_frontal_face_detector, threads)
+        self._detectors = InstancePool.of_copies(dlib.get_frontal_face_detector(), threads)
         self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
         self._dlib = dlib
         self._predictor_lock = threading.Lock()

@@ -101,13 +101,13 @@ class FaceEngine:
         self.detector_kind = detector
         # No dlib object may be used by two threads at once (gRPC serves calls on ``threads`` threads;
         # a shared HOG detector segfaults). HOG releases the GIL, so there is one detector per server
-        # thread (0.6 s each to build, so at load) and threads detect in parallel; the shape
+        # thread (copies of one, made at load) and threads detect in parallel; the shape
         # predictor and the DNNs hold the GIL, so one instance each behind a lock costs no
         # parallelism (bench/results/gil.md).
         if detector == "cnn":
             self._cnn_detector = dlib.cnn_face_detection_model_v1(str(paths["cnn_detector"]))
         else:
-            self._hog_detectors = InstancePool(dlib.get_frontal_face_detector, threads)
+            self._hog_detectors = InstancePool.of_copies(dlib.get_frontal_face_detector(), threads)
         self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
         self._encoder = dlib.face_recognition_model_v1(str(paths["encoder"]))
         self.num_jitters = num_jitters
