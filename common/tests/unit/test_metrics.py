@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -66,6 +67,10 @@ def test_prepare_refuses_once_prometheus_client_is_imported() -> None:
 def test_process_metrics_of_several_processes_carry_their_pid() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        # Read the child once it runs Python: between fork and exec /proc can briefly show no resident memory.
+        deadline = time.monotonic() + 10
+        while b"time.sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         families = {f.name: f for f in ProcessesCollector(lambda: [os.getpid(), child.pid, os.getpid()]).collect()}
         resident = families["process_resident_memory_bytes"].samples
         assert {s.labels["pid"] for s in resident} == {str(os.getpid()), str(child.pid)}
