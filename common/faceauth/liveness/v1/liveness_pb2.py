@@ -25,25 +25,29 @@ _sym_db = _symbol_database.Default()
 from faceauth.common.v1 import geometry_pb2 as faceauth_dot_common_dot_v1_dot_geometry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#faceauth/liveness/v1/liveness.proto\x12\x14\x66\x61\x63\x65\x61uth.liveness.v1\x1a!faceauth/common/v1/geometry.proto\"g\n\x0c\x43heckRequest\x12\x0e\n\x06\x66rames\x18\x01 \x03(\x0c\x12/\n\tchallenge\x18\x02 \x03(\x0e\x32\x1c.faceauth.liveness.v1.Action\x12\x16\n\x0e\x66rame_times_ms\x18\x03 \x03(\x03\"\xe0\x02\n\x10\x46rameDiagnostics\x12\x12\n\nface_count\x18\x01 \x01(\x05\x12,\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x1f.faceauth.common.v1.BoundingBox\x12\x17\n\nlive_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x1d\n\x10\x65ye_aspect_ratio\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x0byaw_degrees\x18\x05 \x01(\x02H\x02\x88\x01\x01\x12#\n\x16\x64ifference_to_previous\x18\x06 \x01(\x02H\x03\x88\x01\x01\x12&\n\x19\x63olour_change_to_previous\x18\x07 \x01(\x02H\x04\x88\x01\x01\x42\r\n\x0b_live_scoreB\x13\n\x11_eye_aspect_ratioB\x0e\n\x0c_yaw_degreesB\x19\n\x17_difference_to_previousB\x1c\n\x1a_colour_change_to_previous\"y\n\x0c\x41\x63tionResult\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1c.faceauth.liveness.v1.Action\x12\x11\n\tperformed\x18\x02 \x01(\x08\x12\x18\n\x0b\x66rame_index\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_frame_index\"\xd4\x02\n\rCheckResponse\x12\x0c\n\x04live\x18\x01 \x01(\x08\x12\x34\n\x06reason\x18\x02 \x01(\x0e\x32$.faceauth.liveness.v1.LivenessReason\x12;\n\rfailed_checks\x18\x03 \x03(\x0e\x32$.faceauth.liveness.v1.LivenessReason\x12\x17\n\nlive_score\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0elive_threshold\x18\x05 \x01(\x02\x12\x36\n\x06\x66rames\x18\x06 \x03(\x0b\x32&.faceauth.liveness.v1.FrameDiagnostics\x12\x33\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32\".faceauth.liveness.v1.ActionResult\x12\x15\n\rmodel_version\x18\x08 \x01(\tB\r\n\x0b_live_score*_\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_BLINK\x10\x01\x12\x14\n\x10\x41\x43TION_TURN_LEFT\x10\x02\x12\x15\n\x11\x41\x43TION_TURN_RIGHT\x10\x03*\xf0\x02\n\x0eLivenessReason\x12\x1f\n\x1bLIVENESS_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14LIVENESS_REASON_LIVE\x10\x01\x12#\n\x1fLIVENESS_REASON_SPOOF_SUSPECTED\x10\x02\x12%\n!LIVENESS_REASON_CHALLENGE_NOT_MET\x10\x03\x12\x1b\n\x17LIVENESS_REASON_NO_FACE\x10\x04\x12\"\n\x1eLIVENESS_REASON_MULTIPLE_FACES\x10\x05\x12\'\n#LIVENESS_REASON_TRACK_DISCONTINUOUS\x10\x06\x12\"\n\x1eLIVENESS_REASON_STATIC_CAPTURE\x10\x07\x12\"\n\x1eLIVENESS_REASON_TOO_FEW_FRAMES\x10\x08\x12%\n!LIVENESS_REASON_CAPTURE_TOO_SHORT\x10\t2c\n\x0fLivenessService\x12P\n\x05\x43heck\x12\".faceauth.liveness.v1.CheckRequest\x1a#.faceauth.liveness.v1.CheckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#faceauth/liveness/v1/liveness.proto\x12\x14\x66\x61\x63\x65\x61uth.liveness.v1\x1a!faceauth/common/v1/geometry.proto\"\xaf\x01\n\x0c\x43heckRequest\x12\x0e\n\x06\x66rames\x18\x01 \x03(\x0c\x12/\n\tchallenge\x18\x02 \x03(\x0e\x32\x1c.faceauth.liveness.v1.Action\x12\x16\n\x0e\x66rame_times_ms\x18\x03 \x03(\x03\x12.\n\x05\x66lash\x18\x04 \x03(\x0b\x32\x1f.faceauth.liveness.v1.FlashStep\x12\x16\n\x0e\x66lash_start_ms\x18\x05 \x01(\x03\"-\n\tFlashStep\x12\x0b\n\x03rgb\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\"\xc2\x03\n\x10\x46rameDiagnostics\x12\x12\n\nface_count\x18\x01 \x01(\x05\x12,\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x1f.faceauth.common.v1.BoundingBox\x12\x17\n\nlive_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x1d\n\x10\x65ye_aspect_ratio\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x0byaw_degrees\x18\x05 \x01(\x02H\x02\x88\x01\x01\x12#\n\x16\x64ifference_to_previous\x18\x06 \x01(\x02H\x03\x88\x01\x01\x12&\n\x19\x63olour_change_to_previous\x18\x07 \x01(\x02H\x04\x88\x01\x01\x12\x1f\n\x12\x66lash_expected_rgb\x18\x08 \x01(\rH\x05\x88\x01\x01\x12\x10\n\x08skin_rgb\x18\t \x03(\x02\x12\x16\n\x0e\x62\x61\x63kground_rgb\x18\n \x03(\x02\x42\r\n\x0b_live_scoreB\x13\n\x11_eye_aspect_ratioB\x0e\n\x0c_yaw_degreesB\x19\n\x17_difference_to_previousB\x1c\n\x1a_colour_change_to_previousB\x15\n\x13_flash_expected_rgb\"\x7f\n\x0b\x46lashResult\x12\x11\n\treflected\x18\x01 \x01(\x08\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x11\n\tface_gain\x18\x04 \x01(\x02\x12\x18\n\x10\x62\x61\x63kground_ratio\x18\x05 \x01(\x02\x12\x0e\n\x06lag_ms\x18\x06 \x01(\x05\"y\n\x0c\x41\x63tionResult\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1c.faceauth.liveness.v1.Action\x12\x11\n\tperformed\x18\x02 \x01(\x08\x12\x18\n\x0b\x66rame_index\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_frame_index\"\xbe\x03\n\rCheckResponse\x12\x0c\n\x04live\x18\x01 \x01(\x08\x12\x34\n\x06reason\x18\x02 \x01(\x0e\x32$.faceauth.liveness.v1.LivenessReason\x12;\n\rfailed_checks\x18\x03 \x03(\x0e\x32$.faceauth.liveness.v1.LivenessReason\x12\x17\n\nlive_score\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0elive_threshold\x18\x05 \x01(\x02\x12\x36\n\x06\x66rames\x18\x06 \x03(\x0b\x32&.faceauth.liveness.v1.FrameDiagnostics\x12\x33\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32\".faceauth.liveness.v1.ActionResult\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x30\n\x05\x66lash\x18\t \x01(\x0b\x32!.faceauth.liveness.v1.FlashResult\x12\x1f\n\x12planarity_residual\x18\n \x01(\x02H\x01\x88\x01\x01\x42\r\n\x0b_live_scoreB\x15\n\x13_planarity_residual*_\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_BLINK\x10\x01\x12\x14\n\x10\x41\x43TION_TURN_LEFT\x10\x02\x12\x15\n\x11\x41\x43TION_TURN_RIGHT\x10\x03*\x84\x04\n\x0eLivenessReason\x12\x1f\n\x1bLIVENESS_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14LIVENESS_REASON_LIVE\x10\x01\x12#\n\x1fLIVENESS_REASON_SPOOF_SUSPECTED\x10\x02\x12%\n!LIVENESS_REASON_CHALLENGE_NOT_MET\x10\x03\x12\x1b\n\x17LIVENESS_REASON_NO_FACE\x10\x04\x12\"\n\x1eLIVENESS_REASON_MULTIPLE_FACES\x10\x05\x12\'\n#LIVENESS_REASON_TRACK_DISCONTINUOUS\x10\x06\x12\"\n\x1eLIVENESS_REASON_STATIC_CAPTURE\x10\x07\x12\"\n\x1eLIVENESS_REASON_TOO_FEW_FRAMES\x10\x08\x12%\n!LIVENESS_REASON_CAPTURE_TOO_SHORT\x10\t\x12\'\n#LIVENESS_REASON_FLASH_NOT_REFLECTED\x10\n\x12!\n\x1dLIVENESS_REASON_PLANAR_MOTION\x10\x0b\x12$\n LIVENESS_REASON_SYNTHETIC_MOTION\x10\x0c\x12 \n\x1cLIVENESS_REASON_FRAME_TIMING\x10\r2c\n\x0fLivenessService\x12P\n\x05\x43heck\x12\".faceauth.liveness.v1.CheckRequest\x1a#.faceauth.liveness.v1.CheckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceauth.liveness.v1.liveness_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTION']._serialized_start=1022
-  _globals['_ACTION']._serialized_end=1117
-  _globals['_LIVENESSREASON']._serialized_start=1120
-  _globals['_LIVENESSREASON']._serialized_end=1488
-  _globals['_CHECKREQUEST']._serialized_start=96
-  _globals['_CHECKREQUEST']._serialized_end=199
-  _globals['_FRAMEDIAGNOSTICS']._serialized_start=202
-  _globals['_FRAMEDIAGNOSTICS']._serialized_end=554
-  _globals['_ACTIONRESULT']._serialized_start=556
-  _globals['_ACTIONRESULT']._serialized_end=677
-  _globals['_CHECKRESPONSE']._serialized_start=680
-  _globals['_CHECKRESPONSE']._serialized_end=1020
-  _globals['_LIVENESSSERVICE']._serialized_start=1490
-  _globals['_LIVENESSSERVICE']._serialized_end=1589
+  _globals['_ACTION']._serialized_start=1475
+  _globals['_ACTION']._serialized_end=1570
+  _globals['_LIVENESSREASON']._serialized_start=1573
+  _globals['_LIVENESSREASON']._serialized_end=2089
+  _globals['_CHECKREQUEST']._serialized_start=97
+  _globals['_CHECKREQUEST']._serialized_end=272
+  _globals['_FLASHSTEP']._serialized_start=274
+  _globals['_FLASHSTEP']._serialized_end=319
+  _globals['_FRAMEDIAGNOSTICS']._serialized_start=322
+  _globals['_FRAMEDIAGNOSTICS']._serialized_end=772
+  _globals['_FLASHRESULT']._serialized_start=774
+  _globals['_FLASHRESULT']._serialized_end=901
+  _globals['_ACTIONRESULT']._serialized_start=903
+  _globals['_ACTIONRESULT']._serialized_end=1024
+  _globals['_CHECKRESPONSE']._serialized_start=1027
+  _globals['_CHECKRESPONSE']._serialized_end=1473
+  _globals['_LIVENESSSERVICE']._serialized_start=2091
+  _globals['_LIVENESSSERVICE']._serialized_end=2190
 # @@protoc_insertion_point(module_scope)

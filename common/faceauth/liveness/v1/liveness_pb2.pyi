@@ -27,6 +27,10 @@ class LivenessReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIVENESS_REASON_STATIC_CAPTURE: _ClassVar[LivenessReason]
     LIVENESS_REASON_TOO_FEW_FRAMES: _ClassVar[LivenessReason]
     LIVENESS_REASON_CAPTURE_TOO_SHORT: _ClassVar[LivenessReason]
+    LIVENESS_REASON_FLASH_NOT_REFLECTED: _ClassVar[LivenessReason]
+    LIVENESS_REASON_PLANAR_MOTION: _ClassVar[LivenessReason]
+    LIVENESS_REASON_SYNTHETIC_MOTION: _ClassVar[LivenessReason]
+    LIVENESS_REASON_FRAME_TIMING: _ClassVar[LivenessReason]
 ACTION_UNSPECIFIED: Action
 ACTION_BLINK: Action
 ACTION_TURN_LEFT: Action
@@ -41,19 +45,35 @@ LIVENESS_REASON_TRACK_DISCONTINUOUS: LivenessReason
 LIVENESS_REASON_STATIC_CAPTURE: LivenessReason
 LIVENESS_REASON_TOO_FEW_FRAMES: LivenessReason
 LIVENESS_REASON_CAPTURE_TOO_SHORT: LivenessReason
+LIVENESS_REASON_FLASH_NOT_REFLECTED: LivenessReason
+LIVENESS_REASON_PLANAR_MOTION: LivenessReason
+LIVENESS_REASON_SYNTHETIC_MOTION: LivenessReason
+LIVENESS_REASON_FRAME_TIMING: LivenessReason
 
 class CheckRequest(_message.Message):
-    __slots__ = ("frames", "challenge", "frame_times_ms")
+    __slots__ = ("frames", "challenge", "frame_times_ms", "flash", "flash_start_ms")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     FRAME_TIMES_MS_FIELD_NUMBER: _ClassVar[int]
+    FLASH_FIELD_NUMBER: _ClassVar[int]
+    FLASH_START_MS_FIELD_NUMBER: _ClassVar[int]
     frames: _containers.RepeatedScalarFieldContainer[bytes]
     challenge: _containers.RepeatedScalarFieldContainer[Action]
     frame_times_ms: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, frames: _Optional[_Iterable[bytes]] = ..., challenge: _Optional[_Iterable[_Union[Action, str]]] = ..., frame_times_ms: _Optional[_Iterable[int]] = ...) -> None: ...
+    flash: _containers.RepeatedCompositeFieldContainer[FlashStep]
+    flash_start_ms: int
+    def __init__(self, frames: _Optional[_Iterable[bytes]] = ..., challenge: _Optional[_Iterable[_Union[Action, str]]] = ..., frame_times_ms: _Optional[_Iterable[int]] = ..., flash: _Optional[_Iterable[_Union[FlashStep, _Mapping]]] = ..., flash_start_ms: _Optional[int] = ...) -> None: ...
+
+class FlashStep(_message.Message):
+    __slots__ = ("rgb", "duration_ms")
+    RGB_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    rgb: int
+    duration_ms: int
+    def __init__(self, rgb: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class FrameDiagnostics(_message.Message):
-    __slots__ = ("face_count", "box", "live_score", "eye_aspect_ratio", "yaw_degrees", "difference_to_previous", "colour_change_to_previous")
+    __slots__ = ("face_count", "box", "live_score", "eye_aspect_ratio", "yaw_degrees", "difference_to_previous", "colour_change_to_previous", "flash_expected_rgb", "skin_rgb", "background_rgb")
     FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     LIVE_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +81,9 @@ class FrameDiagnostics(_message.Message):
     YAW_DEGREES_FIELD_NUMBER: _ClassVar[int]
     DIFFERENCE_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     COLOUR_CHANGE_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    FLASH_EXPECTED_RGB_FIELD_NUMBER: _ClassVar[int]
+    SKIN_RGB_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_RGB_FIELD_NUMBER: _ClassVar[int]
     face_count: int
     box: _geometry_pb2.BoundingBox
     live_score: float
@@ -68,7 +91,26 @@ class FrameDiagnostics(_message.Message):
     yaw_degrees: float
     difference_to_previous: float
     colour_change_to_previous: float
-    def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ..., colour_change_to_previous: _Optional[float] = ...) -> None: ...
+    flash_expected_rgb: int
+    skin_rgb: _containers.RepeatedScalarFieldContainer[float]
+    background_rgb: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ..., colour_change_to_previous: _Optional[float] = ..., flash_expected_rgb: _Optional[int] = ..., skin_rgb: _Optional[_Iterable[float]] = ..., background_rgb: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class FlashResult(_message.Message):
+    __slots__ = ("reflected", "score", "threshold", "face_gain", "background_ratio", "lag_ms")
+    REFLECTED_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FACE_GAIN_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LAG_MS_FIELD_NUMBER: _ClassVar[int]
+    reflected: bool
+    score: float
+    threshold: float
+    face_gain: float
+    background_ratio: float
+    lag_ms: int
+    def __init__(self, reflected: _Optional[bool] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., face_gain: _Optional[float] = ..., background_ratio: _Optional[float] = ..., lag_ms: _Optional[int] = ...) -> None: ...
 
 class ActionResult(_message.Message):
     __slots__ = ("action", "performed", "frame_index")
@@ -81,7 +123,7 @@ class ActionResult(_message.Message):
     def __init__(self, action: _Optional[_Union[Action, str]] = ..., performed: _Optional[bool] = ..., frame_index: _Optional[int] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("live", "reason", "failed_checks", "live_score", "live_threshold", "frames", "actions", "model_version")
+    __slots__ = ("live", "reason", "failed_checks", "live_score", "live_threshold", "frames", "actions", "model_version", "flash", "planarity_residual")
     LIVE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FAILED_CHECKS_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +132,8 @@ class CheckResponse(_message.Message):
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FLASH_FIELD_NUMBER: _ClassVar[int]
+    PLANARITY_RESIDUAL_FIELD_NUMBER: _ClassVar[int]
     live: bool
     reason: LivenessReason
     failed_checks: _containers.RepeatedScalarFieldContainer[LivenessReason]
@@ -98,4 +142,6 @@ class CheckResponse(_message.Message):
     frames: _containers.RepeatedCompositeFieldContainer[FrameDiagnostics]
     actions: _containers.RepeatedCompositeFieldContainer[ActionResult]
     model_version: str
-    def __init__(self, live: _Optional[bool] = ..., reason: _Optional[_Union[LivenessReason, str]] = ..., failed_checks: _Optional[_Iterable[_Union[LivenessReason, str]]] = ..., live_score: _Optional[float] = ..., live_threshold: _Optional[float] = ..., frames: _Optional[_Iterable[_Union[FrameDiagnostics, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[ActionResult, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    flash: FlashResult
+    planarity_residual: float
+    def __init__(self, live: _Optional[bool] = ..., reason: _Optional[_Union[LivenessReason, str]] = ..., failed_checks: _Optional[_Iterable[_Union[LivenessReason, str]]] = ..., live_score: _Optional[float] = ..., live_threshold: _Optional[float] = ..., frames: _Optional[_Iterable[_Union[FrameDiagnostics, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[ActionResult, _Mapping]]] = ..., model_version: _Optional[str] = ..., flash: _Optional[_Union[FlashResult, _Mapping]] = ..., planarity_residual: _Optional[float] = ...) -> None: ...
