@@ -91,6 +91,115 @@
     };
   }
 
+  /* -- The screen-flash challenge (issue 12) --------------------------------------------------------
+   * The server picks a sequence of screen colours; the page paints them around the capture while the frames are
+   * taken, and the liveness service checks that the face reflects them (a pre-recorded or injected clip does not). */
+
+  // WCAG 2.3.1 (three flashes): never more than three changes in any one second, whatever the server sends.
+  var MIN_FLASH_STEP_MS = 334;
+  var MAX_FLASH_STEPS = 16;
+  var HEX_COLOUR = /^#[0-9a-fA-F]{6}$/;
+
+  /* The challenge's "flash" member, checked: null (flash off) or {steps: [{colour, duration_ms}], notice_ms}.
+   * Throws on a malformed sequence: painting a guess would only get the person refused. */
+  function flashPlan(flash) {
+    if (flash === null || flash === undefined) { return null; }
+    if (typeof flash !== "object" || !Array.isArray(flash.steps) || !flash.steps.length ||
+        flash.steps.length > MAX_FLASH_STEPS) {
+      throw new Error("malformed flash sequence");
+    }
+    var steps = flash.steps.map(function (step) {
+      if (!step || typeof step.colour !== "string" || !HEX_COLOUR.test(step.colour)) {
+        throw new Error("malformed flash colour");
+      }
+      var duration = Math.round(Number(step.duration_ms));
+      return { colour: step.colour.toLowerCase(), duration_ms: Math.max(MIN_FLASH_STEP_MS, duration || 0) };
+    });
+    var notice = Math.round(Number(flash.notice_ms));
+    return {
+      steps: steps,
+      notice_ms: notice > 0 ? notice : 0,
+      total_ms: steps.reduce(function (sum, step) { return sum + step.duration_ms; }, 0)
+    };
+  }
+
+  function prefersReducedMotion() {
+    return Boolean(window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches);
+  }
+
+  /* The full-viewport colour layer behind the capture (one per page, made on first use). The colour travels in a
+   * CSS custom property set through the CSSOM, which the strict CSP allows (no style attribute in the markup);
+   * data-colour says which colour is painted now ("" when none). */
+  function FlashLayer() {
+    var layer = document.getElementById("flash-layer");
+    if (!layer) {
+      layer = document.createElement("div");
+      layer.id = "flash-layer";
+      layer.className = "flash-layer";
+      layer.setAttribute("aria-hidden", "true");
+      layer.hidden = true;
+      layer.dataset.colour = "";
+      document.body.appendChild(layer);
+    }
+    this.el = layer;
+    this.frame = null;
+    this.finish = null;
+  }
+
+  FlashLayer.prototype.paint = function (colour) {
+    document.documentElement.style.setProperty("--flash-colour", colour);
+    document.documentElement.classList.add("is-flashing");
+    this.el.hidden = false;
+    this.el.dataset.colour = colour;
+  };
+
+  /* Normal colours again, and any running sequence ended (its promise resolves with what was painted so far). */
+  FlashLayer.prototype.stop = function () {
+    if (this.frame !== null) {
+      window.cancelAnimationFrame(this.frame);
+      this.frame = null;
+    }
+    this.el.hidden = true;
+    this.el.dataset.colour = "";
+    document.documentElement.classList.remove("is-flashing");
+    document.documentElement.style.removeProperty("--flash-colour");
+    if (this.finish) {
+      var finish = this.finish;
+      this.finish = null;
+      finish();
+    }
+  };
+
+  /* Paints each step for at least its duration. Every change happens in an animation-frame callback, so it is in
+   * the very frame that callback precedes, and the frame's timestamp (the performance.now() clock) is when it was
+   * painted. The next change waits for that step's full duration after its own paint, so a late frame makes a
+   * step longer, never shorter. onFirstPaint(timestamp) runs when the first colour is painted; the promise
+   * resolves with every step's paint time once the sequence is over (or stop() was called). */
+  FlashLayer.prototype.play = function (steps, onFirstPaint) {
+    var self = this;
+    this.stop();
+    return new Promise(function (resolve) {
+      var painted = [];
+      self.finish = function () { resolve(painted); };
+      function tick(timestamp) {
+        self.frame = null;
+        var index = painted.length - 1;
+        if (index < 0 || timestamp - painted[index] >= steps[index].duration_ms) {
+          index += 1;
+          if (index >= steps.length) {
+            self.stop();
+            return;
+          }
+          self.paint(steps[index].colour);
+          painted.push(timestamp);
+          if (index === 0 && onFirstPaint) { onFirstPaint(timestamp); }
+        }
+        self.frame = window.requestAnimationFrame(tick);
+      }
+      self.frame = window.requestAnimationFrame(tick);
+    });
+  };
+
   function FaceCapture(root) {
     this.root = root;
     this.video = root.querySelector(".capture__video");
@@ -117,13 +226,17 @@
     this.stream = null;
     this.overlayState = "idle";
     this.canvas = document.createElement("canvas");
+    this.flash = null;  // the current challenge's flash plan (flashPlan), or null
+    this.flashLayer = new FlashLayer();
     var self = this;
     window.addEventListener("resize", function () { self.drawOverlay(); });
     window.addEventListener("pagehide", function () { self.close(); });
   }
 
-  /* Settings returned with a challenge override the page's defaults. */
-  FaceCapture.prototype.configure = function (capture) {
+  /* Settings returned with a challenge override the page's defaults; flash is the challenge's "flash" member
+   * (null: no flash). Throws on a malformed flash sequence. */
+  FaceCapture.prototype.configure = function (capture, flash) {
+    this.flash = flashPlan(flash);
     if (!capture) { return; }
     if (capture.frames) { this.config.frames = capture.frames; }
     if (capture.fps) { this.config.fps = capture.fps; }
@@ -174,6 +287,7 @@
   };
 
   FaceCapture.prototype.close = function () {
+    this.flashLayer.stop();
     if (this.stream) {
       this.stream.getTracks().forEach(function (track) { track.stop(); });
       this.stream = null;
@@ -277,29 +391,58 @@
     });
   };
 
-  /* Countdown with the first prompt, then capture; each action's prompt is shown for its share of the frames. */
+  /* The flash notice (when the challenge has a flash), the countdown with the first prompt, then the capture —
+   * with the flash painted from its first frame on; each action's prompt is shown for its share of the frames.
+   * Resolves with {frames, times, flashStartMs}; the screen is back to normal colours however it ends. */
   FaceCapture.prototype.run = function (prompts) {
-    var self = this, cfg = this.config;
+    var self = this, cfg = this.config, flash = this.flash;
     prompts = prompts && prompts.length ? prompts : ["Look at the camera"];
     var frames = [], times = [];
+    var flashStartMs = null;
     var interval = 1000 / cfg.fps;
     this.progress.max = cfg.frames;
     this.progress.value = 0;
     this.drawOverlay("capturing");
 
+    function notice() {
+      if (!flash) { return Promise.resolve(); }
+      var clearer = prefersReducedMotion();
+      var seconds = Math.max(1, Math.round(flash.total_ms / 500) / 2);
+      var count = flash.steps.length;
+      var text = "The screen will show " + count + " colours for about " + seconds + " seconds while the pictures " +
+        "are taken. Keep looking at the camera.";
+      if (clearer) {
+        text = "Heads-up: the page around the camera picture will change colour " + count + " times, slowly " +
+          "(at most 3 changes a second), for about " + seconds + " seconds. It checks that a real person is in " +
+          "front of the camera. Keep looking at the camera.";
+      }
+      self.root.classList.add("capture--notice");
+      self.root.classList.toggle("capture--notice-clear", clearer);
+      self.showPrompt("Colours ahead — keep looking here");
+      self.status(text, "notice");
+      // A clearer notice also stays longer, so that it can be read in full before anything changes.
+      var shown = clearer ? Math.max(flash.notice_ms, 4000) : flash.notice_ms;
+      return sleep(shown).then(function () {
+        self.root.classList.remove("capture--notice", "capture--notice-clear");
+      });
+    }
+
     function countdown(remaining) {
       if (remaining <= 0) { return Promise.resolve(); }
       self.showPrompt(prompts[0] + " in " + remaining + "…");
-      self.status("Get ready: " + prompts[0].toLowerCase() + " when the capture starts.");
+      self.status("Get ready: " + prompts[0].toLowerCase() + " when the capture starts." +
+        (flash ? " The screen will change colour." : ""));
       return sleep(1000).then(function () { return countdown(remaining - 1); });
     }
 
+    // started: the first frame's capture time (frame_times_ms count from it).
     function shoot(index, started) {
-      if (index >= cfg.frames) { return Promise.resolve(); }
+      if (index >= cfg.frames) { return Promise.resolve(started); }
       var action = Math.min(prompts.length - 1, Math.floor(index * prompts.length / cfg.frames));
       self.showPrompt(prompts[action]);
       self.status("Capturing… " + prompts[action].toLowerCase() + ".");
       var at = performance.now();
+      if (index === 0) { started = at; }
       return self.grab().then(function (blob) {
         frames.push(blob);
         times.push(Math.round(at - started));
@@ -309,11 +452,40 @@
       }).then(function () { return shoot(index + 1, started); });
     }
 
-    return countdown(cfg.countdown).then(function () {
-      return shoot(0, performance.now());
-    }).then(function () {
+    /* The flash and the capture together: the first frame is taken right after the first colour is painted. */
+    function flashAndShoot() {
+      if (!flash) { return shoot(0); }
+      var layer = self.flashLayer;
+      return new Promise(function (resolve, reject) {
+        var begun = false;
+        // Animation frames stop while the page is hidden: without a first paint there is nothing to capture.
+        var watchdog = setTimeout(function () {
+          if (!begun) {
+            layer.stop();
+            reject({ shown: true, message: "Keep this page visible during the capture, then try again." });
+          }
+        }, 1500);
+        layer.play(flash.steps, function (paintedAt) {
+          begun = true;
+          clearTimeout(watchdog);
+          shoot(0).then(function (firstFrameAt) {
+            flashStartMs = Math.round(paintedAt - firstFrameAt);
+            resolve();
+          }, reject);
+        });
+      });
+    }
+
+    return notice().then(function () {
+      return countdown(cfg.countdown);
+    }).then(flashAndShoot).then(function () {
+      self.flashLayer.stop();
       self.showPrompt("");
-      return { frames: frames, times: times };
+      return { frames: frames, times: times, flashStartMs: flashStartMs };
+    }, function (error) {
+      self.flashLayer.stop();
+      self.root.classList.remove("capture--notice", "capture--notice-clear");
+      throw error;
     });
   };
 
@@ -321,6 +493,10 @@
     var data = new FormData();
     Object.keys(fields).forEach(function (key) { data.append(key, fields[key]); });
     data.append("frame_times_ms", JSON.stringify(shot.times));
+    if (shot.flashStartMs !== null && shot.flashStartMs !== undefined) {
+      // When the first colour was painted, on the frame_times_ms clock (usually a few ms before the first frame).
+      data.append("flash_start_ms", String(shot.flashStartMs));
+    }
     shot.frames.forEach(function (blob, index) { data.append("frames", blob, "frame-" + index + ".jpg"); });
     return data;
   };
@@ -335,6 +511,7 @@
       busy = false;
       button.disabled = false;
       button.removeAttribute("aria-busy");
+      capture.flashLayer.stop();
       capture.showPrompt("");
       capture.drawOverlay(state);
     }
@@ -365,14 +542,26 @@
           capture.status(challenge.message || UNAVAILABLE, "error");
           throw { handled: true, state: "error" };
         }
-        capture.configure(challenge.capture);
+        try {
+          capture.configure(challenge.capture, challenge.flash);
+        } catch (error) {
+          capture.status("The capture could not be prepared. Reload the page and try again.", "error");
+          throw { handled: true };
+        }
         return capture.run(challenge.prompts).then(function (shot) {
           capture.status("Checking…");
           var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
-          return postForm(form.dataset.submitUrl, capture.formData(shot, fields));
+          return postForm(form.dataset.submitUrl, capture.formData(shot, fields)).then(function (result) {
+            return { result: result, challenge: challenge, shot: shot };
+          });
         });
-      }).then(function (result) {
-        if (result.ok) {
+      }).then(function (outcome) {
+        var result = outcome.result;
+        if (options.onResult) {
+          // A page that shows the result itself (the flash calibration) instead of redirecting.
+          var state = options.onResult(result, outcome.challenge, outcome.shot);
+          finish(state || (result.ok ? "ok" : "error"));
+        } else if (result.ok) {
           capture.status(result.message || "Done.", "ok");
           finish("ok");
           button.disabled = true;
@@ -384,7 +573,9 @@
           finish("error");
         }
       }).catch(function (error) {
-        if (!error || !error.handled) {
+        if (error && !error.handled && typeof error.message === "string" && error.shown) {
+          capture.status(error.message, "error");
+        } else if (!error || !error.handled) {
           capture.status("Could not reach the server. Check your connection and try again.", "error");
         }
         finish("error");
@@ -397,6 +588,8 @@
     FaceCapture: FaceCapture,
     bindCaptureForm: bindCaptureForm,
     explainCameraError: explainCameraError,
+    flashPlan: flashPlan,
+    MIN_FLASH_STEP_MS: MIN_FLASH_STEP_MS,
     postJSON: postJSON,
     postForm: postForm
   };
