@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ def chromium_available() -> str | None:
 class Browser:
     """One Chromium with its own profile and camera file; ``quit()`` removes the profile."""
 
-    def __init__(self, camera: Path | None, *, grant_camera: bool = True) -> None:
+    def __init__(self, camera: Path | None, *, grant_camera: bool = True, scripts: Sequence[str] = ()) -> None:
+        """``scripts`` run in every page before the page's own (the camera relighting, the flash recorder)."""
         self.profile = Path(tempfile.mkdtemp(prefix="faceauth-e2e-chromium-"))
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
@@ -76,6 +77,12 @@ class Browser:
             raise
         self.driver.set_page_load_timeout(PAGE_TIMEOUT)
         self._console: list[dict[str, Any]] = []
+        try:
+            for source in scripts:
+                self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": source})
+        except WebDriverException:
+            self.quit()
+            raise
 
     def quit(self) -> None:
         try:
@@ -128,6 +135,10 @@ class Browser:
                 "return false;"
             )
         )
+
+    def script_state(self, name: str) -> Any:
+        """A value an injected script keeps on ``window`` (e.g. ``__faceauthFlashRecord``), or None."""
+        return self.driver.execute_script(f"return window[{name!r}] || null;")
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the whole page; also asserts that the page had no script error or CSP violation."""

@@ -23,6 +23,7 @@ from conftest import REPO_ROOT
 
 from .browser import Browser, chromium_available
 from .media import Clip
+from .relight import REFLECTION_STRENGTH, FaceRegion, face_region, relight_script
 from .stack import REDIS_URL, Stack
 
 OUTPUT = REPO_ROOT / "test-output" / "e2e"
@@ -98,13 +99,52 @@ def cameras(test_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         path.unlink(missing_ok=True)
 
 
+@pytest.fixture(scope="session")
+def face_regions(test_data: Path) -> Callable[[str], FaceRegion]:
+    """clip name -> the ellipse around its face (measured once per clip with the liveness face detector)."""
+    measured: dict[str, FaceRegion] = {}
+
+    def region(name: str) -> FaceRegion:
+        if name not in measured:
+            measured[name] = face_region(CLIPS[name], test_data)
+        return measured[name]
+
+    return region
+
+
+@pytest.fixture(scope="session")
+def camera_scripts(face_regions: Callable[[str], FaceRegion]) -> Callable[..., list[str]]:
+    """The scripts a clip's browser gets: the relighting camera (tests/e2e/relight.py), so that the face reflects
+    the screen-flash colours as a real face does; ``reflection=None`` leaves the plain fake camera."""
+
+    def scripts(camera: str | None, reflection: float | None = REFLECTION_STRENGTH) -> list[str]:
+        if camera is None or reflection is None:
+            return []
+        return [relight_script(face_regions(camera), reflection)]
+
+    return scripts
+
+
 @pytest.fixture
-def browser(cameras: Callable[[str], Path]) -> Iterator[Callable[..., Browser]]:
-    """browser("a_login") -> a fresh Chromium whose webcam plays that clip; all are closed after the test."""
+def browser(
+    cameras: Callable[[str], Path], camera_scripts: Callable[..., list[str]]
+) -> Iterator[Callable[..., Browser]]:
+    """browser("a_login") -> a fresh Chromium whose webcam plays that clip, lit by the page's flash colours
+    (``reflection=None``: not); ``scripts`` are added to every page; all are closed after the test."""
     opened: list[Browser] = []
 
-    def open_browser(camera: str | None, *, grant_camera: bool = True) -> Browser:
-        instance = Browser(cameras(camera) if camera else None, grant_camera=grant_camera)
+    def open_browser(
+        camera: str | None,
+        *,
+        grant_camera: bool = True,
+        reflection: float | None = REFLECTION_STRENGTH,
+        scripts: tuple[str, ...] = (),
+    ) -> Browser:
+        instance = Browser(
+            cameras(camera) if camera else None,
+            grant_camera=grant_camera,
+            scripts=[*camera_scripts(camera, reflection), *scripts],
+        )
         opened.append(instance)
         return instance
 
@@ -185,10 +225,17 @@ class PersonA:
 
 
 @pytest.fixture(scope="session")
-def person_a(stack: Stack, cameras: Callable[[str], Path], db: Engine, output_dir: Path) -> Iterator[PersonA]:
-    """Registers A on /register and enrolls A's face on /enroll with the a_enroll clip, as a person would."""
+def person_a(
+    stack: Stack,
+    cameras: Callable[[str], Path],
+    camera_scripts: Callable[..., list[str]],
+    db: Engine,
+    output_dir: Path,
+) -> Iterator[PersonA]:
+    """Registers A on /register and enrolls A's face on /enroll with the a_enroll clip, as a person would
+    (the face lit by the enrollment's flash colours)."""
     username = f"alice_{secrets.token_hex(3)}"
-    instance = Browser(cameras("a_enroll"))
+    instance = Browser(cameras("a_enroll"), scripts=camera_scripts("a_enroll"))
     try:
         instance.register(stack.base_url, username, PASSWORD)
         instance.wait_for_path("/enroll")

@@ -418,10 +418,10 @@
       }
       self.root.classList.add("capture--notice");
       self.root.classList.toggle("capture--notice-clear", clearer);
-      self.showPrompt("Colours ahead — keep looking here");
+      self.showPrompt("Keep looking here");
       self.status(text, "notice");
       // A clearer notice also stays longer, so that it can be read in full before anything changes.
-      var shown = clearer ? Math.max(flash.notice_ms, 4000) : flash.notice_ms;
+      var shown = clearer ? Math.max(flash.notice_ms, 3000) : flash.notice_ms;
       return sleep(shown).then(function () {
         self.root.classList.remove("capture--notice", "capture--notice-clear");
       });
