@@ -72,8 +72,16 @@ class FaceServices:
                 try:
                     self._channels = _Channels(
                         os.getpid(),
-                        open_channel(self.settings.liveness_target, self.settings.grpc_security),
-                        open_channel(self.settings.recognition_target, self.settings.grpc_security),
+                        open_channel(
+                            self.settings.liveness_target,
+                            self.settings.grpc_security,
+                            longest_call_seconds=self.settings.liveness_deadline_seconds,
+                        ),
+                        open_channel(
+                            self.settings.recognition_target,
+                            self.settings.grpc_security,
+                            longest_call_seconds=self.settings.recognition_deadline_seconds,
+                        ),
                     )
                 except TlsNotConfigured:
                     # `serve` refuses to start like this; an app made some other way fails closed, never open.
