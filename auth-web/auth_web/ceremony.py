@@ -22,10 +22,14 @@ from typing import Any
 from werkzeug.datastructures import FileStorage
 
 from auth_web import audit, context, reasons
-from auth_web.challenges import Challenge, random_actions
+from auth_web import metrics as auth_metrics
+from auth_web.challenges import Challenge, challenge_actions_for, timing_problem
+from auth_web.config import Settings
 from auth_web.decision import Decision, EnrollmentDecision, decide_enrollment, decide_login
-from auth_web.face_services import ServiceUnavailable
-from auth_web.uploads import parse_frame_times, read_frames
+from auth_web.face_services import LivenessInput, ServiceUnavailable
+from auth_web.flash import FlashStep, frames_to_cover, random_sequence, total_ms
+from auth_web.uploads import parse_flash_start, parse_frame_times, read_frames
+from faceauth.liveness.v1 import liveness_pb2
 from faceauth_common.imaging import ImageLimits
 
 
@@ -81,10 +85,12 @@ Result = Issued | Refused | SignedIn | Enrolled
 
 @dataclass(frozen=True)
 class Capture:
-    """The checked frames of one capture and their times (ms since the first)."""
+    """The checked frames of one capture, their times (ms since the first) and, with a flash, when its first
+    colour was painted (same clock)."""
 
     frames: list[bytes]
     frame_times: list[int]
+    flash_start_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,30 +111,89 @@ class Scores:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def capture_frames_for(config: Settings, flash: Sequence[FlashStep]) -> int:
+    """Frames the page captures: AUTH_CAPTURE_FRAMES, or more to cover the whole flash sequence plus its tail
+    (never more than AUTH_MAX_FRAMES; settings validation makes the longest sequence fit)."""
+    if not flash:
+        return config.capture.frames
+    needed = frames_to_cover(total_ms(flash), config.capture.fps)
+    return min(config.max_frames, max(config.capture.frames, needed))
+
+
 @dataclass(frozen=True)
 class Ceremony:
-    """The ceremony for one purpose; ``purpose`` names both the challenge's purpose and the audit event."""
+    """The ceremony for one purpose; ``purpose`` names both the challenge's purpose and the audit event.
+
+    ``with_actions``: the challenge asks for AUTH_CHALLENGE_LENGTH actions (the calibration asks for none).
+    ``always_flash``: a flash sequence even when AUTH_FLASH is off (the calibration of the flash itself).
+    """
 
     purpose: str
+    with_actions: bool = True
+    always_flash: bool = False
 
-    def issue(self, *, username: str = "", user_id: int | None = None) -> Challenge:
-        """A new challenge for this browser session: ``challenge_length`` random actions, single use."""
+    def issue(self, *, username: str = "", user_id: int | None = None, throttle_member: str = "") -> Challenge:
+        """A new challenge for this browser session: its actions and flash sequence drawn with a CSPRNG, single
+        use."""
         config = context.settings()
-        actions = random_actions(config.challenge_actions, config.challenge_length)
+        actions = challenge_actions_for(config.challenge_actions, config.challenge_length) if self.with_actions else ()
+        flash = random_sequence(config.flash) if config.flash_enabled or self.always_flash else ()
         return context.challenges().issue(
-            self.purpose, actions, context.browser_session().hash, username=username, user_id=user_id
+            self.purpose,
+            actions,
+            context.browser_session().hash,
+            username=username,
+            user_id=user_id,
+            flash=flash,
+            capture_frames=capture_frames_for(config, flash),
+            throttle_member=throttle_member,
         )
 
     def consume(self, nonce: str) -> tuple[Challenge | None, str]:
         """The challenge of ``nonce`` taken out of the store, or None and the audit reason it is unusable for."""
         return context.challenges().consume(nonce, self.purpose, context.browser_session().hash)
 
-    def read_capture(self, files: list[FileStorage], frame_times_raw: str | None) -> Capture:
-        """The uploaded frames within the settings' caps (``CaptureError`` when they are not)."""
+    def read_capture(
+        self,
+        challenge: Challenge,
+        files: list[FileStorage],
+        frame_times_raw: str | None,
+        flash_start_raw: str | None = None,
+    ) -> Capture:
+        """The uploaded frames within the settings' caps, their times, and the flash's start when the challenge
+        has a flash (``CaptureError`` when any is unusable)."""
         config = context.settings()
         limits = ImageLimits(config.max_frame_bytes, config.max_frame_pixels, config.max_frames)
         frames = read_frames(files, min_frames=config.min_frames, max_frames=config.max_frames, limits=limits)
-        return Capture(frames, parse_frame_times(frame_times_raw, len(frames)))
+        times = parse_frame_times(frame_times_raw, len(frames))
+        flash_start = parse_flash_start(flash_start_raw) if challenge.flash else 0
+        return Capture(frames, times, flash_start)
+
+    def timing(self, challenge: Challenge, capture: Capture) -> str | None:
+        """``CHALLENGE_LATE`` or ``CAPTURE_TOO_EARLY`` when the capture cannot have come from the page in time
+        (``challenges.timing_problem``), else None."""
+        config = context.settings()
+        return timing_problem(
+            challenge,
+            context.challenges().clock(),
+            capture.frame_times,
+            countdown_seconds=config.capture.countdown_seconds,
+            notice_ms=config.flash.notice_ms,
+            fps=config.capture.fps,
+            slack_seconds=config.capture_slack_seconds,
+        )
+
+    def _liveness_input(self, challenge: Challenge, capture: Capture) -> LivenessInput:
+        return LivenessInput(challenge.actions, capture.frame_times, challenge.flash, capture.flash_start_ms)
+
+    def _checked(self, check: liveness_pb2.CheckResponse) -> liveness_pb2.CheckResponse:
+        if check.HasField("flash"):
+            auth_metrics.flash_checked(self.purpose, check.flash.score)
+        return check
+
+    def check(self, challenge: Challenge, capture: Capture) -> liveness_pb2.CheckResponse:
+        """Liveness alone (no recognition): the flash calibration."""
+        return self._checked(context.face_services().check(capture.frames, self._liveness_input(challenge, capture)))
 
     def verify(
         self,
@@ -140,12 +205,13 @@ class Ceremony:
         """Liveness ∥ recognition's Verify against ``templates``, then the decision (``decide_login``)."""
         config = context.settings()
         check, verify = context.face_services().check_and_verify(
-            capture.frames, challenge.actions, capture.frame_times, templates
+            capture.frames, self._liveness_input(challenge, capture), templates
         )
         return decide_login(
-            check,
+            self._checked(check),
             verify,
             challenge_length=len(challenge.actions),
+            flash_sent=bool(challenge.flash),
             min_matched_frames=config.min_matched_frames,
             template_model_versions=template_versions or [verify.model_version],
         )
@@ -154,12 +220,13 @@ class Ceremony:
         """Liveness ∥ recognition's Encode, then the decision (``decide_enrollment``)."""
         config = context.settings()
         check, encoded = context.face_services().check_and_encode(
-            capture.frames, challenge.actions, capture.frame_times
+            capture.frames, self._liveness_input(challenge, capture)
         )
         return decide_enrollment(
-            check,
+            self._checked(check),
             encoded,
             challenge_length=len(challenge.actions),
+            flash_sent=bool(challenge.flash),
             min_faces=config.enroll_min_faces,
             min_quality=config.enroll_min_quality,
             max_templates=config.enroll_max_templates,
@@ -194,3 +261,4 @@ class Ceremony:
 
 LOGIN = Ceremony(reasons.LOGIN)
 ENROLLMENT = Ceremony(reasons.ENROLL)
+FLASH_CALIBRATION = Ceremony(reasons.FLASH_CALIBRATION, with_actions=False, always_flash=True)

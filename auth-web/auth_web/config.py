@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from auth_web.actions import NAMES as ACTION_NAMES
+from auth_web.flash import MAX_STEP_MS, MIN_STEP_MS, FlashPolicy, frames_to_cover
 from auth_web.proxies import parse_address_list
 from auth_web.template_crypto import TemplateCipher, TemplateKeyError, cipher_from_env, development_cipher
 from faceauth_common.settings import (
@@ -76,12 +77,18 @@ class Settings:
     # Login policy
     factors: str = "password+face"
     challenge_actions: tuple[str, ...] = ACTION_NAMES
-    challenge_length: int = 1
+    # One BLINK and one turn, in random order (challenge_actions_for).
+    challenge_length: int = 2
     challenge_ttl_seconds: int = 60
+    # The screen-flash challenge (flash.py): on unless an operator turns it off for photosensitive users.
+    flash_enabled: bool = True
+    flash: FlashPolicy = dataclasses.field(default_factory=FlashPolicy)
+    # A capture POST later than countdown + notice + capture + this is refused (CHALLENGE_LATE).
+    capture_slack_seconds: float = 8.0
     min_matched_frames: int = 2
     # Upload limits
     min_frames: int = 5
-    max_frames: int = 16
+    max_frames: int = 24
     max_frame_bytes: int = 1024 * 1024
     max_frame_pixels: int = 4_000_000
     capture: CaptureSettings = dataclasses.field(default_factory=CaptureSettings)
@@ -146,7 +153,7 @@ class Settings:
         unknown = [a for a in actions if a not in ACTION_NAMES]
         if unknown or not actions:
             raise SettingsError(f"AUTH_CHALLENGE_ACTIONS must be a list of {list(ACTION_NAMES)}, got {actions}")
-        max_frames = env_int("AUTH_MAX_FRAMES", 16, env, minimum=1, maximum=32)
+        max_frames = env_int("AUTH_MAX_FRAMES", 24, env, minimum=1, maximum=32)
         capture = CaptureSettings(
             frames=env_int("AUTH_CAPTURE_FRAMES", CaptureSettings.frames, env, minimum=1, maximum=max_frames),
             fps=env_float("AUTH_CAPTURE_FPS", CaptureSettings.fps, env, minimum=1.0, maximum=30.0),
@@ -164,6 +171,17 @@ class Settings:
             )
         if capture.frames < min_frames:
             raise SettingsError(f"AUTH_CAPTURE_FRAMES ({capture.frames}) must be >= AUTH_MIN_FRAMES ({min_frames})")
+        flash_enabled = env_bool("AUTH_FLASH", True, env)
+        flash = _flash_policy(env)
+        if flash_enabled:
+            needed = frames_to_cover(flash.steps * flash.max_duration_ms, capture.fps)
+            if needed > max_frames:
+                raise SettingsError(
+                    f"the longest flash sequence (AUTH_FLASH_STEPS × AUTH_FLASH_MAX_DURATION_MS = "
+                    f"{flash.steps * flash.max_duration_ms} ms) needs {needed} frames at AUTH_CAPTURE_FPS "
+                    f"{capture.fps:g}, more than AUTH_MAX_FRAMES ({max_frames}): raise AUTH_MAX_FRAMES (and "
+                    "LIVENESS_MAX_FRAMES), or shorten the sequence"
+                )
         return cls(
             env=mode,
             secret_key=secret or DEV_SECRET_KEY,
@@ -190,8 +208,11 @@ class Settings:
             log_level=env_str("LOG_LEVEL", "INFO", env),
             factors=env_choice("AUTH_FACTORS", "password+face", FACTORS, env),
             challenge_actions=actions,
-            challenge_length=env_int("AUTH_CHALLENGE_LENGTH", 1, env, minimum=0, maximum=4),
+            challenge_length=env_int("AUTH_CHALLENGE_LENGTH", 2, env, minimum=0, maximum=4),
             challenge_ttl_seconds=env_int("AUTH_CHALLENGE_TTL_SECONDS", 60, env, minimum=1, maximum=600),
+            flash_enabled=flash_enabled,
+            flash=flash,
+            capture_slack_seconds=env_float("AUTH_CAPTURE_SLACK_SECONDS", 8.0, env, minimum=0.5, maximum=120.0),
             min_matched_frames=env_int("AUTH_MIN_MATCHED_FRAMES", 2, env, minimum=1, maximum=max_frames),
             min_frames=min_frames,
             max_frames=max_frames,
@@ -231,6 +252,24 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _flash_policy(env: Mapping[str, str] | None) -> FlashPolicy:
+    """AUTH_FLASH_*: 4–6 steps, each at least ``MIN_STEP_MS`` (WCAG 2.3.1: at most 3 changes per second)."""
+    defaults = FlashPolicy()
+    steps = env_int("AUTH_FLASH_STEPS", defaults.steps, env, minimum=4, maximum=6)
+    shortest = env_int(
+        "AUTH_FLASH_MIN_DURATION_MS", defaults.min_duration_ms, env, minimum=MIN_STEP_MS, maximum=MAX_STEP_MS
+    )
+    longest = env_int(
+        "AUTH_FLASH_MAX_DURATION_MS", defaults.max_duration_ms, env, minimum=MIN_STEP_MS, maximum=MAX_STEP_MS
+    )
+    if longest < shortest:
+        raise SettingsError(
+            f"AUTH_FLASH_MAX_DURATION_MS ({longest}) must be >= AUTH_FLASH_MIN_DURATION_MS ({shortest})"
+        )
+    notice = env_int("AUTH_FLASH_NOTICE_MS", defaults.notice_ms, env, minimum=0, maximum=10_000)
+    return FlashPolicy(steps=steps, min_duration_ms=shortest, max_duration_ms=longest, notice_ms=notice)
 
 
 def _addresses(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from auth_web import reasons
 from faceauth.liveness.v1 import liveness_pb2
@@ -42,18 +43,43 @@ def _live_score(check: liveness_pb2.CheckResponse) -> float | None:
     return float(check.live_score)
 
 
-def liveness_passed(check: liveness_pb2.CheckResponse, challenge_length: int) -> str | None:
+def liveness_passed(check: liveness_pb2.CheckResponse, challenge_length: int, flash_sent: bool = False) -> str | None:
     """None when the capture is live; otherwise the reason code.
 
-    Trusts nothing implicit: ``live`` must be set, the reason must be LIVE, and every requested action must be
-    reported performed (a service that skipped the active check must not pass a login).
+    Trusts nothing implicit: ``live`` must be set, the reason must be LIVE, every requested action must be
+    reported performed (a service that skipped the active check must not pass a login), and a flash that was
+    sent must be reported checked and reflected (``FLASH_NOT_CHECKED`` when liveness runs without its flash
+    check: AUTH_FLASH on needs `flash` in LIVENESS_CHECKS).
     """
     if not check.live or check.reason != liveness_pb2.LIVENESS_REASON_LIVE:
         reason = check.reason if check.reason != liveness_pb2.LIVENESS_REASON_LIVE else 0
         return liveness_reason_code(reason) if reason else reasons.LIVENESS_UNSPECIFIED
     if len(check.actions) != challenge_length or not all(action.performed for action in check.actions):
         return liveness_reason_code(liveness_pb2.LIVENESS_REASON_CHALLENGE_NOT_MET)
+    if flash_sent:
+        if not check.HasField("flash"):
+            return reasons.FLASH_NOT_CHECKED
+        if not check.flash.reflected:
+            return liveness_reason_code(liveness_pb2.LIVENESS_REASON_FLASH_NOT_REFLECTED)
     return None
+
+
+def flash_details(check: liveness_pb2.CheckResponse) -> dict[str, Any]:
+    """The audit's view of the flash and planarity checks: ``flash`` (None when it did not run) and
+    ``planarity_residual`` (None when no turn was judged)."""
+    flash = None
+    if check.HasField("flash"):
+        result = check.flash
+        flash = {
+            "reflected": bool(result.reflected),
+            "score": round(float(result.score), 4),
+            "threshold": round(float(result.threshold), 4),
+            "face_gain": round(float(result.face_gain), 4),
+            "background_ratio": round(float(result.background_ratio), 4),
+            "lag_ms": int(result.lag_ms),
+        }
+    planarity = round(float(check.planarity_residual), 4) if check.HasField("planarity_residual") else None
+    return {"flash": flash, "planarity_residual": planarity}
 
 
 def decide_login(
@@ -63,6 +89,7 @@ def decide_login(
     challenge_length: int,
     min_matched_frames: int,
     template_model_versions: Sequence[str],
+    flash_sent: bool = False,
 ) -> Decision:
     """Accept only if the capture is live AND enough frames match the claimed user AND it is one face throughout.
 
@@ -89,8 +116,9 @@ def decide_login(
         else None,
         "liveness_model": check.model_version,
         "recognition_model": verify.model_version,
+        **flash_details(check),
     }
-    liveness_failure = liveness_passed(check, challenge_length)
+    liveness_failure = liveness_passed(check, challenge_length, flash_sent)
     if liveness_failure is not None:
         return Decision(False, liveness_failure, details=details, **scores)
     if any(version != verify.model_version for version in template_model_versions):
@@ -130,6 +158,7 @@ def decide_enrollment(
     min_faces: int,
     min_quality: float,
     max_templates: int,
+    flash_sent: bool = False,
 ) -> EnrollmentDecision:
     """Live capture AND at least ``min_faces`` good-quality faces of one person → the best ``max_templates``.
 
@@ -146,9 +175,11 @@ def decide_enrollment(
         "face_statuses": statuses,
         "usable_faces": len(usable),
         "liveness_reason": liveness_reason_code(check.reason),
+        "liveness_failed_checks": [liveness_reason_code(r) for r in check.failed_checks],
+        **flash_details(check),
     }
     live_score = _live_score(check)
-    failure = liveness_passed(check, challenge_length)
+    failure = liveness_passed(check, challenge_length, flash_sent)
     if failure is not None:
         return EnrollmentDecision(False, failure, [], encoded.model_version, live_score, details)
     if len(usable) < min_faces:

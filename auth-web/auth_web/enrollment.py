@@ -27,6 +27,7 @@ LIVENESS_ADVICE = (
     "The capture did not pass the liveness check. Look at the camera, follow the prompt when it appears, and try again."
 )
 CAPTURE_EXPIRED = "This capture expired or was already used. Please start again."
+CAPTURE_TOO_EARLY = "This capture arrived sooner than it could have been recorded. Please start again."
 ENROLLED = "Your face is enrolled. Next time, sign in with your camera."
 
 
@@ -34,7 +35,9 @@ def issue_challenge() -> Issued:
     return Issued(ENROLLMENT.issue(user_id=g.user.id))
 
 
-def enroll(nonce: str, files: list[FileStorage], frame_times_raw: str | None) -> Enrolled | Refused:
+def enroll(
+    nonce: str, files: list[FileStorage], frame_times_raw: str | None, flash_start_raw: str | None = None
+) -> Enrolled | Refused:
     config = context.settings()
     user = g.user
     subject = Subject(user.id, user.username)
@@ -45,10 +48,16 @@ def enroll(nonce: str, files: list[FileStorage], frame_times_raw: str | None) ->
         ENROLLMENT.record(subject, reasons.FAILURE, reason)
         return Refused(Refusal.CHALLENGE_INVALID, reason, CAPTURE_EXPIRED)
     try:
-        capture = ENROLLMENT.read_capture(files, frame_times_raw)
+        capture = ENROLLMENT.read_capture(challenge, files, frame_times_raw, flash_start_raw)
     except CaptureError as error:
         ENROLLMENT.record(subject, reasons.FAILURE, reasons.BAD_CAPTURE, Scores(details={"capture": error.reason}))
         return Refused(Refusal.BAD_CAPTURE, reasons.BAD_CAPTURE, str(error))
+    late_or_early = ENROLLMENT.timing(challenge, capture)
+    if late_or_early is not None:
+        ENROLLMENT.record(subject, reasons.FAILURE, late_or_early)
+        if late_or_early == reasons.CHALLENGE_LATE:
+            return Refused(Refusal.CHALLENGE_INVALID, late_or_early, CAPTURE_EXPIRED)
+        return Refused(Refusal.BAD_CAPTURE, late_or_early, CAPTURE_TOO_EARLY)
     with ENROLLMENT.audit_outage(subject):
         result = ENROLLMENT.encode(challenge, capture)
     if not result.accepted:

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from auth_web import actions as challenge_actions
 from auth_web import metrics as auth_metrics
 from auth_web.config import Settings
+from auth_web.flash import FlashStep
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
 from faceauth.recognition.v1 import recognition_pb2, recognition_pb2_grpc
 from faceauth_common.grpc_client import open_channel
@@ -41,6 +42,16 @@ class ServiceUnavailable(Exception):
         super().__init__(f"{service} unavailable ({code})")
         self.service = service
         self.code = code
+
+
+@dataclass(frozen=True)
+class LivenessInput:
+    """What liveness judges besides the frames: the challenge's actions and flash sequence, the capture's times."""
+
+    actions: Sequence[str]
+    frame_times_ms: Sequence[int]
+    flash: Sequence[FlashStep] = ()
+    flash_start_ms: int = 0
 
 
 class CaptureRejected(Exception):
@@ -98,26 +109,23 @@ class FaceServices:
 
     # -- calls ------------------------------------------------------------------------------------
 
-    def _check_future(self, frames: Sequence[bytes], actions: Sequence[str], frame_times_ms: Sequence[int]):  # type: ignore[no-untyped-def]
+    def _check_future(self, frames: Sequence[bytes], given: LivenessInput):  # type: ignore[no-untyped-def]
         stub = liveness_pb2_grpc.LivenessServiceStub(self._get().liveness)
         request = liveness_pb2.CheckRequest(
             frames=list(frames),
-            challenge=[challenge_actions.VALUES[a] for a in actions],
-            frame_times_ms=list(frame_times_ms),
+            challenge=[challenge_actions.VALUES[a] for a in given.actions],
+            frame_times_ms=list(given.frame_times_ms),
+            flash=[liveness_pb2.FlashStep(rgb=step.rgb, duration_ms=step.duration_ms) for step in given.flash],
+            flash_start_ms=given.flash_start_ms,
         )
         return _timed(LIVENESS, "Check", stub.Check.future(request, timeout=self.settings.liveness_deadline_seconds))
 
-    def check(
-        self, frames: Sequence[bytes], actions: Sequence[str], frame_times_ms: Sequence[int]
-    ) -> liveness_pb2.CheckResponse:
-        return _results([(LIVENESS, self._check_future(frames, actions, frame_times_ms))])[0]
+    def check(self, frames: Sequence[bytes], given: LivenessInput) -> liveness_pb2.CheckResponse:
+        """Liveness Check alone (the admin's flash calibration)."""
+        return _results([(LIVENESS, self._check_future(frames, given))])[0]
 
     def check_and_verify(
-        self,
-        frames: Sequence[bytes],
-        actions: Sequence[str],
-        frame_times_ms: Sequence[int],
-        templates: Sequence[Sequence[float]],
+        self, frames: Sequence[bytes], given: LivenessInput, templates: Sequence[Sequence[float]]
     ) -> tuple[liveness_pb2.CheckResponse, recognition_pb2.VerifyResponse]:
         """Liveness Check and recognition Verify at the same time; both answers or ServiceUnavailable."""
         stub = recognition_pb2_grpc.RecognitionServiceStub(self._get().recognition)
@@ -125,7 +133,7 @@ class FaceServices:
             frames=list(frames), templates=[recognition_pb2.Template(embedding=list(t)) for t in templates]
         )
         calls = [
-            (LIVENESS, self._check_future(frames, actions, frame_times_ms)),
+            (LIVENESS, self._check_future(frames, given)),
             (
                 RECOGNITION,
                 _timed(
@@ -139,11 +147,11 @@ class FaceServices:
         return check, verify
 
     def check_and_encode(
-        self, frames: Sequence[bytes], actions: Sequence[str], frame_times_ms: Sequence[int]
+        self, frames: Sequence[bytes], given: LivenessInput
     ) -> tuple[liveness_pb2.CheckResponse, recognition_pb2.EncodeResponse]:
         stub = recognition_pb2_grpc.RecognitionServiceStub(self._get().recognition)
         calls = [
-            (LIVENESS, self._check_future(frames, actions, frame_times_ms)),
+            (LIVENESS, self._check_future(frames, given)),
             (
                 RECOGNITION,
                 _timed(

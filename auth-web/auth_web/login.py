@@ -60,11 +60,17 @@ def issue_challenge(username_raw: object) -> Issued | Refused:
         return Refused(Refusal.BAD_USERNAME, reasons.BAD_USERNAME, str(error))
     # Told before the capture, not after it: an attempt now would only be answered 429 (nothing is revealed:
     # the failures are counted by claimed name and address, whether or not the account exists).
-    verdict = context.failure_log().verdict(username, _client_address())
+    failures = context.failure_log()
+    verdict = failures.verdict(username, _client_address())
     if verdict.throttled:
         return _throttled(verdict, username)
+    # A challenge costs what a failed attempt costs, so re-rolling the challenge (or the flash colours) until an
+    # easy one comes is no free lunch; its attempt settles this count rather than adding one (throttle.py).
+    charge = failures.charge(username, _client_address())
+    if charge.locked:
+        auth_metrics.metrics().lockouts.inc(len(charge.locked))
     session["challenge_bound"] = True  # make sure this browser session is stored, so the binding holds
-    return Issued(LOGIN.issue(username=username))
+    return Issued(LOGIN.issue(username=username, throttle_member=charge.member))
 
 
 def _subject(user: User | None, claimed: str) -> Subject:
@@ -128,7 +134,7 @@ def _face_decision(enrolled: User | None, challenge: Challenge, capture: Capture
 
 
 def _refusal(
-    verdict: ThrottleVerdict, user: User | None, password_ok: bool, bad_capture: bool, face: Decision | None
+    verdict: ThrottleVerdict, user: User | None, password_ok: bool, capture_problem: str | None, face: Decision | None
 ) -> str | None:
     """The audit reason an attempt is refused for, or None when it is accepted. Only the audit sees it: every
     refusal gets the same answer, so the order here is only about which reason is the most telling."""
@@ -140,28 +146,40 @@ def _refusal(
         return reasons.NO_PASSWORD_SET if user.password_hash is None else reasons.BAD_PASSWORD
     if not user.is_active:
         return reasons.DISABLED
-    if bad_capture:
-        return reasons.BAD_CAPTURE
+    if capture_problem is not None:
+        return capture_problem
     if not user.templates:
         return reasons.NO_TEMPLATES
     assert face is not None
     return None if face.accepted else face.reason
 
 
-def _refuse(reason: str, subject: Subject, failures: throttle.FailureLog, scores: Scores) -> Refused:
-    """Every refused attempt after a valid challenge: counted (by claimed name and address, whether or not the
-    account exists), audited with the user id when there is a user, and one answer for all of them."""
+def _refuse(
+    reason: str, subject: Subject, challenge: Challenge, failures: throttle.FailureLog, scores: Scores
+) -> Refused:
+    """Every refused attempt after a valid challenge: counted once (by claimed name and address, whether or not
+    the account exists: the challenge's charge settled), audited with the user id when there is a user, and one
+    answer for all of them."""
     details = dict(scores.details)
-    locked = failures.record_failure(subject.claimed, _client_address())
-    if locked:
-        auth_metrics.metrics().lockouts.inc(len(locked))
-        details["locked"] = locked
+    if challenge.throttle_member:
+        failures.settle_failure(subject.claimed, _client_address(), challenge.throttle_member)
+    else:  # a challenge issued before challenges were charged (an upgrade within its TTL)
+        locked = failures.record_failure(subject.claimed, _client_address())
+        if locked:
+            auth_metrics.metrics().lockouts.inc(len(locked))
+            details["locked"] = locked
     shown = Scores(scores.live_score, scores.match_distance, scores.matched_frames, details)
     LOGIN.record(subject, reasons.FAILURE, reason, shown)
     return Refused(Refusal.LOGIN_FAILED, reason, GENERIC_FAILURE)
 
 
-def attempt(nonce: str, password: str, files: list[FileStorage], frame_times_raw: str | None) -> SignedIn | Refused:
+def attempt(
+    nonce: str,
+    password: str,
+    files: list[FileStorage],
+    frame_times_raw: str | None,
+    flash_start_raw: str | None = None,
+) -> SignedIn | Refused:
     """One login attempt. Whatever fails — the challenge aside — the same work is done and the same answer given:
 
     the password is checked with one argon2 verification on every path (unknown user, no password, locked
@@ -176,7 +194,8 @@ def attempt(nonce: str, password: str, files: list[FileStorage], frame_times_raw
         return Refused(Refusal.CHALLENGE_INVALID, invalid, CHALLENGE_EXPIRED)
     claimed = challenge.username
     failures = context.failure_log()
-    verdict = failures.verdict(claimed, _client_address())
+    # Judged as things stood before this challenge was charged (its own count is not a reason to wait).
+    verdict = failures.verdict(claimed, _client_address(), excluding=challenge.throttle_member)
     if verdict.throttled:
         return _throttled(verdict, claimed)
 
@@ -184,10 +203,18 @@ def attempt(nonce: str, password: str, files: list[FileStorage], frame_times_raw
     subject = _subject(user, claimed)
     details: dict[str, Any] = {}
     capture: Capture | None = None
+    late_or_early: str | None = None
     try:
-        capture = LOGIN.read_capture(files, frame_times_raw)
+        capture = LOGIN.read_capture(challenge, files, frame_times_raw, flash_start_raw)
     except CaptureError as error:
         details["capture"] = error.reason
+    if capture is not None:
+        # A capture the page could not have sent at this moment is not judged (frames rendered at leisure for
+        # the flash sequence, or replayed faster than it could have been filmed).
+        late_or_early = LOGIN.timing(challenge, capture)
+        if late_or_early is not None:
+            details["elapsed_seconds"] = round(context.challenges().clock() - challenge.issued_at, 2)
+            capture = None
 
     # One argon2 verification on every path (a dummy hash without a user or password); its result is used last.
     password_ok = not config.password_required or verify_password(
@@ -204,14 +231,15 @@ def attempt(nonce: str, password: str, files: list[FileStorage], frame_times_raw
             # A frame that passed the header checks but does not decode (e.g. a truncated JPEG).
             details.update(capture="REJECTED_BY_SERVICE", service=error.service)
 
-    reason = _refusal(verdict, user, password_ok, "capture" in details, face)
+    capture_problem = reasons.BAD_CAPTURE if "capture" in details else late_or_early
+    reason = _refusal(verdict, user, password_ok, capture_problem, face)
     if reason is not None:
         # Scores against decoy templates mean nothing: only an enrolled user's are audited.
         shown = face if enrolled is not None else None
-        return _refuse(reason, subject, failures, _scores(shown, details))
+        return _refuse(reason, subject, challenge, failures, _scores(shown, details))
     assert user is not None and face is not None
 
-    failures.record_success(claimed, _client_address())
+    failures.record_success(claimed, _client_address(), challenge.throttle_member)
     if config.password_required and user.password_hash is not None and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = dt.datetime.now(dt.UTC)

@@ -14,6 +14,8 @@ from auth_web import reasons
 from faceauth_common.metrics import created_once
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
+#: The flash score is 0..1 against liveness' threshold: tenths, finer near the top.
+FLASH_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
 class _Metrics:
@@ -38,6 +40,12 @@ class _Metrics:
             "faceauth_enrollments_total",
             "Enrollment attempts decided, by result and audit reason",
             ["result", "reason"],
+        )
+        self.flash_scores = Histogram(
+            "faceauth_flash_score",
+            "Screen-flash reflection scores liveness reported, by purpose (login, enroll, flash_calibration)",
+            ["purpose"],
+            buckets=FLASH_SCORE_BUCKETS,
         )
         self.lockouts = Counter(
             "faceauth_lockouts_total",
@@ -73,6 +81,11 @@ def audit_event(event: str, result: str, reason: str) -> None:
         metrics().login_decisions.labels(result=result, reason=reason).inc()
     elif event == reasons.ENROLL:
         metrics().enrollments.labels(result=result, reason=reason).inc()
+
+
+def flash_checked(purpose: str, score: float) -> None:
+    """Record the flash score of one liveness answer."""
+    metrics().flash_scores.labels(purpose=purpose).observe(score)
 
 
 def grpc_call_done(dependency: str, method: str, seconds: float, code: Any) -> None:

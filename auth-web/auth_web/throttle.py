@@ -8,6 +8,11 @@ change any verdict), so a username under a distributed attack costs bounded memo
 
 Keys hold SHA-256 digests, never a username or an address. Addresses are grouped like an attacker holds them:
 an IPv4 address, an IPv6 /64 (one customer's network).
+
+A login challenge is charged as a failure when it is issued (``charge``): fetching challenges until one is easy
+costs the same budget as failing them. Its attempt then settles that one count instead of adding another
+(``settle_failure`` on a refusal, ``record_success`` takes it back on a sign-in), and judges itself without it
+(``verdict(..., excluding=member)``), so no attempt pays twice and a sign-in leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import ipaddress
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
@@ -44,6 +50,14 @@ def policy_from(settings: Settings) -> ThrottlePolicy:
         base_seconds=settings.throttle_base_seconds,
         max_seconds=settings.throttle_max_seconds,
     )
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One failure counted ahead (a login challenge): its sorted-set ``member``, and the keys it just locked."""
+
+    member: str
+    locked: list[str]
 
 
 def address_group(address: str) -> str:
@@ -93,26 +107,35 @@ class FailureLog:
 
     # -- reading and writing --------------------------------------------------------------------------
 
-    def verdict(self, username: str, address: str) -> ThrottleVerdict:
-        """What the policy says about the next attempt for ``username`` from ``address``."""
+    def verdict(self, username: str, address: str, excluding: str = "") -> ThrottleVerdict:
+        """What the policy says about the next attempt for ``username`` from ``address``; ``excluding``: a charged
+        challenge's member, left out (the attempt that consumes it is judged as things stood before it)."""
         now = self.clock()
         keys = self._keys(username, address)
         pipe = self.client.pipeline(transaction=False)
         for key in keys.values():
             pipe.zremrangebyscore(key, "-inf", now - self.policy.window_seconds)
             pipe.zcard(key)
-            pipe.zrange(key, -1, -1, withscores=True)
+            pipe.zrange(key, -2, -1, withscores=True)
+            pipe.zscore(key, excluding or "-")
         pipe.sismember(self._known_key(username), _digest(address_group(address)))
         answers = pipe.execute()
         failures = {}
+        own = excluding.encode()
         for index, name in enumerate(keys):
-            count, newest = answers[3 * index + 1], answers[3 * index + 2]
-            failures[name] = Failures(int(count), float(newest[0][1]) if newest else None)
+            count, newest, charged = answers[4 * index + 1], answers[4 * index + 2], answers[4 * index + 3]
+            others = [score for member, score in newest if not (excluding and member == own)]
+            count = int(count) - (1 if excluding and charged is not None else 0)
+            failures[name] = Failures(count, float(others[-1]) if others and count > 0 else None)
         known = bool(answers[-1]) and self.known_address_seconds > 0
         return judge(self.policy, failures, now, known_address=known)
 
     def record_failure(self, username: str, address: str) -> list[str]:
         """Count one failed login; returns the keys it has just locked (PAIR, ADDRESS) for the metrics."""
+        return self.charge(username, address).locked
+
+    def charge(self, username: str, address: str) -> Charge:
+        """Count one failure now (a login challenge being issued) and say which member it is."""
         now = self.clock()
         member = f"{now:.6f}:{secrets.token_hex(4)}"
         keys = self._keys(username, address)
@@ -126,17 +149,31 @@ class FailureLog:
             pipe.expire(key, self.policy.window_seconds + 1)
         answers = pipe.execute()
         counts = {name: int(answers[5 * index + 3]) for index, name in enumerate(keys)}
-        return newly_locked(self.policy, counts)
+        return Charge(member, newly_locked(self.policy, counts))
 
-    def record_success(self, username: str, address: str) -> None:
-        """A sign-in: this address's failures for the username are settled, and the address becomes known for it.
+    def settle_failure(self, username: str, address: str, member: str) -> None:
+        """The charged challenge's attempt failed: its one count stays, now dated to the failure (delays run from
+        the latest failure), and its window starts again. A member already trimmed or expired is not re-added."""
+        now = self.clock()
+        pipe = self.client.pipeline(transaction=True)
+        for key in self._keys(username, address).values():
+            pipe.zadd(key, {member: now}, xx=True)
+            pipe.expire(key, self.policy.window_seconds + 1)
+        pipe.execute()
 
-        The address-wide and username-wide counts stay: signing in to one's own account must not reset the
-        budget an address spends on other accounts, nor what other addresses spent on this one.
+    def record_success(self, username: str, address: str, member: str = "") -> None:
+        """A sign-in: this address's failures for the username are settled, the charge of the challenge it used
+        (``member``) is taken back everywhere, and the address becomes known for the username.
+
+        The address-wide and username-wide counts otherwise stay: signing in to one's own account must not reset
+        the budget an address spends on other accounts, nor what other addresses spent on this one.
         """
         keys = self._keys(username, address)
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(keys[PAIR])
+        if member:
+            pipe.zrem(keys[ADDRESS], member)
+            pipe.zrem(keys[USERNAME], member)
         if self.known_address_seconds > 0:
             known = self._known_key(username)
             pipe.sadd(known, _digest(address_group(address)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from werkzeug.datastructures import FileStorage
 from faceauth_common.imaging import ImageError, ImageLimits, check_header
 
 MAX_FRAME_TIME_MS = 120_000
+FLASH_START_PATTERN = re.compile(r"-?[0-9]{1,9}")
 
 
 class CaptureError(ValueError):
@@ -67,3 +69,16 @@ def parse_frame_times(raw: str | None, frame_count: int) -> list[int]:
             raise CaptureError("BAD_FRAME_TIMES", "frame_times_ms must be non-decreasing offsets within 2 minutes.")
         times.append(millis)
     return times
+
+
+def parse_flash_start(raw: str | None) -> int:
+    """``flash_start_ms``: an integer (may be negative: painted before the first frame), within 2 minutes."""
+    text = (raw or "").strip()
+    if not text:
+        raise CaptureError("BAD_FLASH_START", "flash_start_ms is required with a screen-flash challenge.")
+    if not FLASH_START_PATTERN.fullmatch(text):
+        raise CaptureError("BAD_FLASH_START", "flash_start_ms must be an integer number of milliseconds.")
+    value = int(text)
+    if abs(value) > MAX_FRAME_TIME_MS:
+        raise CaptureError("BAD_FLASH_START", "flash_start_ms must be within 2 minutes of the first frame.")
+    return value

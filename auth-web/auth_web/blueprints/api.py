@@ -51,14 +51,20 @@ def openapi() -> Response:
 def _challenge_body(issued: Issued) -> dict[str, Any]:
     config = context.settings()
     capture = config.capture
+    challenge = issued.challenge
+    flash = None
+    if challenge.flash:
+        steps = [{"colour": step.colour, "duration_ms": step.duration_ms} for step in challenge.flash]
+        flash = {"steps": steps, "notice_ms": config.flash.notice_ms}
     return {
         "ok": True,
-        "nonce": issued.challenge.nonce,
-        "actions": list(issued.challenge.actions),
-        "prompts": [actions.PROMPTS[action] for action in issued.challenge.actions],
+        "nonce": challenge.nonce,
+        "actions": list(challenge.actions),
+        "prompts": [actions.PROMPTS[action] for action in challenge.actions],
         "expires_in": config.challenge_ttl_seconds,
+        "flash": flash,
         "capture": {
-            "frames": capture.frames,
+            "frames": challenge.capture_frames or capture.frames,
             "fps": capture.fps,
             "width": capture.width,
             "height": capture.height,
@@ -108,6 +114,7 @@ def login_attempt() -> Response:
             request.form.get("password", ""),
             request.files.getlist("frames"),
             request.form.get("frame_times_ms"),
+            request.form.get("flash_start_ms"),
         )
     )
 
@@ -123,6 +130,9 @@ def enroll_challenge() -> Response:
 def enroll() -> Response:
     return _json(
         enrollment.enroll(
-            request.form.get("nonce", ""), request.files.getlist("frames"), request.form.get("frame_times_ms")
+            request.form.get("nonce", ""),
+            request.files.getlist("frames"),
+            request.form.get("frame_times_ms"),
+            request.form.get("flash_start_ms"),
         )
     )

@@ -177,3 +177,66 @@ def test_enrollment_refuses_two_people() -> None:
     result = enroll(live(), encoded)
     assert not result.accepted and result.reason == "ENROLL_INCONSISTENT_IDENTITY"
     assert result.details["max_intra_capture_distance"] == pytest.approx(1.2)
+
+
+def reflected(**overrides) -> lv.FlashResult:  # type: ignore[no-untyped-def]
+    fields = {
+        "reflected": True,
+        "score": 0.82,
+        "threshold": 0.5,
+        "face_gain": 0.07,
+        "background_ratio": 0.12,
+        "lag_ms": 90,
+    }
+    fields.update(overrides)
+    return lv.FlashResult(**fields)
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        (lv.LIVENESS_REASON_FLASH_NOT_REFLECTED, "LIVENESS_FLASH_NOT_REFLECTED"),
+        (lv.LIVENESS_REASON_PLANAR_MOTION, "LIVENESS_PLANAR_MOTION"),
+        (lv.LIVENESS_REASON_SYNTHETIC_MOTION, "LIVENESS_SYNTHETIC_MOTION"),
+        (lv.LIVENESS_REASON_FRAME_TIMING, "LIVENESS_FRAME_TIMING"),
+    ],
+)
+def test_the_new_liveness_reasons_become_audit_codes(reason: int, code: str) -> None:
+    """Derived from the proto: no hand table to forget a reason in."""
+    decision = decide(live(live=False, reason=reason, failed_checks=[reason]), match(), flash_sent=True)
+    assert not decision.accepted and decision.reason == code
+    assert decision.details["liveness_failed_checks"] == [code]
+    result = enroll(live(live=False, reason=reason, failed_checks=[reason]), _faces([np.ones(128)] * 3))
+    assert result.reason == code and result.details["liveness_failed_checks"] == [code]
+
+
+def test_a_sent_flash_must_be_reported_checked_and_reflected() -> None:
+    """Nothing implicit: a service that answered live without judging the flash (LIVENESS_CHECKS without
+    `flash`) or with a result that says "not reflected" does not pass, on login or enrollment."""
+    faces = _faces([np.ones(128) * 0.1] * 3)
+    assert decide(live(), match(), flash_sent=True).reason == "FLASH_NOT_CHECKED"
+    assert enroll(live(), faces, flash_sent=True).reason == "FLASH_NOT_CHECKED"
+    unreflected = live(flash=reflected(reflected=False, score=0.2))
+    assert decide(unreflected, match(), flash_sent=True).reason == "LIVENESS_FLASH_NOT_REFLECTED"
+    assert enroll(unreflected, faces, flash_sent=True).reason == "LIVENESS_FLASH_NOT_REFLECTED"
+    assert decide(live(flash=reflected()), match(), flash_sent=True).accepted
+    assert enroll(live(flash=reflected()), faces, flash_sent=True).accepted
+    # With the flash off (AUTH_FLASH=false) nothing is asked of it.
+    assert decide(live(), match(), flash_sent=False).accepted
+
+
+def test_the_flash_and_planarity_measurements_are_in_the_audit_details() -> None:
+    decision = decide(live(flash=reflected(), planarity_residual=0.0412345), match(), flash_sent=True)
+    assert decision.details["flash"] == {
+        "reflected": True,
+        "score": pytest.approx(0.82),
+        "threshold": 0.5,
+        "face_gain": pytest.approx(0.07),
+        "background_ratio": pytest.approx(0.12),
+        "lag_ms": 90,
+    }
+    assert decision.details["planarity_residual"] == pytest.approx(0.0412)
+    bare = decide(live(), match())
+    assert bare.details["flash"] is None and bare.details["planarity_residual"] is None
+    result = enroll(live(flash=reflected(score=0.7)), _faces([np.ones(128) * 0.1] * 3), flash_sent=True)
+    assert result.details["flash"]["score"] == pytest.approx(0.7)

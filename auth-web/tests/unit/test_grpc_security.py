@@ -9,7 +9,7 @@ import pytest
 
 from auth_web import cli
 from auth_web.config import Settings
-from auth_web.face_services import LIVENESS, FaceServices, ServiceUnavailable
+from auth_web.face_services import LIVENESS, FaceServices, LivenessInput, ServiceUnavailable
 from auth_web.template_crypto import generate_key
 from faceauth_common.settings import SettingsError
 from faceauth_common.tls import ServiceFolders, ensure_certificates, server_hosts
@@ -77,5 +77,5 @@ def test_an_app_made_without_grpc_settings_fails_closed() -> None:
     services = FaceServices(Settings())
     assert services.serving(LIVENESS) is False
     with pytest.raises(ServiceUnavailable) as unavailable:
-        services.check([b"frame"], ["BLINK"], [0])
+        services.check([b"frame"], LivenessInput(["BLINK"], [0]))
     assert unavailable.value.code == "TLS_NOT_CONFIGURED"

@@ -80,8 +80,22 @@ def test_the_capture_upload_is_multipart_with_frames_and_frame_times() -> None:
         body = spec["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
         assert body["schema"] == {"$ref": "#/components/schemas/CaptureUpload"}
     upload = spec["components"]["schemas"]["CaptureUpload"]["properties"]
-    assert {"nonce", "password", "frame_times_ms", "frames"} == set(upload)
-    assert upload["frames"]["type"] == "array" and upload["frames"]["maxItems"] == 16
+    assert {"nonce", "password", "frame_times_ms", "flash_start_ms", "frames"} == set(upload)
+    assert upload["frames"]["type"] == "array" and upload["frames"]["maxItems"] == 24
+
+
+def test_the_described_flash_follows_the_settings_limits() -> None:
+    """The page's contract: each step a palette colour for at least 334 ms (WCAG 2.3.1), 4–6 steps, or null."""
+    from auth_web.flash import MAX_STEP_MS, MIN_STEP_MS, PALETTE
+
+    schemas = _spec()["components"]["schemas"]
+    step = schemas["FlashStep"]["properties"]
+    assert (step["duration_ms"]["minimum"], step["duration_ms"]["maximum"]) == (MIN_STEP_MS, MAX_STEP_MS)
+    assert all(f"#{rgb:06x}" in step["colour"]["description"] for rgb in PALETTE)
+    steps = schemas["Flash"]["properties"]["steps"]
+    assert (steps["minItems"], steps["maxItems"]) == (4, 6)
+    assert "flash" in schemas["Challenge"]["required"]
+    assert {"type": "null"} in schemas["Challenge"]["properties"]["flash"]["oneOf"]
 
 
 def test_the_described_actions_are_the_proto_actions() -> None:

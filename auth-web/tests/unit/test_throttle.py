@@ -120,3 +120,56 @@ def test_keys_hold_no_username_or_address(log: FailureLog) -> None:
 )
 def test_addresses_are_grouped_as_an_attacker_holds_them(address: str, group: str) -> None:
     assert address_group(address) == group
+
+
+def test_a_charged_challenge_counts_like_a_failure(log: FailureLog, clock: Clock) -> None:
+    """Fetching challenges without using them spends the same budget as failing them (no free re-rolls)."""
+    reported = [log.charge("alice", "203.0.113.66").locked for _ in range(4)]
+    assert reported == [[], [], [], [PAIR]]
+    assert log.verdict("alice", "203.0.113.66").throttled  # a delay first, like after 4 failures
+    clock.now += 60
+    assert log.verdict("alice", "203.0.113.66").locked
+
+
+def test_an_attempt_is_judged_without_its_own_charge_and_never_counted_twice(log: FailureLog, clock: Clock) -> None:
+    keys = log._keys("alice", "203.0.113.66")
+    charges = []
+    for _ in range(2):  # two free failures: challenge, failed attempt, twice
+        charge = log.charge("alice", "203.0.113.66")
+        assert not log.verdict("alice", "203.0.113.66", excluding=charge.member).throttled
+        clock.now += 5
+        log.settle_failure("alice", "203.0.113.66", charge.member)
+        charges.append(charge)
+    assert log.client.zcard(keys[PAIR]) == 2  # one count per challenge, not two
+    # The settled failure is dated to the attempt: delays run from there.
+    assert log.client.zscore(keys[PAIR], charges[-1].member) == clock.now
+    third = log.charge("alice", "203.0.113.66")
+    # The third challenge was free to take (2 failures = the free budget); its attempt is judged by those two ...
+    assert not log.verdict("alice", "203.0.113.66", excluding=third.member).throttled
+    # ... while the next challenge sees three and waits.
+    assert log.verdict("alice", "203.0.113.66").throttled
+
+
+def test_excluding_an_unknown_member_changes_nothing(log: FailureLog, clock: Clock) -> None:
+    fail(log, clock, "alice", "203.0.113.66", 4, spacing=10)
+    assert log.verdict("alice", "203.0.113.66", excluding="1.0:nothere") == log.verdict("alice", "203.0.113.66")
+    assert log.verdict("alice", "203.0.113.66", excluding="1.0:nothere").locked
+
+
+def test_a_sign_in_takes_its_challenges_charge_back(log: FailureLog, clock: Clock) -> None:
+    """A successful login leaves no count behind: not on the pair, the address or the username."""
+    keys = log._keys("alice", "198.51.100.7")
+    log.record_failure("bob", "198.51.100.7")  # the address's own history stays
+    charge = log.charge("alice", "198.51.100.7")
+    log.record_success("alice", "198.51.100.7", charge.member)
+    assert log.client.zcard(keys[PAIR]) == 0
+    assert log.client.zcard(keys[ADDRESS]) == 1
+    assert log.client.zcard(keys["username"]) == 0
+
+
+def test_settling_a_trimmed_or_expired_charge_does_not_re_add_it(log: FailureLog, clock: Clock) -> None:
+    charge = log.charge("alice", "203.0.113.66")
+    clock.now += 150
+    assert not log.verdict("alice", "203.0.113.66").locked  # trims it out of the window
+    log.settle_failure("alice", "203.0.113.66", charge.member)
+    assert log.client.zcard(log._keys("alice", "203.0.113.66")[PAIR]) == 0
