@@ -31,6 +31,8 @@ from .media import HEIGHT, WIDTH, Clip
 # How much of the screen's colour the skin adds to itself: 5-10 % is what a laptop screen at arm's length does to
 # a face in an ordinary room (issue 12); the test uses 8 %.
 REFLECTION_STRENGTH = 0.08
+# The lit ellipse's half-axes in face-box widths (heights x 1.1): full light on the face, fading out past the ears.
+HEAD_SCALE = 0.9
 # Every n-th clip frame is measured for the face ellipse (HOG + landmarks take ~50 ms a frame).
 FACE_SAMPLE_STEP = 5
 
@@ -49,8 +51,9 @@ class FaceRegion:
 
 
 def face_region(clip: Clip, test_data: Path) -> FaceRegion:
-    """The median face box over the clip's frames (as the camera delivers them), as an ellipse that also covers the
-    forehead: HOG boxes run from the eyebrows to the chin."""
+    """The median face box over the clip's frames (as the camera delivers them), as an ellipse round the whole head:
+    screen light falls on the forehead, hair, ears and neck too (HOG boxes run from the brows to the chin), and fades
+    with distance, so the room behind gets next to none."""
     from liveness_service.faces import FaceAnalyzer
 
     analyzer = FaceAnalyzer()
@@ -69,9 +72,9 @@ def face_region(clip: Clip, test_data: Path) -> FaceRegion:
     width, height = right - left, bottom - top
     return FaceRegion(
         cx=(left + right) / 2 / WIDTH,
-        cy=(top + bottom - 0.15 * height) / 2 / HEIGHT,  # a little up: the forehead above the box
-        rx=0.55 * width / WIDTH,
-        ry=0.65 * height / HEIGHT,
+        cy=(top + bottom - 0.2 * height) / 2 / HEIGHT,  # a little up: the forehead and hair above the box
+        rx=HEAD_SCALE * width / WIDTH,
+        ry=HEAD_SCALE * 1.1 * height / HEIGHT,
     )
 
 
@@ -127,7 +130,7 @@ _RELIGHT_TEMPLATE = r"""
         m.scale(REGION.rx * w, REGION.ry * h);
         var fade = m.createRadialGradient(0, 0, 0, 0, 0, 1);
         fade.addColorStop(0, "rgba(255,255,255," + STRENGTH + ")");
-        fade.addColorStop(0.6, "rgba(255,255,255," + STRENGTH + ")");
+        fade.addColorStop(0.5, "rgba(255,255,255," + STRENGTH + ")");
         fade.addColorStop(1, "rgba(255,255,255,0)");
         m.fillStyle = fade;
         m.beginPath();
