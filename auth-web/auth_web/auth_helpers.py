@@ -46,6 +46,8 @@ def admin_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         user = g.get("user")
         if user is None:
+            if request.path.startswith("/api/"):
+                abort(401)
             return redirect(url_for("auth.login", next=request.path))
         if not user.is_admin:
             abort(403)

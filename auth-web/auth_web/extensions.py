@@ -92,6 +92,8 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         "auth.register": [(settings.rate_limit_register_per_address, None)],
         "api.enroll_challenge": [(settings.rate_limit_enroll_per_user, user_key)],
         "api.enroll": [(settings.rate_limit_enroll_per_user, user_key)],
+        "api.flash_calibration_challenge": [(settings.rate_limit_enroll_per_user, user_key)],
+        "api.flash_calibration_check": [(settings.rate_limit_enroll_per_user, user_key)],
     }
     for endpoint, limits in per_endpoint.items():
         view = app.view_functions[endpoint]

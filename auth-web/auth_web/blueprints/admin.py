@@ -132,6 +132,14 @@ def delete(user_id: int) -> Response:
     return redirect(url_for("admin.users"))
 
 
+@bp.get("/flash")
+@admin_required
+def flash_calibration() -> str:
+    """The flash calibration page: its script takes a capture through /api/admin/flash/* and plots the result."""
+    config = context.settings()
+    return render_template("admin/flash.html", flash_enabled=config.flash_enabled, flash=config.flash)
+
+
 @bp.get("/audit")
 @admin_required
 def audit_log() -> str:

@@ -6,6 +6,7 @@ and JSON bodies.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from importlib import resources
@@ -13,8 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from auth_web import actions, context, enrollment, login, reasons
-from auth_web.auth_helpers import login_required
+from auth_web import actions, calibration, context, enrollment, login, reasons
+from auth_web.auth_helpers import admin_required, login_required
+from auth_web.calibration import Calibrated
 from auth_web.ceremony import Enrolled, Issued, Refusal, Refused, Result, SignedIn
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -75,7 +77,7 @@ def _challenge_body(issued: Issued) -> dict[str, Any]:
     }
 
 
-def _json(result: Result) -> Response:
+def _json(result: Result | Calibrated) -> Response:
     """The response for a flow's result."""
     headers: dict[str, str] = {}
     status = 200
@@ -86,6 +88,8 @@ def _json(result: Result) -> Response:
         body = {"ok": True, "message": result.message, "redirect": AFTER_CAPTURE}
     elif isinstance(result, Enrolled):
         body = {"ok": True, "templates": result.templates, "message": result.message, "redirect": AFTER_CAPTURE}
+    elif isinstance(result, Calibrated):
+        body = {"ok": True, **dataclasses.asdict(result)}
     else:
         status = REFUSAL_STATUS[result.refusal]
         body = {"ok": False, "error": str(result.refusal), "message": result.message}
@@ -130,6 +134,25 @@ def enroll_challenge() -> Response:
 def enroll() -> Response:
     return _json(
         enrollment.enroll(
+            request.form.get("nonce", ""),
+            request.files.getlist("frames"),
+            request.form.get("frame_times_ms"),
+            request.form.get("flash_start_ms"),
+        )
+    )
+
+
+@bp.post("/admin/flash/challenge")
+@admin_required
+def flash_calibration_challenge() -> Response:
+    return _json(calibration.issue_challenge())
+
+
+@bp.post("/admin/flash/check")
+@admin_required
+def flash_calibration_check() -> Response:
+    return _json(
+        calibration.check(
             request.form.get("nonce", ""),
             request.files.getlist("frames"),
             request.form.get("frame_times_ms"),

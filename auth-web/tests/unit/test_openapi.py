@@ -103,3 +103,33 @@ def test_the_described_actions_are_the_proto_actions() -> None:
     from auth_web import actions
 
     assert tuple(_spec()["components"]["schemas"]["Action"]["enum"]) == actions.NAMES
+
+
+def test_the_described_liveness_reasons_are_the_proto_reasons_as_audit_codes() -> None:
+    """The calibration API's `reason` values are decision.py's codes for every proto LivenessReason."""
+    from auth_web.decision import liveness_reason_code
+    from faceauth.liveness.v1 import liveness_pb2
+
+    described = _spec()["components"]["schemas"]["LivenessReason"]["enum"]
+    assert described == [liveness_reason_code(value) for value in liveness_pb2.LivenessReason.values()]
+    assert {"LIVENESS_FLASH_NOT_REFLECTED", "LIVENESS_PLANAR_MOTION", "LIVENESS_SYNTHETIC_MOTION"} <= set(described)
+
+
+def test_the_calibration_api_is_admin_only_and_described() -> None:
+    spec = _spec()
+    for path in ("/api/admin/flash/challenge", "/api/admin/flash/check"):
+        assert {"401", "403"} <= set(spec["paths"][path]["post"]["responses"]), path
+    body = spec["paths"]["/api/admin/flash/check"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"] == {"$ref": "#/components/schemas/CaptureUpload"}
+    result = spec["components"]["schemas"]["FlashCalibration"]
+    assert set(result["required"]) == {
+        "ok",
+        "live",
+        "reason",
+        "failed_checks",
+        "flash",
+        "planarity_residual",
+        "frames",
+        "steps",
+        "flash_start_ms",
+    }
