@@ -12,9 +12,9 @@ The face ellipse is measured at test time on the clip's own frames with the live
 the light falls where the face is. Test code only: the server has no knob for it, and a real-time relighting
 deepfake is outside the threat model the flash defends against (issue 12).
 
-``FLASH_RECORDER`` records, from the page, which colour the flash layer really shows in each animation frame and
-the challenges and capture posts the page exchanged, for the test that the issued colours are painted in order and
-never faster than 334 ms.
+``FLASH_RECORDER`` records, from the page, which colour the flash layer really shows (each change, with its
+animation frame's time) and the challenges and capture posts the page exchanged, for the test that the issued
+colours are painted in order and never faster than 334 ms.
 """
 
 from __future__ import annotations
@@ -204,10 +204,11 @@ FLASH_RECORDER = r"""
       return response;
     });
   };
-  // What the flash layer shows in each animation frame (computed style, not what capture.js says it paints),
-  // with the frame's timestamp: a change is seen in the frame after capture.js makes it, every time alike.
+  // What the flash layer shows (computed style and size, not what capture.js says it paints), recorded whenever
+  // anything about it changes, with the animation frame's time (document.timeline: the clock of the
+  // requestAnimationFrame timestamps capture.js paints by), so step durations are measured exactly.
   var last = null;
-  function sample(timestamp) {
+  function sample() {
     var layer = document.getElementById("flash-layer");
     var shown = null;
     if (layer) {
@@ -219,11 +220,18 @@ FLASH_RECORDER = r"""
     }
     if (shown !== last) {
       var root = document.documentElement;
-      record.painted.push({ shown: shown, at: timestamp, viewport: root.clientWidth + "x" + root.clientHeight });
+      var at = document.timeline && document.timeline.currentTime !== null ? document.timeline.currentTime
+        : performance.now();
+      var status = document.getElementById("capture-status");
+      record.painted.push({
+        shown: shown, at: Number(at), viewport: root.clientWidth + "x" + root.clientHeight,
+        status_background: status ? getComputedStyle(status).backgroundColor : null
+      });
       last = shown;
     }
-    requestAnimationFrame(sample);
   }
-  requestAnimationFrame(sample);
+  new MutationObserver(sample).observe(document, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-colour", "hidden", "class", "style"]
+  });
 })();
 """
