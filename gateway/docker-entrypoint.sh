@@ -48,6 +48,41 @@ done
 
 mkdir -p "$GATEWAY_RUNTIME_DIR"
 for sub in client_body proxy fastcgi uwsgi scgi; do mkdir -p "$GATEWAY_RUNTIME_DIR/$sub"; done
+
+# The upstream list may name its DNS server as ${GATEWAY_RESOLVER}: by default the container's own, from
+# /etc/resolv.conf (Docker's embedded DNS is 127.0.0.11; Podman's is the network's gateway address).
+upstream_conf=$GATEWAY_UPSTREAM_CONF
+[ -r "$upstream_conf" ] || { echo "gateway: cannot read the upstream list $upstream_conf" >&2; exit 1; }
+if grep -q '\${GATEWAY_RESOLVER}' "$upstream_conf"; then
+  if [ -z "${GATEWAY_RESOLVER:-}" ]; then
+    GATEWAY_RESOLVER=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { printf "%s%s", sep, $2; sep = " " }' \
+      /etc/resolv.conf 2>/dev/null || true)
+  fi
+  if [ -z "$GATEWAY_RESOLVER" ]; then
+    echo "gateway: no IPv4 nameserver in /etc/resolv.conf; set GATEWAY_RESOLVER to the DNS server that" \
+         "resolves the compose service names" >&2
+    exit 1
+  fi
+  case "$GATEWAY_RESOLVER" in
+    *';'* | *'{'* | *'}'*) echo "gateway: GATEWAY_RESOLVER must not contain ';' or braces" >&2; exit 1 ;;
+  esac
+  export GATEWAY_RESOLVER
+fi
+rendered_upstream="$GATEWAY_RUNTIME_DIR/upstream.conf"
+# `server NAME resolve` (re-resolving a name while running) needs nginx >= 1.27.3. An older nginx (Debian's,
+# on the offline base images) would refuse the configuration: there the names are resolved once, at start,
+# and a scaled or re-created auth-web needs a gateway restart.
+nginx_version=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
+version_number=$(echo "$nginx_version" | awk -F. '{ print ($1 * 1000000) + ($2 * 1000) + $3 }')
+if [ "${version_number:-0}" -lt 1027003 ] && grep -q ' resolve;' "$upstream_conf"; then
+  echo "gateway: nginx $nginx_version cannot re-resolve upstream names (1.27.3 can): auth-web's addresses are" \
+       "read once now; restart the gateway after scaling or re-creating auth-web" >&2
+  envsubst '${GATEWAY_RESOLVER}' < "$upstream_conf" | sed -e 's/ resolve;/;/' -e '/^[[:space:]]*resolver/d' \
+    > "$rendered_upstream"
+else
+  envsubst '${GATEWAY_RESOLVER}' < "$upstream_conf" > "$rendered_upstream"
+fi
+GATEWAY_UPSTREAM_CONF=$rendered_upstream
 # Only the template's own placeholders are substituted; nginx's $variables are left alone.
 envsubst "$(printf '${%s} ' $names)" < "$template" > "$GATEWAY_RUNTIME_DIR/nginx.conf"
 

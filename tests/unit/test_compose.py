@@ -207,8 +207,14 @@ def test_only_the_gateway_reaches_outside_networks(compose: dict, services: dict
 
 
 def test_postgres_and_redis_use_official_images_and_named_volumes(compose: dict, services: dict[str, dict]) -> None:
-    for name, data_dir in (("postgres", "/var/lib/postgresql/data"), ("redis", "/data")):
-        image = services[name]["image"]
+    for name, data_dir, variable in (
+        ("postgres", "/var/lib/postgresql/data", "POSTGRES_IMAGE"),
+        ("redis", "/data", "REDIS_IMAGE"),
+    ):
+        # An official image unless the operator names another (the offline bases, scripts/build-base-images.sh).
+        match = re.fullmatch(rf"\$\{{{variable}:-([^}}]+)\}}", services[name]["image"])
+        assert match, f"{name}'s image is not ${{{variable}:-official image}}"
+        image = match.group(1)
         assert "/" not in image.split(":")[0], f"{image} is not an official image"
         volume, target = services[name]["volumes"][0].split(":", 1)
         assert target == data_dir
@@ -229,6 +235,18 @@ def test_python_services_build_from_the_repository_root(services: dict[str, dict
             continue
         assert service["build"]["context"] == "."
         assert (REPO_ROOT / service["build"]["dockerfile"]).is_file(), name
+
+
+def test_base_image_build_arguments_default_to_the_dockerfiles_own(services: dict[str, dict]) -> None:
+    """PYTHON_IMAGE / NGINX_IMAGE in .env choose the bases; unset, compose passes the Dockerfile's own default."""
+    for name, service in services.items():
+        if "build" not in service:
+            continue
+        dockerfile_args, _stages = parse_dockerfile(REPO_ROOT / service["build"]["dockerfile"])
+        args = service["build"]["args"]
+        assert set(args) == {"PYTHON_IMAGE"} or set(args) == {"NGINX_IMAGE"}, name
+        for arg, value in args.items():
+            assert value == f"${{{arg}:-{dockerfile_args[arg]}}}", f"{name}: {arg}"
 
 
 def test_env_example_lists_every_variable() -> None:
