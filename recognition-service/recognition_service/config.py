@@ -43,7 +43,7 @@ class Settings:
                     "RECOGNITION_MAX_IMAGE_BYTES", 2 * 1024 * 1024, minimum=1024, maximum=8 * 1024 * 1024
                 ),
                 max_pixels=env_int("RECOGNITION_MAX_PIXELS", 4_000_000, minimum=10_000, maximum=40_000_000),
-                max_frames=env_int("RECOGNITION_MAX_FRAMES", 16, minimum=1, maximum=32),
+                max_frames=env_int("RECOGNITION_MAX_FRAMES", 24, minimum=1, maximum=32),
             ),
             max_templates=env_int("RECOGNITION_MAX_TEMPLATES", 64, minimum=1, maximum=1024),
             detector=env_choice("RECOGNITION_DETECTOR", "hog", ("hog", "cnn")),
