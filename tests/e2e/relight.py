@@ -188,7 +188,15 @@ def relight_script(region: FaceRegion, strength: float = REFLECTION_STRENGTH) ->
 FLASH_RECORDER = r"""
 (function () {
   "use strict";
-  var record = window.__faceauthFlashRecord = { challenges: [], posts: [], painted: [] };
+  var record = window.__faceauthFlashRecord = { challenges: [], posts: [], painted: [], status: [], previous: null };
+  // A sign-in leaves the page it happened on: what that page recorded is kept as the next page's "previous".
+  try {
+    record.previous = JSON.parse(sessionStorage.getItem("faceauthFlashRecord") || "null");
+  } catch (e) { record.previous = null; }
+  window.addEventListener("pagehide", function () {
+    var kept = Object.assign({}, record, { previous: null, relight: window.__faceauthRelight || null });
+    sessionStorage.setItem("faceauthFlashRecord", JSON.stringify(kept));
+  });
   var originalFetch = window.fetch.bind(window);
   window.fetch = function (input, init) {
     var url = typeof input === "string" ? input : input.url;
@@ -207,8 +215,14 @@ FLASH_RECORDER = r"""
   // What the flash layer shows (computed style and size, not what capture.js says it paints), recorded whenever
   // anything about it changes, with the animation frame's time (document.timeline: the clock of the
   // requestAnimationFrame timestamps capture.js paints by), so step durations are measured exactly.
-  var last = null;
+  var last = null, lastStatus = null;
   function sample() {
+    var statusEl = document.getElementById("capture-status");
+    var said = statusEl ? statusEl.textContent : null;
+    if (said !== lastStatus) {
+      record.status.push({ text: said, at: performance.now(), live: statusEl && statusEl.getAttribute("aria-live") });
+      lastStatus = said;
+    }
     var layer = document.getElementById("flash-layer");
     var shown = null;
     if (layer) {
@@ -231,7 +245,8 @@ FLASH_RECORDER = r"""
     }
   }
   new MutationObserver(sample).observe(document, {
-    subtree: true, childList: true, attributes: true, attributeFilter: ["data-colour", "hidden", "class", "style"]
+    subtree: true, childList: true, characterData: true,
+    attributes: true, attributeFilter: ["data-colour", "hidden", "class", "style"]
   });
 })();
 """

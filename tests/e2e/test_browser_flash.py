@@ -53,6 +53,18 @@ def painted_steps(record: dict[str, Any]) -> list[dict[str, Any]]:
     return steps
 
 
+def flash_record(browser: Browser) -> dict[str, Any]:
+    """What FLASH_RECORDER saw on the capture page (kept across the redirect after a sign-in)."""
+    record = browser.script_state("__faceauthFlashRecord")
+    assert record is not None, "the flash recorder did not run"
+    if not record["challenges"] and record.get("previous"):
+        record = record["previous"]
+    else:
+        record["relight"] = browser.script_state("__faceauthRelight")
+    assert record["challenges"], "no challenge was recorded"
+    return record
+
+
 def test_7_the_flash_shows_the_issued_colours_in_order(
     person_a: PersonA,
     stack: Stack,
@@ -69,8 +81,7 @@ def test_7_the_flash_shows_the_issued_colours_in_order(
     assert [(e.result, e.reason) for e in events] == [("success", "OK")]
     assert events[0].details["flash"]["reflected"] is True
 
-    record = person.script_state("__faceauthFlashRecord")
-    assert record is not None
+    record = flash_record(person)
     challenge = record["challenges"][-1]
     issued = challenge["flash"]["steps"]
     assert 4 <= len(issued) <= 6
@@ -93,8 +104,14 @@ def test_7_the_flash_shows_the_issued_colours_in_order(
     # The capture covers the whole sequence.
     capture = challenge["capture"]
     assert (capture["frames"] - 1) * 1000 / capture["fps"] >= sum(s["duration_ms"] for s in issued)
-    relit = person.script_state("__faceauthRelight")
-    assert relit["colours"] == [s["colour"] for s in issued]
+    # The notice came first, in the live status region, then the capture (with the colours).
+    said = [entry["text"] or "" for entry in record["status"]]
+    notice = next(i for i, text in enumerate(said) if text.startswith("The screen will show"))
+    assert f"{len(issued)} colours" in said[notice] and "keep looking at the camera" in said[notice].lower()
+    assert record["status"][notice]["live"] == "polite"
+    assert any(text.startswith("Capturing") for text in said[notice + 1 :])
+    relit = record["relight"]  # what the camera was lit with (relight.py)
+    assert relit is not None and relit["colours"] == [s["colour"] for s in issued]
     person.screenshot(output_dir / "7_flash_login.png")
 
 
@@ -152,12 +169,17 @@ def test_9_admin_flash_calibration(
     assert "LIVENESS_FLASH_THRESHOLD" in admin.page_text()
     before = len(audit_events(db, person_a.username, "flash_calibration"))
 
+    # With prefers-reduced-motion the notice is clearer; the flash itself still runs (it is the check).
+    admin.driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]}
+    )
     kind, message = admin.capture()
     assert kind == "ok", (message, admin.console_log())
     assert "reflected the colours" in message
-    record = admin.script_state("__faceauthFlashRecord")
+    record = flash_record(admin)
     issued = record["challenges"][-1]["flash"]["steps"]
     assert [s["colour"] for s in painted_steps(record)] == [s["colour"] for s in issued]
+    assert any((entry["text"] or "").startswith("Heads-up: the page around") for entry in record["status"])
 
     # The plot: one band per issued colour, in order, the expected colour per frame, three response lines.
     bands = admin.driver.find_elements(By.CSS_SELECTOR, "#flash-plot rect[data-colour]")
