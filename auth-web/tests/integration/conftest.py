@@ -7,6 +7,7 @@ so the tier stays within a few minutes on a busy 2-core machine.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import secrets
@@ -133,17 +134,28 @@ def real_services(tmp_path_factory: pytest.TempPathFactory, grpc_tls: GrpcTls) -
 
 
 class FakeLiveness(liveness_pb2_grpc.LivenessServiceServicer):
+    """Says live (and, when a flash was sent, reflected); remembers the last request."""
+
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.calls = 0
+        self.requests: list[liveness_pb2.CheckRequest] = []
 
     def Check(self, request, context):  # type: ignore[no-untyped-def]
         self.calls += 1
+        self.requests.append(request)
         time.sleep(self.delay)
         actions = [liveness_pb2.ActionResult(action=a, performed=True, frame_index=1) for a in request.challenge]
-        return liveness_pb2.CheckResponse(
+        response = liveness_pb2.CheckResponse(
             live=True, reason=liveness_pb2.LIVENESS_REASON_LIVE, live_score=0.99, actions=actions, model_version="fake"
         )
+        if request.flash:
+            response.flash.CopyFrom(
+                liveness_pb2.FlashResult(
+                    reflected=True, score=0.9, threshold=0.6, face_gain=0.1, background_ratio=0.1, lag_ms=60
+                )
+            )
+        return response
 
 
 class FakeRecognition(recognition_pb2_grpc.RecognitionServiceServicer):
@@ -209,34 +221,125 @@ def dead_address() -> str:
 # -- frames ---------------------------------------------------------------------------------------------
 
 
-def sample_frames(path: Path, start_s: float, count: int = 10, fps: float = 6.0) -> list[bytes]:
-    """Decode an mp4 like the browser would capture it: `count` frames at `fps`, 640x480 JPEG (letterboxed)."""
+def sample_images(
+    path: Path, start_s: float, count: int = 10, fps: float = 6.0, *, cover: bool = False
+) -> list[np.ndarray]:
+    """Decode an mp4 like the browser would capture it: `count` frames at `fps`, 640x480 BGR (letterboxed, or
+    with ``cover`` scaled to fill the frame and centre-cropped, as a webcam fills it)."""
     capture = cv2.VideoCapture(str(path))
     source_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
     wanted = [round((start_s + i / fps) * source_fps) for i in range(count)]
-    frames: list[bytes] = []
+    images: list[np.ndarray] = []
     index = 0
-    while len(frames) < count:
+    while len(images) < count:
         ok, image = capture.read()
         if not ok:
             break
-        if index in wanted:
-            frames.append(_to_jpeg(image))
+        # A frame is repeated when two wanted times round to one source frame (fps close to the source's).
+        framed = _cover(image) if cover else _letterbox(image)
+        images.extend(framed for _ in range(wanted.count(index)))
         index += 1
     capture.release()
-    assert len(frames) == count, f"{path} has too few frames from {start_s}s"
-    return frames
+    assert len(images) == count, f"{path} has too few frames from {start_s}s"
+    return images
 
 
-def _to_jpeg(image: np.ndarray, width: int = 640, height: int = 480) -> bytes:
+def sample_frames(path: Path, start_s: float, count: int = 10, fps: float = 6.0) -> list[bytes]:
+    """`sample_images` as the JPEGs the page posts."""
+    return [_jpeg(image) for image in sample_images(path, start_s, count, fps)]
+
+
+def _letterbox(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
     scale = min(width / image.shape[1], height / image.shape[0])
     resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
     canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-    ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return canvas
+
+
+def _cover(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    scale = max(width / image.shape[1], height / image.shape[0])
+    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+    top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
+
+
+def _jpeg(image_bgr: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert ok
     return encoded.tobytes()
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A stretch of a real video, filmed for each challenge by the ``Camera`` (as many frames as it asks for)."""
+
+    path: Path
+    start_s: float
+
+
+@dataclass(frozen=True)
+class Shot:
+    """What the page posts for one challenge: the frames, their times and when the first colour was painted."""
+
+    frames: list[bytes]
+    times: list[int]
+    flash_start_ms: int | None
+
+
+class Camera:
+    """Films a ``Clip`` the way the capture page would for a challenge: ``capture.frames`` at ``capture.fps``, and,
+    when the challenge has a flash, the screen's light on the face — liveness-service's reflection simulator
+    (``liveness_service.tools.reflection.relight``, seeded) applied to the real frames for the challenge's own
+    sequence, starting with the first frame. A real face in front of the page is lit like this; a recording made
+    before the challenge, or for another challenge's colours, is not."""
+
+    #: A dim screen in a lit room (the simulator draws 0.08–0.5; from 0.3 on, sanity's colour-continuity check
+    #: reads the flash as a cut), a typical webcam delay, mild white balance.
+    STRENGTH = 0.2
+    DELAY_MS = 60.0
+    WHITE_BALANCE = 0.2
+
+    def __init__(self) -> None:
+        self._analyzer: Any = None
+        self._seen: dict[tuple[str, float, int, float], tuple[list[np.ndarray], list[Any]]] = {}
+
+    def _film(self, clip: Clip, count: int, fps: float) -> tuple[list[np.ndarray], list[Any]]:
+        """RGB frames of the clip and their 68 landmarks (None without a face), measured once per framing."""
+        key = (str(clip.path), clip.start_s, count, fps)
+        if key not in self._seen:
+            if self._analyzer is None:
+                from liveness_service.faces import FaceAnalyzer
+
+                self._analyzer = FaceAnalyzer()
+            sampled = sample_images(clip.path, clip.start_s, count, fps, cover=True)
+            images = [image[:, :, ::-1].copy() for image in sampled]
+            landmarks = [self._analyzer.observe(image).landmarks for image in images]
+            self._seen[key] = (images, landmarks)
+        return self._seen[key]
+
+    def shoot(self, clip: Clip, challenge: dict[str, Any], *, reflect: bool = True, seed: int = 0) -> Shot:
+        from liveness_service.flash import FlashStep
+        from liveness_service.tools import reflection
+
+        count, fps = int(challenge["capture"]["frames"]), float(challenge["capture"]["fps"])
+        images, landmarks = self._film(clip, count, fps)
+        times = [round(index * 1000 / fps) for index in range(count)]
+        flash = challenge.get("flash")
+        if flash is None:
+            return Shot([_jpeg(image[:, :, ::-1]) for image in images], times, None)
+        if reflect:
+            steps = [FlashStep(int(step["colour"][1:], 16), int(step["duration_ms"])) for step in flash["steps"]]
+            rng = np.random.default_rng(seed)
+            model = reflection.ReflectionModel.draw(
+                rng, strength=self.STRENGTH, delay_ms=self.DELAY_MS, white_balance=self.WHITE_BALANCE
+            )
+            images = reflection.relight(images, landmarks, steps, 0.0, times, rng, model)
+        return Shot(reflection.encode_jpeg(images), times, 0)
+
+
+CAMERA = Camera()
 
 
 FRAME_TIMES = [round(i * 1000 / 6) for i in range(10)]
@@ -250,6 +353,16 @@ def frames_a_enroll(test_data: Path) -> list[bytes]:
 @pytest.fixture(scope="session")
 def frames_a_login(test_data: Path) -> list[bytes]:
     return sample_frames(test_data / VIDEO_A, LOGIN_A_START_S)
+
+
+@pytest.fixture(scope="session")
+def clip_a_enroll(test_data: Path) -> Clip:
+    return Clip(test_data / VIDEO_A, ENROLL_A_START_S)
+
+
+@pytest.fixture(scope="session")
+def clip_a_login(test_data: Path) -> Clip:
+    return Clip(test_data / VIDEO_A, LOGIN_A_START_S)
 
 
 @pytest.fixture(scope="session")
@@ -311,11 +424,18 @@ def unique_username(stem: str = "user") -> str:
 
 @dataclass
 class Browser:
-    """A test client that behaves like the capture page: CSRF header, challenge, multipart frames."""
+    """A test client that behaves like the capture page: CSRF header, challenge, multipart frames.
+
+    ``frames`` are either fixed JPEGs (posted as they are) or a ``Clip``, which the ``Camera`` films for the
+    challenge (its frame count, rate and flash colours). Before posting, the challenge is aged by the time the
+    page would have taken (countdown, flash notice, capture) — moving its stored issue time back, instead of
+    sleeping — unless ``elapsed`` says how long (0: posted at once).
+    """
 
     client: FlaskClient
     csrf: str = ""
     history: list[Any] = field(default_factory=list)
+    issued: dict[str, dict[str, Any]] = field(default_factory=dict)  # challenge bodies by nonce
 
     def refresh_csrf(self, path: str = "/login") -> str:
         page = self.client.get(path)
@@ -325,31 +445,79 @@ class Browser:
         return self.csrf
 
     def post_json(self, path: str, payload: dict[str, Any]):  # type: ignore[no-untyped-def]
-        return self.client.post(path, json=payload, headers={"X-CSRFToken": self.csrf})
+        response = self.client.post(path, json=payload, headers={"X-CSRFToken": self.csrf})
+        body = response.get_json(silent=True)
+        if response.status_code == 200 and isinstance(body, dict) and "nonce" in body:
+            self.issued[body["nonce"]] = body
+        return response
 
     def challenge(self, username: str) -> dict[str, Any]:
         response = self.post_json("/api/login/challenge", {"username": username})
         assert response.status_code == 200, response.get_data(as_text=True)
         return response.get_json()
 
+    def page_seconds(self, nonce: str) -> float:
+        """How long the page takes from the challenge to the POST: countdown, flash notice, capture."""
+        body = self.issued[nonce]
+        capture = body["capture"]
+        notice = body["flash"]["notice_ms"] / 1000 if body.get("flash") else 0.0
+        return capture["countdown_seconds"] + notice + capture["frames"] / capture["fps"]
+
+    def age_challenge(self, nonce: str, seconds: float) -> None:
+        """Move the stored challenge's issue time ``seconds`` back (as if that much time had passed)."""
+        from auth_web import context
+
+        with self.client.application.app_context():
+            store = context.challenges()
+            key = store.prefix + nonce
+            raw = store.client.get(key)
+            if raw is None:
+                return
+            payload = json.loads(raw)
+            payload["issued_at"] -= seconds
+            store.client.set(key, json.dumps(payload), keepttl=True)
+
+    def shoot(self, nonce: str, frames: list[bytes] | Clip, **camera: Any) -> Shot:
+        """What the page would post for the challenge of ``nonce``."""
+        body = self.issued.get(nonce)
+        if isinstance(frames, Clip):
+            assert body is not None, "a Clip is filmed for a challenge this browser was issued"
+            return CAMERA.shoot(frames, body, **camera)
+        flash_start = 0 if body is not None and body.get("flash") else None
+        return Shot(list(frames), FRAME_TIMES[: len(frames)], flash_start)
+
     def submit(
-        self, path: str, nonce: str, frames: list[bytes], password: str | None = None, times: list[int] | None = None
+        self,
+        path: str,
+        nonce: str,
+        frames: list[bytes] | Clip | Shot,
+        password: str | None = None,
+        times: list[int] | None = None,
+        *,
+        flash_start_ms: int | str | None = None,
+        elapsed: float | None = None,
     ):  # type: ignore[no-untyped-def]
         import io
 
+        shot = frames if isinstance(frames, Shot) else self.shoot(nonce, frames)
+        if nonce in self.issued:
+            self.age_challenge(nonce, self.page_seconds(nonce) if elapsed is None else elapsed)
         data: dict[str, Any] = {
             "nonce": nonce,
-            "frame_times_ms": __import__("json").dumps(times if times is not None else FRAME_TIMES[: len(frames)]),
-            "frames": [(io.BytesIO(frame), f"frame-{i}.jpg", "image/jpeg") for i, frame in enumerate(frames)],
+            "frame_times_ms": json.dumps(times if times is not None else shot.times),
+            "frames": [(io.BytesIO(frame), f"frame-{i}.jpg", "image/jpeg") for i, frame in enumerate(shot.frames)],
         }
+        start = flash_start_ms if flash_start_ms is not None else shot.flash_start_ms
+        if start is not None:
+            data["flash_start_ms"] = str(start)
         if password is not None:
             data["password"] = password
         return self.client.post(path, data=data, headers={"X-CSRFToken": self.csrf}, content_type="multipart/form-data")
 
-    def login(self, username: str, frames: list[bytes], password: str | None = PASSWORD):  # type: ignore[no-untyped-def]
+    def login(self, username: str, frames: list[bytes] | Clip, password: str | None = PASSWORD, **options: Any):  # type: ignore[no-untyped-def]
         self.refresh_csrf()
         nonce = self.challenge(username)["nonce"]
-        return self.submit("/api/login", nonce, frames, password)
+        return self.submit("/api/login", nonce, frames, password, **options)
 
     def register(self, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
         self.refresh_csrf("/register")
@@ -358,11 +526,11 @@ class Browser:
             data={"username": username, "password": password, "confirm": password, "csrf_token": self.csrf},
         )
 
-    def enroll(self, frames: list[bytes]):  # type: ignore[no-untyped-def]
+    def enroll(self, frames: list[bytes] | Clip, **options: Any):  # type: ignore[no-untyped-def]
         self.refresh_csrf("/enroll")
         response = self.post_json("/api/enroll/challenge", {})
         assert response.status_code == 200, response.get_data(as_text=True)
-        return self.submit("/api/enroll", response.get_json()["nonce"], frames)
+        return self.submit("/api/enroll", response.get_json()["nonce"], frames, **options)
 
     def signed_in_as(self) -> str | None:
         response = self.client.get("/account")
@@ -446,6 +614,11 @@ LOGIN_B_START_S = 4.8
 @pytest.fixture(scope="session")
 def frames_b(test_data: Path) -> list[bytes]:
     return sample_frames(test_data / VIDEO_B, LOGIN_B_START_S)
+
+
+@pytest.fixture(scope="session")
+def clip_b(test_data: Path) -> Clip:
+    return Clip(test_data / VIDEO_B, LOGIN_B_START_S)
 
 
 def max_audit_id(engine) -> int:  # type: ignore[no-untyped-def]

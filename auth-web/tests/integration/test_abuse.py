@@ -235,7 +235,7 @@ def test_failures_older_than_the_window_are_forgotten(make_app, fakes, db_engine
 
 def test_failures_slow_down_before_anything_locks(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
     """Soft delays first: past the free failures the next attempt waits (429 + Retry-After, no work done, no
-    failure counted), and only that address waits."""
+    failure counted), and only that address waits. A challenge is charged when it is issued."""
     app = make_app(
         liveness_target=fakes.address,
         recognition_target=fakes.address,
@@ -247,19 +247,24 @@ def test_failures_slow_down_before_anything_locks(make_app, fakes, db_engine, fr
     create_user(db_engine, username, templates=2)
     attacker = at(app, ATTACKER)
     attacker.refresh_csrf()
-    spare = attacker.challenge(username)["nonce"]  # taken while nothing is pending yet
-    for _ in range(2):  # the first is free, the second earns a 1 s wait
-        assert attacker.login(username, frames, password="wrong password!").status_code == 401
+    early = attacker.challenge(username)["nonce"]  # charged at once: the free failure
+    spare = attacker.challenge(username)["nonce"]  # the second: it earns a 1 s wait
+    assert attacker.submit("/api/login", early, frames, "wrong password!").status_code == 401  # not counted again
     response = attacker.post_json("/api/login/challenge", {"username": username})
     assert response.status_code == 429
     assert response.get_json()["error"] == "rate_limited" and response.get_json()["message"] == RATE_LIMITED_MESSAGE
     assert response.headers["Retry-After"] == "1" and response.get_json()["retry_after"] == 1
-    # A challenge taken earlier does not get around the wait, and the early attempt is not counted.
-    calls, rows = fakes.recognition.calls, len(audit_rows(db_engine, username))
-    early = attacker.submit("/api/login", spare, frames, PASSWORD)
-    assert early.status_code == 429 and "Retry-After" in early.headers
-    assert fakes.recognition.calls == calls and len(audit_rows(db_engine, username)) == rows
     assert audit_rows(db_engine, username, "rate_limit")[-1].details["throttle"] == "pair"
+    # Another failure while the spare is held: the spare's attempt is judged without its own (prepaid) charge,
+    # but the failures of the others now exceed the free one, so it waits: no work, nothing counted.
+    with app.app_context():
+        from auth_web import context
+
+        context.failure_log().record_failure(username, ATTACKER)
+    calls, rows = fakes.recognition.calls, len(audit_rows(db_engine, username))
+    held = attacker.submit("/api/login", spare, frames, PASSWORD)
+    assert held.status_code == 429 and "Retry-After" in held.headers
+    assert fakes.recognition.calls == calls and len(audit_rows(db_engine, username)) == rows
     # Another address is not held back; after the wait the attacker's address may try again.
     assert at(app, VICTIM).login(username, frames).status_code == 200
     time.sleep(1.1)
@@ -450,7 +455,7 @@ def truncated(frame: bytes) -> bytes:
     [
         (lambda f: [*f[:5], truncated(f[5])], None, "REJECTED_BY_SERVICE"),
         (lambda f: f[:2], None, "TOO_FEW_FRAMES"),
-        (lambda f: (f * 3)[:17], None, "TOO_MANY_FRAMES"),
+        (lambda f: (f * 5)[:25], None, "TOO_MANY_FRAMES"),
         (lambda f: [*f[:5], b"GIF89a"], None, "FRAME_UNSUPPORTED_FORMAT"),
         (lambda f: f, [5, 4, 3, 2, 1, 0], "BAD_FRAME_TIMES"),
     ],

@@ -15,6 +15,7 @@ from auth_web.models import FaceTemplate, User
 from .conftest import (
     PASSWORD,
     Browser,
+    Clip,
     RealServices,
     audit_rows,
     last_reason,
@@ -45,14 +46,14 @@ def real_app(base_settings, real_services: RealServices) -> Flask:  # type: igno
 
 
 @pytest.fixture(scope="module")
-def enrolled_a(real_app: Flask, db_engine, frames_a_enroll: list[bytes]) -> Iterator[Enrolled]:  # type: ignore[no-untyped-def]
+def enrolled_a(real_app: Flask, db_engine, clip_a_enroll: Clip) -> Iterator[Enrolled]:  # type: ignore[no-untyped-def]
     """Person A registers in the browser and enrolls with real frames (done once for the module)."""
     browser = Browser(real_app.test_client())
     username = unique_username("alice")
     response = browser.register(username)
     assert response.status_code == 302 and response.headers["Location"].endswith("/enroll")
-    response = browser.enroll(frames_a_enroll)
-    assert response.status_code == 200, response.get_json()
+    response = browser.enroll(clip_a_enroll)
+    assert response.status_code == 200, (response.get_json(), audit_rows(db_engine, username, "enroll")[-1].details)
     body = response.get_json()
     assert body["ok"] and body["templates"] >= 3
     with Session(db_engine) as session:
@@ -78,15 +79,13 @@ def test_enrollment_stores_templates_not_images(enrolled_a: Enrolled, db_engine,
     assert last_reason(db_engine, enrolled_a.username, "enroll") == "OK"
 
 
-def test_register_enroll_login_success(
-    enrolled_a: Enrolled, frames_a_login: list[bytes], db_engine, redis_client
-) -> None:  # type: ignore[no-untyped-def]
+def test_register_enroll_login_success(enrolled_a: Enrolled, clip_a_login: Clip, db_engine, redis_client) -> None:  # type: ignore[no-untyped-def]
     browser = Browser(enrolled_a.app.test_client())
     browser.refresh_csrf()
     anonymous_cookie = browser.client.get_cookie("faceauth_session")
     assert anonymous_cookie is not None
     nonce = browser.challenge(enrolled_a.username.upper())["nonce"]  # usernames are case-insensitive
-    response = browser.submit("/api/login", nonce, frames_a_login, PASSWORD)
+    response = browser.submit("/api/login", nonce, clip_a_login, PASSWORD)
     failure = audit_rows(db_engine, enrolled_a.username.upper())[-1]
     assert response.status_code == 200, (
         failure.reason,
@@ -107,9 +106,9 @@ def test_register_enroll_login_success(
     assert redis_client.scard(f"{prefix}user_sessions:{enrolled_a.user_id}") >= 1
 
 
-def test_wrong_face_is_refused(enrolled_a: Enrolled, frames_b: list[bytes], db_engine) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_face_is_refused(enrolled_a: Enrolled, clip_b: Clip, db_engine) -> None:  # type: ignore[no-untyped-def]
     browser = Browser(enrolled_a.app.test_client())
-    response = browser.login(enrolled_a.username, frames_b)
+    response = browser.login(enrolled_a.username, clip_b)
     assert response.status_code == 401
     assert response.get_json()["error"] == "login_failed"
     assert browser.signed_in_as() is None

@@ -28,7 +28,7 @@ from auth_web import create_app
 from auth_web.login import GENERIC_FAILURE
 from auth_web.models import User
 
-from .conftest import PASSWORD, Browser, RealServices, audit_rows, unique_username
+from .conftest import PASSWORD, Browser, Clip, RealServices, audit_rows, unique_username
 
 TRIES = int(os.environ.get("FACEAUTH_TIMING_TRIES", "3"))
 
@@ -63,11 +63,11 @@ def face_only_app(base_settings, real_services: RealServices) -> Flask:  # type:
 
 
 @pytest.fixture(scope="module")
-def person_a(two_factor_app: Flask, db_engine, frames_a_enroll: list[bytes]) -> Iterator[Person]:  # type: ignore[no-untyped-def]
+def person_a(two_factor_app: Flask, db_engine, clip_a_enroll: Clip) -> Iterator[Person]:  # type: ignore[no-untyped-def]
     browser = Browser(two_factor_app.test_client())
     username = unique_username("timed")
     assert browser.register(username).status_code == 302
-    assert browser.enroll(frames_a_enroll).status_code == 200
+    assert browser.enroll(clip_a_enroll).status_code == 200
     with Session(db_engine) as session:
         user = session.scalar(select(User).where(User.username == username))
         assert user is not None
@@ -83,7 +83,8 @@ def measured() -> Iterator[dict[str, dict[str, float]]]:
     if target:
         document = {
             "what": "wall time of refused POST /api/login, real liveness and recognition services, Flask test client"
-            " in process, 10 frames of 640x480 JPEG, cases interleaved round by round (test_login_timing.py)",
+            " in process, 17-23 frames of 640x480 JPEG lit by the challenge's flash, cases interleaved round by round"
+            " (test_login_timing.py)",
             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpus": os.cpu_count(),
             "load_average": {"start": round(load_at_start, 2), "end": round(os.getloadavg()[0], 2)},
@@ -104,12 +105,13 @@ def fresh_browser(app: Flask) -> Browser:
     return Browser(client)
 
 
-def timed_attempt(browser: Browser, username: str, frames: list[bytes], password: str | None):  # type: ignore[no-untyped-def]
-    """(response, seconds): only the POST /api/login is timed, not the page or the challenge."""
+def timed_attempt(browser: Browser, username: str, frames: Clip, password: str | None):  # type: ignore[no-untyped-def]
+    """(response, seconds): only the POST /api/login is timed, not the page, the challenge or the filming."""
     browser.refresh_csrf()
     nonce = browser.challenge(username)["nonce"]
+    shot = browser.shoot(nonce, frames)
     started = time.perf_counter()
-    response = browser.submit("/api/login", nonce, frames, password)
+    response = browser.submit("/api/login", nonce, shot, password)
     return response, time.perf_counter() - started
 
 
@@ -140,29 +142,29 @@ def assert_generic_refusals(responses: list) -> None:  # type: ignore[type-arg]
 
 
 def test_a_locked_address_is_refused_like_a_wrong_password(  # type: ignore[no-untyped-def]
-    two_factor_app, person_a, frames_a_login, frames_b, db_engine, measured
+    two_factor_app, person_a, clip_a_login, clip_b, db_engine, measured
 ) -> None:
     app, name = two_factor_app, person_a.username
     locked_browser = fresh_browser(app)
     for _ in range(2):
-        assert timed_attempt(locked_browser, name, frames_a_login, "wrong password!")[0].status_code == 401
+        assert timed_attempt(locked_browser, name, clip_a_login, "wrong password!")[0].status_code == 401
     responses = run_cases(
         measured,
         {
             "password+face: wrong password, owner's face": lambda: timed_attempt(
-                fresh_browser(app), name, frames_a_login, "wrong password!"
+                fresh_browser(app), name, clip_a_login, "wrong password!"
             ),
             "password+face: locked address, right password, owner's face": lambda: timed_attempt(
-                locked_browser, name, frames_a_login, PASSWORD
+                locked_browser, name, clip_a_login, PASSWORD
             ),
             "password+face: wrong password, someone else's face": lambda: timed_attempt(
-                fresh_browser(app), name, frames_b, "wrong password!"
+                fresh_browser(app), name, clip_b, "wrong password!"
             ),
             "password+face: right password, someone else's face": lambda: timed_attempt(
-                fresh_browser(app), name, frames_b, PASSWORD
+                fresh_browser(app), name, clip_b, PASSWORD
             ),
             "password+face: unknown username, someone else's face": lambda: timed_attempt(
-                fresh_browser(app), unique_username("ghost"), frames_b, PASSWORD
+                fresh_browser(app), unique_username("ghost"), clip_b, PASSWORD
             ),
         },
     )
@@ -171,24 +173,24 @@ def test_a_locked_address_is_refused_like_a_wrong_password(  # type: ignore[no-u
     assert reasons.count("BAD_PASSWORD") == 2 * TRIES + 2
     assert reasons.count("LOCKED") == TRIES and reasons.count("VERIFY_NO_MATCH") == TRIES
     # The owner, from an address of their own, still signs in.
-    assert timed_attempt(fresh_browser(app), name, frames_a_login, PASSWORD)[0].status_code == 200
+    assert timed_attempt(fresh_browser(app), name, clip_a_login, PASSWORD)[0].status_code == 200
 
 
 def test_face_only_mode_refuses_unknown_and_known_usernames_alike(  # type: ignore[no-untyped-def]
-    face_only_app, person_a, frames_b, db_engine, measured
+    face_only_app, person_a, clip_b, db_engine, measured
 ) -> None:
     app, name = face_only_app, person_a.username
     ghosts: list[str] = []
 
     def unknown_attempt():  # type: ignore[no-untyped-def]
         ghosts.append(unique_username("ghost"))
-        return timed_attempt(fresh_browser(app), ghosts[-1], frames_b, None)
+        return timed_attempt(fresh_browser(app), ghosts[-1], clip_b, None)
 
     responses = run_cases(
         measured,
         {
             "face only: known username, someone else's face": lambda: timed_attempt(
-                fresh_browser(app), name, frames_b, None
+                fresh_browser(app), name, clip_b, None
             ),
             "face only: unknown username, someone else's face": unknown_attempt,
         },
