@@ -43,8 +43,11 @@ GENEROUS_LIMITS = {
 class StubFaceServices:
     """Answers like healthy services that accept every capture (the gRPC side has its own fuzz tests)."""
 
-    def _check(self, frames: Sequence[bytes], actions: Sequence[str]) -> liveness_pb2.CheckResponse:
+    def _check(self, frames: Sequence[bytes], given: Any) -> liveness_pb2.CheckResponse:
+        actions = given.actions
+        flash = liveness_pb2.FlashResult(reflected=True, score=0.9, threshold=0.6) if given.flash else None
         return liveness_pb2.CheckResponse(
+            flash=flash,
             live=True,
             reason=liveness_pb2.LIVENESS_REASON_LIVE,
             live_score=0.99,
@@ -56,10 +59,10 @@ class StubFaceServices:
             model_version="fuzz-liveness",
         )
 
-    def check(self, frames: Sequence[bytes], actions: Sequence[str], frame_times_ms: Sequence[int]):  # type: ignore[no-untyped-def]
-        return self._check(frames, actions)
+    def check(self, frames: Sequence[bytes], given: Any):  # type: ignore[no-untyped-def]
+        return self._check(frames, given)
 
-    def check_and_verify(self, frames, actions, frame_times_ms, templates):  # type: ignore[no-untyped-def]
+    def check_and_verify(self, frames, given, templates):  # type: ignore[no-untyped-def]
         matches = [recognition_pb2.FrameMatch(distance=0.2, matched=True, compared=True) for _ in frames]
         verify = recognition_pb2.VerifyResponse(
             match=True,
@@ -71,9 +74,9 @@ class StubFaceServices:
             min_matched_frames=2,
             model_version=MODEL_VERSION,
         )
-        return self._check(frames, actions), verify
+        return self._check(frames, given), verify
 
-    def check_and_encode(self, frames, actions, frame_times_ms):  # type: ignore[no-untyped-def]
+    def check_and_encode(self, frames, given):  # type: ignore[no-untyped-def]
         faces = [
             recognition_pb2.FaceObservation(
                 status=recognition_pb2.FACE_STATUS_OK,
@@ -84,7 +87,7 @@ class StubFaceServices:
             for index, _ in enumerate(frames)
         ]
         encoded = recognition_pb2.EncodeResponse(faces=faces, model_version=MODEL_VERSION, same_person=True)
-        return self._check(frames, actions), encoded
+        return self._check(frames, given), encoded
 
     def serving(self, service: str) -> bool:
         return True
@@ -172,6 +175,19 @@ def good_times(count: int = 6) -> str:
     return json.dumps([index * 100 for index in range(count)])
 
 
+def age_challenge(app: Flask, nonce: str, seconds: float) -> None:
+    """Move a stored challenge's issue time back, as if the page had taken ``seconds`` to capture."""
+    from auth_web import context
+
+    with app.app_context():
+        store = context.challenges()
+        raw = store.client.get(store.prefix + nonce)
+        if raw is not None:
+            payload = json.loads(raw)
+            payload["issued_at"] -= seconds
+            store.client.set(store.prefix + nonce, json.dumps(payload), keepttl=True)
+
+
 @dataclass
 class Accounts:
     """A user (enrolled, with a password) and an admin, each with a signed-in browser; more made on demand."""
@@ -223,7 +239,9 @@ class Accounts:
         challenge = browser.client.post("/api/enroll/challenge", headers={"X-CSRFToken": browser.csrf})
         assert challenge.status_code == 200, challenge.get_json()
         nonce = challenge.get_json()["nonce"]
-        return browser.submit("/api/enroll", {"nonce": nonce, "frame_times_ms": good_times()}, good_frames())
+        age_challenge(self.app, nonce, 5.0)  # the page's countdown, flash and capture (auth-web's time limit)
+        fields = {"nonce": nonce, "frame_times_ms": good_times(), "flash_start_ms": "0"}
+        return browser.submit("/api/enroll", fields, good_frames())
 
     def signed_in(self, role: str) -> Browser:
         """The role's browser; a new account when a fuzzed request (logout, disable, delete) ended its session."""

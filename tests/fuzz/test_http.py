@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from auth_web.blueprints.auth import safe_next
 
 from .budget import count, fuzz_settings
-from .harness import PASSWORD, Accounts, Browser, build_app, check_response, good_frames, good_times
+from .harness import PASSWORD, Accounts, Browser, age_challenge, build_app, check_response, good_frames, good_times
 from .media import image_bytes
 
 # -- strategies ---------------------------------------------------------------------------------------------
@@ -511,7 +511,8 @@ def test_a_good_login_still_works(app: Flask, accounts: Accounts) -> None:
     browser = Browser(app.test_client())
     browser.refresh_csrf()
     nonce = browser.challenge(accounts.victim).get_json()["nonce"]
-    fields = {"nonce": nonce, "password": PASSWORD, "frame_times_ms": good_times()}
+    age_challenge(app, nonce, 5.0)  # the page's countdown, flash and capture (auth-web's time limit)
+    fields = {"nonce": nonce, "password": PASSWORD, "frame_times_ms": good_times(), "flash_start_ms": "0"}
     response = browser.submit("/api/login", fields, good_frames())
     assert response.status_code == 200, response.get_json()
 
