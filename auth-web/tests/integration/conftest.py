@@ -6,6 +6,7 @@ so the tier stays within a few minutes on a busy 2-core machine.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -94,11 +95,31 @@ class RealServices:
 def real_services(tmp_path_factory: pytest.TempPathFactory, grpc_tls: GrpcTls) -> Iterator[RealServices]:
     """`python -m liveness_service` and `python -m recognition_service` on free ports, started once, with
     mutual TLS (the session's certificates)."""
+    with started_services(tmp_path_factory, grpc_tls, LIVENESS_SPEC | RECOGNITION_SPEC) as addresses:
+        yield RealServices(addresses["liveness_service"], addresses["recognition_service"])
+
+
+@pytest.fixture(scope="session")
+def liveness_without_flash(tmp_path_factory: pytest.TempPathFactory, grpc_tls: GrpcTls) -> Iterator[str]:
+    """A second real liveness-service, with LIVENESS_CHECKS lacking `flash` (the AUTH_FLASH=false deployment)."""
+    env = {"LIVENESS_CHECKS": "sanity,passive,active"}
+    with started_services(tmp_path_factory, grpc_tls, LIVENESS_SPEC, env) as addresses:
+        yield addresses["liveness_service"]
+
+
+LIVENESS_SPEC = {"liveness_service": ("LIVENESS_LISTEN", "faceauth.liveness.v1.LivenessService")}
+RECOGNITION_SPEC = {"recognition_service": ("RECOGNITION_LISTEN", "faceauth.recognition.v1.RecognitionService")}
+
+
+@contextlib.contextmanager
+def started_services(
+    tmp_path_factory: pytest.TempPathFactory,
+    grpc_tls: GrpcTls,
+    specs: dict[str, tuple[str, str]],
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[dict[str, str]]:
+    """The services of ``specs`` (package: (listen variable, gRPC service)) started and serving; their addresses."""
     logs = tmp_path_factory.mktemp("service-logs")
-    specs = {
-        "liveness_service": ("LIVENESS_LISTEN", "faceauth.liveness.v1.LivenessService"),
-        "recognition_service": ("RECOGNITION_LISTEN", "faceauth.recognition.v1.RecognitionService"),
-    }
     processes: dict[str, tuple[subprocess.Popen, str, Any]] = {}
     try:
         for package, (variable, _service) in specs.items():
@@ -106,7 +127,7 @@ def real_services(tmp_path_factory: pytest.TempPathFactory, grpc_tls: GrpcTls) -
             log_file = open(logs / f"{package}.log", "w")  # noqa: SIM115 (closed below)
             process = subprocess.Popen(
                 [sys.executable, "-m", package],
-                env={**os.environ, **grpc_tls.env, variable: address, "LOG_LEVEL": "WARNING"},
+                env={**os.environ, **grpc_tls.env, variable: address, "LOG_LEVEL": "WARNING", **(extra_env or {})},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
@@ -117,7 +138,7 @@ def real_services(tmp_path_factory: pytest.TempPathFactory, grpc_tls: GrpcTls) -
             except AssertionError as error:
                 text = (logs / f"{package}.log").read_text()[-3000:]
                 pytest.fail(f"{error}\n{text}")
-        yield RealServices(processes["liveness_service"][1], processes["recognition_service"][1])
+        yield {package: address for package, (_process, address, _log) in processes.items()}
     finally:
         for process, _address, log_file in processes.values():
             if process.poll() is None:

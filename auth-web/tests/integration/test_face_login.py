@@ -149,3 +149,110 @@ def test_readyz_with_everything_up(real_app: Flask) -> None:
         "liveness": "ok",
         "recognition": "ok",
     }
+
+
+# -- the screen flash, with the real services -------------------------------------------------------------------
+
+
+def _different_challenge(browser: Browser, username: str, other: dict) -> dict:  # type: ignore[type-arg]
+    """A new challenge whose colour differs from ``other``'s at every step (a replay's best luck aside)."""
+    colours = [step["colour"] for step in other["flash"]["steps"]]
+    for _ in range(30):
+        body = browser.challenge(username)
+        if all(step["colour"] != colours[i] for i, step in enumerate(body["flash"]["steps"][: len(colours)])):
+            return body
+    raise AssertionError("no challenge with a different sequence in 30 draws")
+
+
+def test_a_capture_recorded_for_another_challenges_colours_is_refused(
+    enrolled_a: Enrolled, clip_a_login: Clip, db_engine
+) -> None:  # type: ignore[no-untyped-def]
+    """The replay of a genuine capture (the right face, lit by a screen — but by an earlier challenge's colours):
+    liveness finds the face does not reflect this challenge's sequence."""
+    browser = Browser(enrolled_a.app.test_client())
+    browser.refresh_csrf()
+    recorded_for = browser.challenge(enrolled_a.username)
+    recording = browser.shoot(recorded_for["nonce"], clip_a_login)
+    replayed_to = _different_challenge(browser, enrolled_a.username, recorded_for)
+    response = browser.submit("/api/login", replayed_to["nonce"], recording, PASSWORD)
+    assert response.status_code == 401 and browser.signed_in_as() is None
+    row = audit_rows(db_engine, enrolled_a.username)[-1]
+    assert row.reason == "LIVENESS_FLASH_NOT_REFLECTED", (row.reason, row.details)
+    assert row.details["flash"]["reflected"] is False
+
+
+def test_a_face_the_screen_does_not_light_is_refused(enrolled_a: Enrolled, clip_a_login: Clip, db_engine) -> None:  # type: ignore[no-untyped-def]
+    """A pre-recorded clip or injected frames: the right face, moving, blinking — and no light from the page."""
+    browser = Browser(enrolled_a.app.test_client())
+    browser.refresh_csrf()
+    nonce = browser.challenge(enrolled_a.username)["nonce"]
+    response = browser.submit("/api/login", nonce, browser.shoot(nonce, clip_a_login, reflect=False), PASSWORD)
+    assert response.status_code == 401 and browser.signed_in_as() is None
+    row = audit_rows(db_engine, enrolled_a.username)[-1]
+    assert row.reason == "LIVENESS_FLASH_NOT_REFLECTED", (row.reason, row.details)
+
+
+def test_the_login_audit_keeps_the_flash_measurements(enrolled_a: Enrolled, db_engine) -> None:  # type: ignore[no-untyped-def]
+    rows = [row for row in audit_rows(db_engine, enrolled_a.username) if row.reason == "OK"]
+    assert rows, "test_register_enroll_login_success signs in first"
+    flash = rows[-1].details["flash"]
+    assert flash["reflected"] is True and flash["score"] >= flash["threshold"]
+    assert set(flash) == {"reflected", "score", "threshold", "face_gain", "background_ratio", "lag_ms"}
+    enrolled = audit_rows(db_engine, enrolled_a.username, "enroll")[-1]
+    assert enrolled.details["flash"]["reflected"] is True
+
+
+def test_the_admin_calibration_api_returns_the_flash_diagnostics(
+    real_app: Flask, clip_a_login: Clip, db_engine
+) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import create_user, sign_in_directly
+
+    admin_name = unique_username("admin")
+    admin = Browser(real_app.test_client())
+    sign_in_directly(admin, create_user(db_engine, admin_name, role="admin"))
+    admin.refresh_csrf("/admin/flash")
+    challenge = admin.post_json("/api/admin/flash/challenge", {}).get_json()
+    assert challenge["actions"] == []
+    response = admin.submit("/api/admin/flash/check", challenge["nonce"], clip_a_login)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["steps"] == challenge["flash"]["steps"] and body["flash_start_ms"] == 0
+    assert body["flash"] is not None and 0.0 <= body["flash"]["score"] <= 1.0 and body["flash"]["threshold"] > 0
+    frames = body["frames"]
+    assert len(frames) == challenge["capture"]["frames"]
+    assert [frame["time_ms"] for frame in frames] == sorted(frame["time_ms"] for frame in frames)
+    measured = [frame for frame in frames if frame["skin"] is not None]
+    assert len(measured) >= len(frames) // 2
+    assert all(len(frame["skin"]) == 3 and len(frame["background"]) == 3 for frame in measured)
+    colours = {step["colour"] for step in challenge["flash"]["steps"]} | {"#000000"}
+    assert {frame["expected"] for frame in measured if frame["expected"]} <= colours
+    assert audit_rows(db_engine, admin_name, "flash_calibration")[-1].details["flash"] == body["flash"]
+
+
+def test_with_the_flash_off_face_login_works_end_to_end(
+    base_settings, real_services: RealServices, liveness_without_flash: str, clip_a_enroll: Clip, clip_a_login: Clip
+) -> None:  # type: ignore[no-untyped-def]
+    """AUTH_FLASH=false with LIVENESS_CHECKS lacking `flash` (for photosensitive users): no sequence is issued or
+    sent, and a plain capture enrolls and signs in."""
+    from auth_web import create_app
+
+    app = create_app(
+        base_settings.replace(
+            redis_prefix=base_settings.redis_prefix + "noflash:",
+            liveness_target=liveness_without_flash,
+            recognition_target=real_services.recognition,
+            flash_enabled=False,
+        )
+    )
+    app.config["TESTING"] = True
+    browser = Browser(app.test_client())
+    username = unique_username("noflash")
+    assert browser.register(username).status_code == 302
+    response = browser.enroll(clip_a_enroll)
+    assert response.status_code == 200, response.get_json()
+    login = Browser(app.test_client())
+    login.refresh_csrf()
+    body = login.challenge(username)
+    assert body["flash"] is None
+    response = login.submit("/api/login", body["nonce"], clip_a_login, PASSWORD)
+    assert response.status_code == 200 and login.signed_in_as() == username
