@@ -35,6 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results"
 MANIFESTS = REPO_ROOT / "deploy" / "kubernetes"
 P95_TAIL = 0.05
+#: PostgreSQL's own default (postgresql.conf max_connections); managed services often set their own.
+POSTGRES_DEFAULT_CONNECTIONS = 100
 
 
 # ---- the queue --------------------------------------------------------------------------------------------------
@@ -90,6 +92,7 @@ class Measurements:
     overhead_p95_seconds: float  # auth-web + gateway share of the decision p95
     auth_web_cpu_request: float
     auth_web_min_replicas: int
+    auth_web_connections_per_pod: int  # database connections one pod may hold: gunicorn workers x threads
     auth_web_max_replicas: int
     target_utilisation: float  # the HPAs' averageUtilization, as a fraction
     source: str
@@ -120,6 +123,12 @@ def _manifest(name: str) -> list[dict]:
 def _cpu_request(file: str) -> float:
     deployment = next(d for d in _manifest(f"base/{file}") if d["kind"] == "Deployment")
     return _cpu(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"])
+
+
+def _auth_web_concurrency() -> int:
+    """Requests one auth-web pod handles at once (each holds at most one pooled database connection)."""
+    config = next(d for d in _manifest("base/config.yaml") if d["metadata"]["name"] == "faceauth-auth-web")["data"]
+    return int(config["AUTH_WEB_WORKERS"]) * int(config["AUTH_WEB_THREADS"])
 
 
 def _autoscaling() -> tuple[dict[str, tuple[int, int]], float]:
@@ -186,6 +195,7 @@ def load_measurements(frames: int, results: Path = RESULTS) -> Measurements:
         overhead_p95_seconds=max(0.0, (one_client["decision_latency"]["p95_ms"] - both) / 1000),
         auth_web_cpu_request=_cpu_request("auth-web.yaml"),
         auth_web_min_replicas=ceilings["auth-web"][0],
+        auth_web_connections_per_pod=_auth_web_concurrency(),
         auth_web_max_replicas=ceilings["auth-web"][1],
         target_utilisation=target,
         source=f"{login['machine']['cpu_model']}, {login['machine']['cpu_cores']} cores, "
@@ -307,6 +317,15 @@ def ceilings(measurements: Measurements, env: Mapping[str, str]) -> list[tuple[s
             "raise maxReplicas; Postgres connections grow with it",
         )
     )
+    pods_within_connections = POSTGRES_DEFAULT_CONNECTIONS // measurements.auth_web_connections_per_pod
+    limits.append(
+        (
+            f"Postgres connections ({pods_within_connections} auth-web pods fill the default "
+            f"max_connections={POSTGRES_DEFAULT_CONNECTIONS})",
+            pods_within_connections * measurements.auth_web_cpu_request * target / measurements.auth_web_cpu_per_login,
+            "raise max_connections or put PgBouncer in front",
+        )
+    )
     limits.append(
         (
             "Redis (one core: it runs commands on one thread)",
@@ -346,6 +365,8 @@ def report(measurements: Measurements, rate: float, p95_target_seconds: float, e
         )
     slowest = max(p.p95_seconds or 0 for p in plans)
     total_cores = sum(p.pods * p.cpu_request for p in plans)
+    auth_web_pods = next(p.pods for p in plans if p.name == "auth-web")
+    connections = auth_web_pods * measurements.auth_web_connections_per_pod
     lines += [
         "",
         f"Decision p95 ≈ {(slowest + measurements.overhead_p95_seconds) * 1000:.0f} ms (slower model service "
@@ -356,7 +377,8 @@ def report(measurements: Measurements, rate: float, p95_target_seconds: float, e
         "| store | CPU-s/login | cores busy | note |",
         "|---|---|---|---|",
         f"| Postgres | {measurements.postgres_cpu_per_login:.4f} | {rate * measurements.postgres_cpu_per_login:.2f} | "
-        "one user lookup, templates, an audit row per login |",
+        f"up to {connections} connections ({auth_web_pods} auth-web pods x {measurements.auth_web_connections_per_pod}"
+        f" = workers x threads); Postgres's default max_connections is {POSTGRES_DEFAULT_CONNECTIONS} |",
         f"| Redis | {measurements.redis_cpu_per_login:.4f} | {rate * measurements.redis_cpu_per_login:.2f} | "
         f"{rate * measurements.redis_cpu_per_login:.0%} of its one core |",
         "",
