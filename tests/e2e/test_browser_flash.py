@@ -8,6 +8,7 @@ colours (tests/e2e/relight.py), as a real face in front of the screen does.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -135,6 +136,45 @@ def test_8_a_camera_that_does_not_see_the_screen_is_refused(
     assert person.path().startswith("/login")
     assert person.driver.execute_script("return document.getElementById('flash-layer').hidden") is True
     person.screenshot(output_dir / "8_flash_not_reflected.png")
+
+
+# A challenge whose flash steps were changed on the way to 50 ms each (a broken or tampered server answer).
+FAST_FLASH = r"""
+(function () {
+  "use strict";
+  var originalFetch = window.fetch.bind(window);
+  window.fetch = function (input, init) {
+    return originalFetch(input, init).then(function (response) {
+      var url = typeof input === "string" ? input : input.url;
+      if (!/\/challenge$/.test(url.split("?")[0])) { return response; }
+      return response.text().then(function (text) {
+        var body = JSON.parse(text);
+        if (body.flash) {
+          body.flash.steps.forEach(function (step) { step.duration_ms = 50; });
+          window.__faceauthFastFlash = body.flash.steps.length;
+        }
+        return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
+      });
+    });
+  };
+})();
+"""
+
+
+def test_8b_the_page_never_flashes_faster_than_three_times_a_second(
+    stack: Stack,
+    browser: Callable[..., Browser],
+) -> None:
+    """WCAG 2.3.1 does not depend on the server: steps of 50 ms are painted for at least 334 ms each."""
+    # The recorder is injected first, so it sees the server's answer and the page gets the 50 ms one.
+    person = browser("a_login", reflection=None, scripts=(FLASH_RECORDER, FAST_FLASH))
+    kind, _ = person.login(stack.base_url, f"nobody_{secrets.token_hex(3)}", PASSWORD)
+    assert kind == "error"
+    assert person.script_state("__faceauthFastFlash") >= 4
+    record = flash_record(person)
+    shown = painted_steps(record)
+    assert [s["colour"] for s in shown] == [s["colour"] for s in record["challenges"][-1]["flash"]["steps"]]
+    assert all(s["duration"] is not None and s["duration"] >= MIN_STEP_MS - 0.01 for s in shown), shown
 
 
 @pytest.fixture
