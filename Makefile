@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e test-fuzz lint format protos bench
+.PHONY: setup run test test-unit test-integration test-e2e test-fuzz test-compose lint format protos bench
 
 setup:            ## create/refresh .venv and check that the models load (fast when up to date)
 	@bash scripts/setup.sh
@@ -25,6 +25,9 @@ test-e2e: setup
 
 test-fuzz: setup  ## FACEAUTH_FUZZ_EXAMPLES=N sets the number of generated requests (default 10000)
 	$(PY) -m pytest -m fuzz $(PYTEST_ARGS)
+
+test-compose: setup  ## build every image and run docker-compose.yml with Podman (tests/compose/README.md; not in `make test`)
+	$(PY) -m pytest -m compose $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

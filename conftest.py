@@ -26,16 +26,26 @@ TEST_DATA = REPO_ROOT / "tests" / "data"
 # The machine's Postgres (trust auth) and Redis; tests make their own database / key prefix and remove it.
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
-_TIERS = ("unit", "integration", "e2e", "fuzz")
+_TIERS = ("unit", "integration", "e2e", "fuzz", "compose")
+# Tiers that run only when asked for by marker (`make test-compose` = `pytest -m compose`): they build container
+# images and need Podman or Docker, so `make test` leaves them out (reported as deselected, never skipped).
+_OPT_IN_TIERS = ("compose",)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    opted_out: list[pytest.Item] = []
+    marker_expression = config.getoption("markexpr", "") or ""
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in _TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+                if tier in _OPT_IN_TIERS and tier not in marker_expression:
+                    opted_out.append(item)
                 break
+    if opted_out:
+        config.hook.pytest_deselected(items=opted_out)
+        items[:] = [item for item in items if item not in opted_out]
 
 
 @pytest.fixture(scope="session")
