@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import fakeredis
-
 import pytest
 
 from auth_web.challenges import (
