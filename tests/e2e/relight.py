@@ -2,9 +2,10 @@
 
 Chromium's fake camera plays a file and cannot see what the page paints, so a login with the screen-flash challenge
 on would always be refused. A real face lit by a screen reflects the screen's colour: the light adds to the skin in
-proportion to the skin's own colour (multiplicative: pixel x colour x strength), on the face and not on the room
-behind it. The script below, injected before any page script runs (``Page.addScriptToEvaluateOnNewDocument``), wraps
-``navigator.mediaDevices.getUserMedia``: the fake device's video is drawn onto a canvas every animation frame,
+proportion to the skin's own colour (multiplicative in linear light: pixel x colour x strength), on the face and not
+on the room behind it. The script below, injected before any page script runs
+(``Page.addScriptToEvaluateOnNewDocument``), wraps ``navigator.mediaDevices.getUserMedia``: the fake device's video
+is drawn onto a canvas once per camera frame,
 the page's current flash colour (``#flash-layer[data-colour]``, set by capture.js when it paints) is added as light
 inside a feathered ellipse around the clip's face, and the page gets ``canvas.captureStream()``.
 
@@ -28,9 +29,11 @@ import cv2
 
 from .media import HEIGHT, WIDTH, Clip
 
-# How much of the screen's colour the skin adds to itself: 5-10 % is what a laptop screen at arm's length does to
-# a face in an ordinary room (issue 12); the test uses 8 %.
+# How much of the screen's colour the skin adds to itself, in linear light: 5-10 % is what a laptop screen at arm's
+# length does to a face in an ordinary room (issue 12); the test uses 8 %.
 REFLECTION_STRENGTH = 0.08
+# sRGB's transfer curve, close enough for the light model: linear = encoded ** 2.2.
+SRGB_GAMMA = 2.2
 # The lit ellipse's half-axes in face-box widths (heights x 1.1): full light on the face, fading out past the ears.
 HEAD_SCALE = 0.9
 # Every n-th clip frame is measured for the face ellipse (HOG + landmarks take ~50 ms a frame).
@@ -177,12 +180,21 @@ _RELIGHT_TEMPLATE = r"""
 """
 
 
+def encoded_gain(strength: float) -> float:
+    """Light adds in linear RGB: linear x (1 + strength x colour). The canvas composites encoded (sRGB) values, where
+    the same change is encoded x (1 + strength x colour) ** (1 / gamma), i.e. a gain of about strength / 2.2 for a
+    saturated channel (the palette's channels are 0 or 1)."""
+    return (1.0 + strength) ** (1.0 / SRGB_GAMMA) - 1.0
+
+
 def relight_script(region: FaceRegion, strength: float = REFLECTION_STRENGTH) -> str:
-    """The getUserMedia wrapper for a clip whose face is ``region``; ``strength`` 0 keeps the same video path
-    (canvas, captureStream) but adds no light: a camera that does not see the screen."""
+    """The getUserMedia wrapper for a clip whose face is ``region``, lit by ``strength`` (linear light, a fraction
+    of the screen's colour); 0 keeps the same video path (canvas, captureStream) but adds no light: a camera that
+    does not see the screen."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError("the reflection strength is a fraction of the screen's colour (0..1)")
-    return _RELIGHT_TEMPLATE.replace("__REGION__", region.as_json()).replace("__STRENGTH__", repr(float(strength)))
+    gain = encoded_gain(strength)
+    return _RELIGHT_TEMPLATE.replace("__REGION__", region.as_json()).replace("__STRENGTH__", f"{gain:.5f}")
 
 
 FLASH_RECORDER = r"""
