@@ -135,6 +135,7 @@ def test_8_a_camera_that_does_not_see_the_screen_is_refused(
     assert events[0].details["flash"]["score"] < events[0].details["flash"]["threshold"]
     assert person.path().startswith("/login")
     assert person.driver.execute_script("return document.getElementById('flash-layer').hidden") is True
+    assert "at most three changes a second" in person.text("#flash-hint")  # said before anyone starts
     person.screenshot(output_dir / "8_flash_not_reflected.png")
 
 
@@ -175,6 +176,46 @@ def test_8b_the_page_never_flashes_faster_than_three_times_a_second(
     shown = painted_steps(record)
     assert [s["colour"] for s in shown] == [s["colour"] for s in record["challenges"][-1]["flash"]["steps"]]
     assert all(s["duration"] is not None and s["duration"] >= MIN_STEP_MS - 0.01 for s in shown), shown
+
+
+@pytest.fixture
+def flash_off(stack: Stack) -> Iterator[None]:
+    """The operator's switch for photosensitive users: AUTH_FLASH=false with LIVENESS_CHECKS without ``flash`` (as
+    docs/configuration.md says); both restored afterwards."""
+    stack.stop_service("liveness")
+    stack.start_service("liveness", {"LIVENESS_CHECKS": "sanity,passive,active"})
+    try:
+        stack.restart_auth_web(AUTH_FLASH="false")
+        yield
+    finally:
+        stack.stop_service("liveness")
+        stack.start_service("liveness")
+        stack.restart_auth_web()
+
+
+def test_8c_with_the_flash_off_the_page_is_as_before(
+    person_a: PersonA,
+    flash_off: None,
+    stack: Stack,
+    browser: Callable[..., Browser],
+    db: Engine,
+) -> None:
+    """flash null: no notice, no colours, no flash_start_ms; a camera that does not see the screen signs in."""
+    before = len(audit_events(db, person_a.username))
+    person = browser("a_login", reflection=None, scripts=(FLASH_RECORDER,))
+    person.open(stack.base_url, "/login")
+    assert person.driver.find_elements(By.ID, "flash-hint") == []
+    kind, message = person.login(stack.base_url, person_a.username, PASSWORD)
+    events = audit_events(db, person_a.username)[before:]
+    assert kind == "ok", (message, [(e.reason, e.details) for e in events])
+    record = flash_record(person)
+    assert record["challenges"][-1]["flash"] is None
+    assert painted_steps(record) == []
+    assert record["posts"][-1]["flash_start_ms"] is None
+    said = [entry["text"] or "" for entry in record["status"]]
+    assert not any("colour" in text for text in said), said
+    assert [(e.result, e.reason) for e in events] == [("success", "OK")]
+    assert events[0].details.get("flash") is None
 
 
 @pytest.fixture
