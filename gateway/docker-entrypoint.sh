@@ -74,16 +74,38 @@ rendered_upstream="$GATEWAY_RUNTIME_DIR/upstream.conf"
 # and a scaled or re-created auth-web needs a gateway restart.
 nginx_version=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
 version_number=$(echo "$nginx_version" | awk -F. '{ print ($1 * 1000000) + ($2 * 1000) + $3 }')
+watch_upstreams=false
 if [ "${version_number:-0}" -lt 1027003 ] && grep -q ' resolve;' "$upstream_conf"; then
-  echo "gateway: nginx $nginx_version cannot re-resolve upstream names (1.27.3 can): auth-web's addresses are" \
-       "read once now; restart the gateway after scaling or re-creating auth-web" >&2
+  echo "gateway: nginx $nginx_version cannot re-resolve upstream names itself (1.27.3 can): it reloads when" \
+       "their addresses change (checked every 10 s)" >&2
   envsubst '${GATEWAY_RESOLVER}' < "$upstream_conf" | sed -e 's/ resolve;/;/' -e '/^[[:space:]]*resolver/d' \
     > "$rendered_upstream"
+  watch_upstreams=true
 else
   envsubst '${GATEWAY_RESOLVER}' < "$upstream_conf" > "$rendered_upstream"
 fi
 GATEWAY_UPSTREAM_CONF=$rendered_upstream
 # Only the template's own placeholders are substituted; nginx's $variables are left alone.
 envsubst "$(printf '${%s} ' $names)" < "$template" > "$GATEWAY_RUNTIME_DIR/nginx.conf"
+
+# What `resolve` does on a newer nginx, for an older one: a restarted or scaled auth-web gets new addresses, which
+# nginx reads only when it (re)loads its configuration. Not for one-off runs with arguments (`-t`).
+upstream_addresses() {
+  for host in $(sed -n 's/^[[:space:]]*server[[:space:]][[:space:]]*\([A-Za-z][A-Za-z0-9.-]*\):.*/\1/p' "$rendered_upstream"); do
+    getent ahostsv4 "$host" | awk '{ print $1 }'
+  done | sort -u | tr '\n' ' '
+}
+if [ "$watch_upstreams" = true ] && [ "$#" -eq 0 ]; then
+  known=$(upstream_addresses)
+  (
+    while sleep 10; do
+      now=$(upstream_addresses)
+      if [ -n "$now" ] && [ "$now" != "$known" ]; then
+        echo "gateway: upstream addresses changed ($known-> $now): reloading nginx" >&2
+        nginx -e stderr -p "$GATEWAY_RUNTIME_DIR" -c "$GATEWAY_RUNTIME_DIR/nginx.conf" -s reload && known=$now
+      fi
+    done
+  ) &
+fi
 
 exec nginx -e stderr -p "$GATEWAY_RUNTIME_DIR" -c "$GATEWAY_RUNTIME_DIR/nginx.conf" "$@"

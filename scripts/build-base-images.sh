@@ -9,7 +9,10 @@
 # registry"). Images that already exist are kept (--force rebuilds them). Needs root (debootstrap), debootstrap,
 # and podman or docker.
 #
-#   scripts/build-base-images.sh [--force] [--mirror URL] [--security-mirror URL|none]
+#   scripts/build-base-images.sh [--force] [--mirror URL] [--security-mirror URL|none] [--ca-certificates FILE]
+#
+# --ca-certificates FILE: PEM certificates the images trust besides Debian's (e.g. the CA of a site's own package
+# mirror or TLS-inspecting proxy); the Python and nginx images add them to the system bundle pip and the services use.
 #
 # Environment: CONTAINER_ENGINE (podman or docker; default: podman when installed), DEBIAN_MIRROR (default: the
 # first Debian mirror apt uses on this machine, else http://deb.debian.org/debian), DEBIAN_SECURITY_MIRROR
@@ -20,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 force=0
+ca_certificates=""
 mirror=${DEBIAN_MIRROR:-}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-}
 while (($#)); do
@@ -27,7 +31,8 @@ while (($#)); do
     --force) force=1 ;;
     --mirror) mirror=${2:?--mirror needs a URL}; shift ;;
     --security-mirror) security_mirror=${2:?--security-mirror needs a URL or none}; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --ca-certificates) ca_certificates=${2:?--ca-certificates needs a file}; shift ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-base-images: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -88,6 +93,13 @@ build_debian() {
   chmod 0755 "$work/rootfs/usr/sbin/policy-rc.d"
   printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
     >"$work/rootfs/etc/apt/apt.conf.d/90faceauth-container"
+  if [[ -n "$ca_certificates" ]]; then
+    [[ -r "$ca_certificates" ]] || fail "cannot read $ca_certificates"
+    # update-ca-certificates (run when an image installs ca-certificates) adds these to the system bundle.
+    mkdir -p "$work/rootfs/usr/local/share/ca-certificates"
+    cp "$ca_certificates" "$work/rootfs/usr/local/share/ca-certificates/faceauth-site.crt"
+    echo "build-base-images: trusting the certificates in $ca_certificates"
+  fi
   rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
   tar -C "$work/rootfs" --numeric-owner -c . | "$engine" import \
     --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' - "$debian_image" >/dev/null

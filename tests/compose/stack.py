@@ -14,12 +14,15 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from conftest import REPO_ROOT
 
@@ -281,6 +284,7 @@ class ComposeProject:
                 f"docker-compose up failed:\n{(result.stdout + result.stderr)[-3000:]}\n{self.logs_tail()}"
             )
         self.wait_healthy(deadline=started + timeout)
+        self.wait_gateway_reaches_auth_web()
         self.ready_at = time.monotonic()
         return self.ready_at - started
 
@@ -301,6 +305,23 @@ class ComposeProject:
             if time.monotonic() > deadline:
                 raise StackError(f"not every service became healthy: {states}\n{self.logs_tail()}")
             time.sleep(2)
+
+    def wait_gateway_reaches_auth_web(self, timeout: float = 60) -> None:
+        """Until the gateway proxies to auth-web again: after auth-web got new addresses the gateway re-resolves
+        them within 10 s (nginx `resolve`, or the entrypoint's reload on older nginx); meanwhile it answers 502."""
+        deadline = time.monotonic() + timeout
+        url = f"https://127.0.0.1:{self.https_port}/login"
+        while True:
+            try:
+                verify = ssl.create_default_context(cafile=self.certificate)
+                status = httpx.get(url, verify=verify, timeout=10).status_code
+            except httpx.HTTPError as error:
+                status = f"{type(error).__name__}"
+            if status == 200:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"the gateway answers {status} for {url}\n{self.logs_tail()}")
+            time.sleep(1)
 
     def exit_code(self, service: str) -> int:
         found = self.containers(service, all_states=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,7 +114,8 @@ class Api:
 
 def client_for(stack: ComposeProject) -> httpx.Client:
     # Verified TLS: the gateway must present the certificate mounted from GATEWAY_TLS_DIR.
-    return httpx.Client(base_url=f"https://127.0.0.1:{stack.https_port}", verify=str(stack.certificate), timeout=120.0)
+    verify = ssl.create_default_context(cafile=stack.certificate)
+    return httpx.Client(base_url=f"https://127.0.0.1:{stack.https_port}", verify=verify, timeout=120.0)
 
 
 @dataclass
@@ -233,6 +235,7 @@ def test_restart_keeps_users_templates_and_sessions(stack: ComposeProject, accou
         started = time.monotonic()
         stack.compose("restart", timeout=600)
         stack.wait_healthy(deadline=started + 600)
+        stack.wait_gateway_reaches_auth_web()
         MEASURED["restart, to every service healthy (s)"] = round(time.monotonic() - started, 1)
         # The session lives in Redis (append-only file on its volume): still signed in after the restart.
         account_page = client.get("/account")
