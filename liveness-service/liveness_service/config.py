@@ -10,10 +10,11 @@ from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
 from faceauth_common.settings import SettingsError, env_float, env_int, env_list, env_str
 from liveness_service.challenge import ACTIONS, ChallengeThresholds
+from liveness_service.flash import FlashThresholds
 from liveness_service.passive import DEFAULT_MODEL
 from liveness_service.sanity import SanityThresholds
 
-CHECKS = ("sanity", "passive", "active")
+CHECKS = ("sanity", "passive", "flash", "active")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Settings:
     nominal_fps: float
     challenge: ChallengeThresholds
     sanity: SanityThresholds
+    flash: FlashThresholds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,7 +61,7 @@ class Settings:
                     "LIVENESS_MAX_IMAGE_BYTES", 2 * 1024 * 1024, env, minimum=1024, maximum=8 * 1024 * 1024
                 ),
                 max_pixels=env_int("LIVENESS_MAX_PIXELS", 4_000_000, env, minimum=10_000, maximum=40_000_000),
-                max_frames=env_int("LIVENESS_MAX_FRAMES", 16, env, minimum=1, maximum=32),
+                max_frames=env_int("LIVENESS_MAX_FRAMES", 24, env, minimum=1, maximum=32),
             ),
             log_level=env_str("LOG_LEVEL", "INFO", env),
             checks=frozenset(checks),
@@ -87,4 +89,24 @@ class Settings:
                 static_difference=env_float("LIVENESS_STATIC_DIFFERENCE", 1.0, env, minimum=0.0, maximum=255.0),
                 static_pair_fraction=env_float("LIVENESS_STATIC_PAIR_FRACTION", 0.8, env, minimum=0.0, maximum=1.0),
             ),
+            flash=_flash_thresholds(env),
         )
+
+
+def _flash_thresholds(env: Mapping[str, str] | None) -> FlashThresholds:
+    lag_min = env_float("LIVENESS_FLASH_LAG_MIN_MS", 0.0, env, minimum=0.0, maximum=1000.0)
+    lag_max = env_float("LIVENESS_FLASH_LAG_MAX_MS", 300.0, env, minimum=0.0, maximum=1000.0)
+    if lag_max < lag_min:
+        raise SettingsError(f"LIVENESS_FLASH_LAG_MAX_MS ({lag_max}) is below LIVENESS_FLASH_LAG_MIN_MS ({lag_min})")
+    return FlashThresholds(
+        threshold=env_float("LIVENESS_FLASH_THRESHOLD", 0.7, env, minimum=0.0, maximum=1.0),
+        min_gain=env_float("LIVENESS_FLASH_MIN_GAIN", 0.02, env, minimum=0.0, maximum=1.0),
+        max_background_ratio=env_float("LIVENESS_FLASH_MAX_BACKGROUND_RATIO", 0.5, env, minimum=0.0, maximum=1.0),
+        min_edge_ratio=env_float("LIVENESS_FLASH_MIN_EDGE_RATIO", 0.3, env, minimum=0.0, maximum=1.0),
+        lag_min_ms=lag_min,
+        lag_max_ms=lag_max,
+        lag_step_ms=env_float("LIVENESS_FLASH_LAG_STEP_MS", 20.0, env, minimum=1.0, maximum=200.0),
+        min_steps=env_int("LIVENESS_FLASH_MIN_STEPS", 3, env, minimum=1, maximum=16),
+        min_frames_per_step=env_int("LIVENESS_FLASH_MIN_FRAMES_PER_STEP", 2, env, minimum=1, maximum=16),
+        background_scale=env_float("LIVENESS_FLASH_BACKGROUND_SCALE", 1.6, env, minimum=1.2, maximum=4.0),
+    )

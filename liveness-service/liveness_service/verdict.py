@@ -17,6 +17,14 @@ from faceauth_common.metrics import observe_stage
 from liveness_service.challenge import ActionOutcome, judge_challenge
 from liveness_service.config import Settings
 from liveness_service.faces import FaceAnalyzer
+from liveness_service.flash import (
+    FLASH_NOT_REFLECTED,
+    FlashOutcome,
+    FlashStep,
+    judge_flash,
+    measure_capture,
+    validate_steps,
+)
 from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees
 from liveness_service.passive import PassiveModel
 from liveness_service.sanity import (
@@ -51,6 +59,9 @@ class FrameResult:
     yaw_degrees: float | None = None
     difference_to_previous: float | None = None
     colour_change_to_previous: float | None = None
+    flash_expected_rgb: int | None = None
+    skin_rgb: tuple[float, float, float] | None = None
+    background_rgb: tuple[float, float, float] | None = None
 
 
 @dataclass
@@ -64,6 +75,7 @@ class Verdict:
     actions: list[ActionOutcome] = field(default_factory=list)
     model_version: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    flash: FlashOutcome | None = None  # None when the flash check is disabled
 
 
 class LivenessEngine:
@@ -101,7 +113,9 @@ class LivenessEngine:
             for batch in (1, 8):
                 self.passive.score([blank] * batch, [Box(220, 140, 420, 340)] * batch)
 
-    def validate(self, frame_count: int, actions: list[str], frame_times_ms: list[int]) -> None:
+    def validate(
+        self, frame_count: int, actions: list[str], frame_times_ms: list[int], flash: list[FlashStep] | None = None
+    ) -> None:
         settings = self.settings
         if frame_times_ms:
             if len(frame_times_ms) != frame_count:
@@ -117,6 +131,13 @@ class LivenessEngine:
         for action in actions:
             if action not in settings.allowed_actions:
                 raise InvalidRequest(f"action {action} is not allowed; allowed: {', '.join(settings.allowed_actions)}")
+        problem = validate_steps(flash or [])
+        if problem:
+            raise InvalidRequest(problem)
+        if "flash" in settings.checks and not flash:
+            raise InvalidRequest(
+                "flash: the flash check is enabled (LIVENESS_CHECKS) and the request carries no flash sequence"
+            )
 
     def check(
         self,
@@ -124,18 +145,28 @@ class LivenessEngine:
         actions: list[str],
         frame_times_ms: list[int],
         cancelled: Callable[[], bool] = lambda: False,
+        flash: list[FlashStep] | None = None,
+        flash_start_ms: float = 0.0,
     ) -> Verdict:
-        self.validate(len(images_rgb), actions, frame_times_ms)
+        """``flash``: the colour sequence the page painted from ``flash_start_ms`` (on the frame_times_ms clock)."""
+        self.validate(len(images_rgb), actions, frame_times_ms, flash)
         checks = self.settings.checks
+        times_ms = (
+            [float(t) for t in frame_times_ms]
+            if frame_times_ms
+            else [k * 1000.0 / self.settings.nominal_fps for k in range(len(images_rgb))]
+        )
         timings: dict[str, float] = {}
         started = time.perf_counter()
         frames: list[FrameResult] = []
         patches: list[np.ndarray | None] = []
         signatures: list[np.ndarray | None] = []
+        landmarks: list[np.ndarray | None] = []
         for image in images_rgb:
             if cancelled():
                 raise Cancelled
-            seen = self.analyzer.observe(image, with_landmarks="active" in checks)
+            seen = self.analyzer.observe(image, with_landmarks=bool({"active", "flash"} & checks))
+            landmarks.append(seen.landmarks)
             result = FrameResult(seen.face_count, seen.box)
             if seen.landmarks is not None:
                 result.eye_aspect_ratio = eye_aspect_ratio(seen.landmarks)
@@ -150,6 +181,23 @@ class LivenessEngine:
             result.colour_change_to_previous = colour
         timings["faces"] = (time.perf_counter() - started) * 1000
 
+        flash_outcome: FlashOutcome | None = None
+        if "flash" in checks and flash:
+            if cancelled():
+                raise Cancelled
+            stage = time.perf_counter()
+            with observe_stage("flash"):
+                samples = measure_capture(
+                    images_rgb, landmarks, [f.box for f in frames], self.settings.flash.background_scale
+                )
+                flash_outcome = judge_flash(samples, times_ms, flash, flash_start_ms, self.settings.flash)
+            for result, sample, expected in zip(frames, samples, flash_outcome.expected_rgb, strict=True):
+                if sample is not None:
+                    result.skin_rgb = tuple(float(v) for v in sample.skin)  # type: ignore[assignment]
+                    result.background_rgb = tuple(float(v) for v in sample.background)  # type: ignore[assignment]
+                    result.flash_expected_rgb = expected
+            timings["flash"] = (time.perf_counter() - stage) * 1000
+
         failed: list[str] = []
         if "sanity" in checks:
             span = capture_span_ms(len(images_rgb), frame_times_ms, self.settings.nominal_fps)
@@ -157,7 +205,7 @@ class LivenessEngine:
                 [f.face_count for f in frames],
                 [f.box for f in frames],
                 [f.difference_to_previous for f in frames],
-                [f.colour_change_to_previous for f in frames],
+                _colour_changes_within_steps(frames, flash_outcome),
                 span,
                 self.settings.sanity,
             )
@@ -181,6 +229,9 @@ class LivenessEngine:
             elif NO_FACE not in failed:
                 failed.append(NO_FACE)
 
+        if flash_outcome is not None and not flash_outcome.reflected:
+            failed.append(FLASH_NOT_REFLECTED)
+
         outcomes: list[ActionOutcome] = []
         if "active" in checks:
             outcomes = judge_challenge(
@@ -202,4 +253,16 @@ class LivenessEngine:
             actions=outcomes,
             model_version=self.model_version,
             timings_ms=timings,
+            flash=flash_outcome,
         )
+
+
+def _colour_changes_within_steps(frames: list[FrameResult], flash: FlashOutcome | None) -> list[float | None]:
+    """The colour changes the track-continuity check judges: when the face reflected the flash sequence, a change of
+    screen colour between two frames legitimately changes the face's hue, so those pairs are not judged (the flash
+    check has just shown that the capture follows the sequence). Otherwise every pair is judged."""
+    changes = [f.colour_change_to_previous for f in frames]
+    if flash is None or not flash.reflected:
+        return changes
+    expected = flash.expected_rgb
+    return [None if i and expected[i] != expected[i - 1] else change for i, change in enumerate(changes)]

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-CAPTURE_SIZE = (640, 480)
+from liveness_service.flash import FlashStep
+from liveness_service.tools import reflection
+from liveness_service.tools.video import sample_video
 
 
 @dataclass(frozen=True)
@@ -24,30 +26,54 @@ class Capture:
 
 def capture_from_video(path: Path, fps: float = 6.0, frames: int = 10, start_ms: float = 0.0) -> Capture:
     """Frames sampled like the browser sends them: every 1/fps s, scaled to cover 640x480, JPEG quality 85."""
-    video = cv2.VideoCapture(str(path))
-    source_fps = video.get(cv2.CAP_PROP_FPS) or 30.0
-    wanted = [start_ms + k * 1000.0 / fps for k in range(frames)]
-    jpegs: list[bytes] = []
-    times: list[int] = []
-    index = 0
-    while len(jpegs) < frames:
-        ok, image = video.read()
-        if not ok:
-            break
-        time_ms = index * 1000.0 / source_fps
-        index += 1
-        if time_ms + 500.0 / source_fps < wanted[len(jpegs)]:
-            continue
-        scale = max(CAPTURE_SIZE[0] / image.shape[1], CAPTURE_SIZE[1] / image.shape[0])
-        scaled = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
-        top = (scaled.shape[0] - CAPTURE_SIZE[1]) // 2
-        left = (scaled.shape[1] - CAPTURE_SIZE[0]) // 2
-        cropped = scaled[top : top + CAPTURE_SIZE[1], left : left + CAPTURE_SIZE[0]]
-        jpegs.append(cv2.imencode(".jpg", cropped, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
-        times.append(round(time_ms))
-    video.release()
-    assert len(jpegs) == frames, f"{path} is too short for {frames} frames at {fps} fps from {start_ms} ms"
-    return Capture(jpegs, [t - times[0] for t in times])
+    try:
+        jpegs, times = sample_video(path, fps, frames, start_ms)
+    except ValueError as error:
+        raise AssertionError(str(error)) from error
+    return Capture(jpegs, times)
+
+
+@dataclass(frozen=True)
+class FlashedCapture(Capture):
+    """A capture relit by the reflection simulator as if the page had painted ``flash`` from ``flash_start_ms``."""
+
+    flash: list[FlashStep] = field(default_factory=list)
+    flash_start_ms: float = 0.0
+
+    def flash_proto(self) -> dict:
+        """The CheckRequest fields for the sequence."""
+        from faceauth.liveness.v1 import liveness_pb2
+
+        steps = [liveness_pb2.FlashStep(rgb=s.rgb, duration_ms=s.duration_ms) for s in self.flash]
+        return {"flash": steps, "flash_start_ms": round(self.flash_start_ms)}
+
+
+def flash_capture(
+    capture: Capture, seed: int = 0, flash: list[FlashStep] | None = None, relit: bool = True, **model: float
+) -> FlashedCapture:
+    """``capture`` lit by a random (or the given) colour sequence covering it; ``relit=False``: the sequence is
+    attached but the frames are left as they are (no reflection). ``model``: ReflectionModel.draw's overrides."""
+    rng = np.random.default_rng(seed)
+    if flash is None:
+        span = capture.times_ms[-1] - capture.times_ms[0] + 200
+        flash = reflection.random_sequence(rng, steps=(4, 4), duration_ms=(max(340, span // 4), max(340, span // 4)))
+    frames = capture.rgb()
+    if relit:
+        landmarks = [_analyzer().observe(f).landmarks for f in frames]
+        drawn = reflection.ReflectionModel.draw(rng, **model)
+        frames = reflection.relight(frames, landmarks, flash, -50.0, capture.times_ms, rng, drawn)
+    return FlashedCapture(reflection.encode_jpeg(frames), list(capture.times_ms), list(flash), -50.0)
+
+
+_analyzers: list = []
+
+
+def _analyzer():  # type: ignore[no-untyped-def]
+    if not _analyzers:
+        from liveness_service.faces import FaceAnalyzer
+
+        _analyzers.append(FaceAnalyzer())
+    return _analyzers[0]
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +92,18 @@ def d9_capture(video_dir: Path) -> Capture:
 def sample_capture():
     """``capture_from_video`` as a fixture (test modules cannot import this conftest by name)."""
     return capture_from_video
+
+
+@pytest.fixture(scope="session")
+def flashed():
+    """``flash_capture`` as a fixture."""
+    return flash_capture
+
+
+@pytest.fixture(scope="session")
+def d9_flashed(d9_capture: Capture) -> FlashedCapture:
+    """d9_capture under a four-colour flash sequence, as a genuine user's camera would see it (mid-range strength)."""
+    return flash_capture(d9_capture, seed=3, strength=0.3)
 
 
 def recapture(image_bgr: np.ndarray) -> np.ndarray:

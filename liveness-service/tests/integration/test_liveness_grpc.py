@@ -39,15 +39,24 @@ def server(grpc_tls: GrpcTls):
             stop_process(process)
 
 
-def check(stub, frames, challenge=(), times=(), timeout=30.0):
-    return stub.Check(
-        liveness_pb2.CheckRequest(frames=frames, challenge=list(challenge), frame_times_ms=list(times)), timeout=timeout
+# A flash sequence for requests about other checks (their frames are not lit by it).
+UNLIT = {
+    "flash": [liveness_pb2.FlashStep(rgb=rgb, duration_ms=400) for rgb in (0xFF0000, 0x00FF00, 0x0000FF, 0xFFFF00)],
+    "flash_start_ms": -50,
+}
+
+
+def check(stub, frames, challenge=(), times=(), timeout=30.0, flash=None):
+    request = liveness_pb2.CheckRequest(
+        frames=frames, challenge=list(challenge), frame_times_ms=list(times), **(UNLIT if flash is None else flash)
     )
+    return stub.Check(request, timeout=timeout)
 
 
-def test_d9_blink_capture_is_live_with_diagnostics(server, d9_capture):
-    stub, _, _ = server
-    response = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], d9_capture.times_ms)
+def test_d9_blink_capture_is_live_with_diagnostics(server, d9_flashed):
+    stub, _, log = server
+    capture = d9_flashed
+    response = check(stub, capture.jpegs, [liveness_pb2.ACTION_BLINK], capture.times_ms, flash=capture.flash_proto())
     assert response.live, response
     assert response.reason == REASON("LIVENESS_REASON_LIVE") and list(response.failed_checks) == []
     assert len(response.frames) == 10
@@ -62,11 +71,31 @@ def test_d9_blink_capture_is_live_with_diagnostics(server, d9_capture):
     [blink] = response.actions
     assert blink.action == liveness_pb2.ACTION_BLINK and blink.performed and blink.frame_index >= 1
     assert response.model_version.startswith("minifasnet-v2")
+    # The flash result and its per-frame measurements.
+    assert response.HasField("flash") and response.flash.reflected
+    assert response.flash.score >= response.flash.threshold > 0 and response.flash.face_gain > 0
+    assert 0 <= response.flash.lag_ms <= 300 and response.flash.covered_steps >= 3 and response.flash.detail == ""
+    assert all(len(f.skin_rgb) == 3 and len(f.background_rgb) == 3 for f in response.frames)
+    assert sum(f.HasField("flash_expected_rgb") for f in response.frames) >= 8
+    log.seek(0)
+    checked = [line for line in log.read().splitlines() if '"liveness_checked"' in line]
+    assert checked and '"reflected": true' in checked[-1], checked[-1:]
 
 
-def test_turn_left_is_not_met_and_a_still_image_is_static(server, d9_capture):
+def test_the_same_capture_without_its_reflection_is_refused(server, d9_capture, d9_flashed):
+    """A replay: the right frames, but recorded without this sequence's light on the face."""
     stub, _, _ = server
-    turn = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_TURN_LEFT], d9_capture.times_ms)
+    flash = d9_flashed.flash_proto()
+    response = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], d9_capture.times_ms, flash=flash)
+    assert not response.live and response.reason == REASON("LIVENESS_REASON_FLASH_NOT_REFLECTED")
+    assert list(response.failed_checks) == [REASON("LIVENESS_REASON_FLASH_NOT_REFLECTED")]
+    assert not response.flash.reflected and response.flash.detail
+
+
+def test_turn_left_is_not_met_and_a_still_image_is_static(server, d9_capture, d9_flashed):
+    stub, _, _ = server
+    flash = d9_flashed.flash_proto()
+    turn = check(stub, d9_flashed.jpegs, [liveness_pb2.ACTION_TURN_LEFT], d9_flashed.times_ms, flash=flash)
     assert not turn.live and turn.reason == REASON("LIVENESS_REASON_CHALLENGE_NOT_MET")
     assert not turn.actions[0].performed and not turn.actions[0].HasField("frame_index")
     still = check(stub, [d9_capture.jpegs[0]] * 8, [], [i * 167 for i in range(8)])
@@ -83,7 +112,7 @@ def _png(width: int, height: int) -> bytes:
         ([], [], [], "no images"),
         ([b"not an image"], [], [], "image 0"),
         ([b"\xff\xd8\xff" + b"\x00" * 100], [], [], "image 0"),
-        (["JPEG"] * 17, [], [], "limit is 16"),
+        (["JPEG"] * 25, [], [], "limit is 24"),
         (["JPEG"], [liveness_pb2.ACTION_UNSPECIFIED], [], "action"),
         (["JPEG"] * 2, [], [0], "frame_times_ms"),
         (["JPEG"] * 2, [liveness_pb2.ACTION_BLINK] * 5, [], "limit is 4"),
@@ -113,13 +142,22 @@ def test_an_oversize_frame_is_refused_before_decoding(server, d9_capture):
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "bytes" in raised.value.details()
 
 
-def test_an_expired_deadline_is_honoured(server, d9_capture):
+def test_a_request_without_a_flash_sequence_is_invalid(server, d9_capture):
+    stub, _, _ = server
+    with pytest.raises(grpc.RpcError) as raised:
+        check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], d9_capture.times_ms, flash={})
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no flash sequence" in raised.value.details()
+
+
+def test_an_expired_deadline_is_honoured(server, d9_capture, d9_flashed):
     stub, _, log = server
     frames = d9_capture.jpegs + d9_capture.jpegs[:6]
     with pytest.raises(grpc.RpcError) as raised:
         check(stub, frames, [liveness_pb2.ACTION_BLINK], [], timeout=0.05)
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    response = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], d9_capture.times_ms)
+    flash = d9_flashed.flash_proto()
+    response = check(stub, d9_flashed.jpegs, [liveness_pb2.ACTION_BLINK], d9_flashed.times_ms, flash=flash)
     assert response.live
     # The server abandoned the expired call between frames instead of finishing it.
     log.seek(0)

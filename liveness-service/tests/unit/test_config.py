@@ -7,7 +7,9 @@ from liveness_service.passive import DEFAULT_MODEL
 
 def test_defaults():
     settings = Settings.from_env({})
-    assert settings.checks == {"sanity", "passive", "active"}
+    assert settings.checks == {"sanity", "passive", "flash", "active"}
+    assert settings.limits.max_frames == 24
+    assert settings.flash.lag_min_ms == 0.0 and settings.flash.lag_max_ms == 300.0
     assert settings.allowed_actions == ("BLINK", "TURN_LEFT", "TURN_RIGHT")
     assert settings.model_path == DEFAULT_MODEL
     assert settings.live_threshold is None
@@ -37,6 +39,9 @@ def test_passive_only_and_overrides():
         {"LIVENESS_LIVE_THRESHOLD": "1.5"},
         {"LIVENESS_MODEL_PATH": "/nonexistent/model.tflite"},
         {"LIVENESS_MIN_FRAMES": "zero"},
+        {"LIVENESS_MAX_FRAMES": "33"},
+        {"LIVENESS_FLASH_THRESHOLD": "1.5"},
+        {"LIVENESS_FLASH_LAG_MAX_MS": "100", "LIVENESS_FLASH_LAG_MIN_MS": "200"},
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env):

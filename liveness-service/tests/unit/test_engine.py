@@ -10,10 +10,14 @@ import pytest
 
 from liveness_service.config import Settings
 from liveness_service.faces import FaceAnalyzer, crop_with_context
+from liveness_service.flash import FlashStep
 from liveness_service.landmarks import head_yaw_degrees
 from liveness_service.passive import DEFAULT_MODEL, ModelSpec, TFLiteScorer
 from liveness_service.tools import minifasnet
 from liveness_service.verdict import InvalidRequest, LivenessEngine
+
+# A sequence for tests about other checks (the frames are not lit by it: those verdicts also fail the flash check).
+UNLIT = [FlashStep(0xFF0000, 400), FlashStep(0x00FF00, 400), FlashStep(0x0000FF, 400), FlashStep(0xFFFF00, 400)]
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +30,11 @@ def passive_only() -> LivenessEngine:
     return LivenessEngine.load(Settings.from_env({"LIVENESS_CHECKS": "passive"}))
 
 
-def test_d9_frames_pass_a_blink_challenge(engine, d9_capture):
-    verdict = engine.check(d9_capture.rgb(), ["BLINK"], d9_capture.times_ms)
-    assert verdict.live, verdict.failed_checks
+def test_d9_frames_pass_a_blink_challenge(engine, d9_flashed):
+    capture = d9_flashed
+    verdict = engine.check(capture.rgb(), ["BLINK"], capture.times_ms, flash=capture.flash, flash_start_ms=-50)
+    assert verdict.live, (verdict.failed_checks, verdict.flash)
+    assert verdict.flash is not None and verdict.flash.reflected
     assert verdict.reason == "LIVE" and verdict.failed_checks == []
     [blink] = verdict.actions
     assert blink.performed and 1 <= blink.frame_index <= 5  # the eyes close ~0.33-0.6 s into the clip
@@ -36,20 +42,21 @@ def test_d9_frames_pass_a_blink_challenge(engine, d9_capture):
     assert verdict.live_score is not None and verdict.live_score >= verdict.live_threshold
 
 
-def test_the_same_frames_fail_a_turn_left_challenge(engine, d9_capture):
-    verdict = engine.check(d9_capture.rgb(), ["TURN_LEFT"], d9_capture.times_ms)
+def test_the_same_frames_fail_a_turn_left_challenge(engine, d9_flashed):
+    flash = {"flash": d9_flashed.flash, "flash_start_ms": d9_flashed.flash_start_ms}
+    verdict = engine.check(d9_flashed.rgb(), ["TURN_LEFT"], d9_flashed.times_ms, **flash)
     assert not verdict.live
     assert verdict.reason == "CHALLENGE_NOT_MET" and verdict.failed_checks == ["CHALLENGE_NOT_MET"]
     assert not verdict.actions[0].performed and verdict.actions[0].frame_index == -1
     # In order: the blink happens, but a turn after it does not.
-    both = engine.check(d9_capture.rgb(), ["BLINK", "TURN_LEFT"], d9_capture.times_ms)
+    both = engine.check(d9_flashed.rgb(), ["BLINK", "TURN_LEFT"], d9_flashed.times_ms, **flash)
     assert [a.performed for a in both.actions] == [True, False]
 
 
 def test_d12_turns_to_its_own_right_not_left(engine, video_dir, sample_capture):
     capture = sample_capture(video_dir / "liveportrait" / "d12.mp4", fps=6.0, frames=10, start_ms=2000)
-    right = engine.check(capture.rgb(), ["TURN_RIGHT"], capture.times_ms)
-    left = engine.check(capture.rgb(), ["TURN_LEFT"], capture.times_ms)
+    right = engine.check(capture.rgb(), ["TURN_RIGHT"], capture.times_ms, flash=UNLIT)
+    left = engine.check(capture.rgb(), ["TURN_LEFT"], capture.times_ms, flash=UNLIT)
     assert right.actions[0].performed, [f.yaw_degrees for f in right.frames]
     assert not left.actions[0].performed
 
@@ -73,7 +80,7 @@ def test_yaw_changes_sign_in_a_mirrored_frame(video_dir, sample_capture):
 
 def test_one_frame_repeated_is_a_static_capture(engine, d9_capture):
     frame = d9_capture.rgb()[0]
-    verdict = engine.check([frame.copy() for _ in range(10)], [], [i * 167 for i in range(10)])
+    verdict = engine.check([frame.copy() for _ in range(10)], [], [i * 167 for i in range(10)], flash=UNLIT)
     assert not verdict.live
     assert verdict.failed_checks[0] == "STATIC_CAPTURE"
     assert all(f.difference_to_previous == 0.0 for f in verdict.frames[1:])
@@ -83,7 +90,7 @@ def test_one_frame_repeated_is_a_static_capture(engine, d9_capture):
 def test_frames_spliced_from_two_videos_break_the_track(engine, d9_capture, video_dir, sample_capture, other):
     second = sample_capture(video_dir / other, fps=6.0, frames=5)
     frames = d9_capture.rgb()[:5] + second.rgb()
-    verdict = engine.check(frames, [], [i * 167 for i in range(10)])
+    verdict = engine.check(frames, [], [i * 167 for i in range(10)], flash=UNLIT)
     assert not verdict.live
     assert "TRACK_DISCONTINUOUS" in verdict.failed_checks
     assert verdict.reason == "TRACK_DISCONTINUOUS"
@@ -95,10 +102,10 @@ def test_frames_spliced_from_two_videos_break_the_track(engine, d9_capture, vide
 
 def test_a_short_or_faceless_capture_has_its_own_reasons(engine, d9_capture):
     frames = d9_capture.rgb()
-    few = engine.check(frames[:3], [], [0, 167, 334])
+    few = engine.check(frames[:3], [], [0, 167, 334], flash=UNLIT)
     assert few.failed_checks[:2] == ["TOO_FEW_FRAMES", "CAPTURE_TOO_SHORT"]
     grey = [np.full((480, 640, 3), 100 + i, np.uint8) for i in range(8)]
-    faceless = engine.check(grey, [], [])
+    faceless = engine.check(grey, [], [], flash=UNLIT)
     assert faceless.reason == "NO_FACE" and faceless.live_score is None
 
 
@@ -115,6 +122,12 @@ def test_bad_requests_are_refused(engine, d9_capture):
     )
     with pytest.raises(InvalidRequest, match="not allowed"):
         restricted.check(frames, ["TURN_LEFT"], [])
+    with pytest.raises(InvalidRequest, match="no flash sequence"):
+        engine.check(frames, [], [])
+    with pytest.raises(InvalidRequest, match="duration_ms"):
+        engine.check(frames, [], [], flash=[FlashStep(0xFF0000, 0)])
+    with pytest.raises(InvalidRequest, match="limit is 16"):
+        engine.check(frames, [], [], flash=UNLIT * 5)
 
 
 def test_passive_only_skips_the_challenge_and_sanity(passive_only, d9_capture):

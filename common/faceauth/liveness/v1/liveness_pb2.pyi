@@ -97,20 +97,26 @@ class FrameDiagnostics(_message.Message):
     def __init__(self, face_count: _Optional[int] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., live_score: _Optional[float] = ..., eye_aspect_ratio: _Optional[float] = ..., yaw_degrees: _Optional[float] = ..., difference_to_previous: _Optional[float] = ..., colour_change_to_previous: _Optional[float] = ..., flash_expected_rgb: _Optional[int] = ..., skin_rgb: _Optional[_Iterable[float]] = ..., background_rgb: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FlashResult(_message.Message):
-    __slots__ = ("reflected", "score", "threshold", "face_gain", "background_ratio", "lag_ms")
+    __slots__ = ("reflected", "score", "threshold", "face_gain", "background_ratio", "lag_ms", "edge_ratio", "covered_steps", "detail")
     REFLECTED_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_GAIN_FIELD_NUMBER: _ClassVar[int]
     BACKGROUND_RATIO_FIELD_NUMBER: _ClassVar[int]
     LAG_MS_FIELD_NUMBER: _ClassVar[int]
+    EDGE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    COVERED_STEPS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     reflected: bool
     score: float
     threshold: float
     face_gain: float
     background_ratio: float
     lag_ms: int
-    def __init__(self, reflected: _Optional[bool] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., face_gain: _Optional[float] = ..., background_ratio: _Optional[float] = ..., lag_ms: _Optional[int] = ...) -> None: ...
+    edge_ratio: float
+    covered_steps: int
+    detail: str
+    def __init__(self, reflected: _Optional[bool] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., face_gain: _Optional[float] = ..., background_ratio: _Optional[float] = ..., lag_ms: _Optional[int] = ..., edge_ratio: _Optional[float] = ..., covered_steps: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ActionResult(_message.Message):
     __slots__ = ("action", "performed", "frame_index")
