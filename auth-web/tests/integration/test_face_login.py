@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -114,7 +115,8 @@ def test_wrong_face_is_refused(enrolled_a: Enrolled, clip_b: Clip, db_engine) ->
     assert browser.signed_in_as() is None
     row = audit_rows(db_engine, enrolled_a.username)[-1]
     assert row.result == "failure"
-    assert row.reason == "VERIFY_NO_MATCH", row.details
+    # Recognition's verdict (the audit's reason names liveness first when it refused too).
+    assert row.details["verify_reason"] == "VERIFY_NO_MATCH", row.details
     assert row.match_distance is not None and row.match_distance > 0.5
 
 
@@ -177,7 +179,8 @@ def test_a_capture_recorded_for_another_challenges_colours_is_refused(
     response = browser.submit("/api/login", replayed_to["nonce"], recording, PASSWORD)
     assert response.status_code == 401 and browser.signed_in_as() is None
     row = audit_rows(db_engine, enrolled_a.username)[-1]
-    assert row.reason == "LIVENESS_FLASH_NOT_REFLECTED", (row.reason, row.details)
+    # Other checks may object too (the first failed one is the reason): the flash check must be among them.
+    assert "LIVENESS_FLASH_NOT_REFLECTED" in row.details["liveness_failed_checks"], (row.reason, row.details)
     assert row.details["flash"]["reflected"] is False
 
 
@@ -189,11 +192,12 @@ def test_a_face_the_screen_does_not_light_is_refused(enrolled_a: Enrolled, clip_
     response = browser.submit("/api/login", nonce, browser.shoot(nonce, clip_a_login, reflect=False), PASSWORD)
     assert response.status_code == 401 and browser.signed_in_as() is None
     row = audit_rows(db_engine, enrolled_a.username)[-1]
-    assert row.reason == "LIVENESS_FLASH_NOT_REFLECTED", (row.reason, row.details)
+    assert "LIVENESS_FLASH_NOT_REFLECTED" in row.details["liveness_failed_checks"], (row.reason, row.details)
 
 
 def test_the_login_audit_keeps_the_flash_measurements(enrolled_a: Enrolled, db_engine) -> None:  # type: ignore[no-untyped-def]
-    rows = [row for row in audit_rows(db_engine, enrolled_a.username) if row.reason == "OK"]
+    # test_register_enroll_login_success claims the name in capitals (names compare case-insensitively).
+    rows = [row for row in audit_rows(db_engine, enrolled_a.username.upper()) if row.reason == "OK"]
     assert rows, "test_register_enroll_login_success signs in first"
     flash = rows[-1].details["flash"]
     assert flash["reflected"] is True and flash["score"] >= flash["threshold"]
@@ -224,8 +228,9 @@ def test_the_admin_calibration_api_returns_the_flash_diagnostics(
     measured = [frame for frame in frames if frame["skin"] is not None]
     assert len(measured) >= len(frames) // 2
     assert all(len(frame["skin"]) == 3 and len(frame["background"]) == 3 for frame in measured)
-    colours = {step["colour"] for step in challenge["flash"]["steps"]} | {"#000000"}
-    assert {frame["expected"] for frame in measured if frame["expected"]} <= colours
+    # The colour expected on the face after the camera's lag (a blend where a frame spans two steps).
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", frame["expected"]) for frame in measured if frame["expected"])
+    assert any(frame["expected"] in {step["colour"] for step in body["steps"]} for frame in measured)
     assert audit_rows(db_engine, admin_name, "flash_calibration")[-1].details["flash"] == body["flash"]
 
 
