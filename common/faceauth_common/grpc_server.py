@@ -5,6 +5,10 @@ the model in the background, flips health to SERVING, and on SIGTERM/SIGINT drai
 NOT_SERVING, new calls are refused, in-flight calls get ``grace_seconds`` to finish.
 With ``workers > 1`` it forks that many server processes sharing the port (SO_REUSEPORT), because
 dlib and TensorFlow hold the GIL for long stretches and threads alone do not use both cores.
+The kernel hands each *connection* on that port to one worker by a hash, so a client with a few connections
+loads them unevenly; with ``worker_ports_from`` set, worker k also listens on its own port
+(``worker_ports_from + k``, kept by its replacement), and a client given the list of those ports
+(``ip:port,ip:port``, ``faceauth_common.grpc_client``) balances calls exactly over the workers.
 The port is mutual TLS (``ServerSettings.security``, see ``faceauth_common.tls``): a client without a
 certificate from the private CA gets no answer; plaintext only when ``GRPC_INSECURE`` says so.
 """
@@ -16,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from faceauth_common import metrics as service_metrics
 from faceauth_common.logs import request_id_var
-from faceauth_common.settings import env_float, env_int, env_str
+from faceauth_common.settings import SettingsError, env_float, env_int, env_str
 from faceauth_common.tls import GrpcSecurity, TlsNotConfigured
 
 log = logging.getLogger(__name__)
@@ -52,21 +57,67 @@ class ServerSettings:
     # A dead worker is replaced; more replacements than this within the window stop the service.
     max_restarts: int = 5
     restart_window_seconds: float = 60.0
+    # Worker k also listens on the host of ``listen`` at this port + k (0: off), so that callers can reach each
+    # worker on its own port instead of leaving the split to the kernel's connection hash.
+    worker_ports_from: int = 0
+
+    @property
+    def worker_addresses(self) -> list[str]:
+        """The own address of each worker (index k: ``worker_ports_from + k``); empty when that is off."""
+        return worker_addresses(self.listen, self.workers, self.worker_ports_from)
 
     @classmethod
     def from_env(cls, prefix: str, default_listen: str, default_metrics_listen: str = "") -> ServerSettings:
-        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_THREADS``, ``_GRACE_SECONDS``, ``_METRICS_LISTEN``,
-        ``_MAX_RESTARTS`` and ``_RESTART_WINDOW_SECONDS``."""
+        """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_WORKER_PORTS_FROM``, ``_THREADS``, ``_GRACE_SECONDS``,
+        ``_METRICS_LISTEN``, ``_MAX_RESTARTS`` and ``_RESTART_WINDOW_SECONDS``."""
+        listen = env_str(f"{prefix}_LISTEN", default_listen)
+        workers = env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=64)
+        worker_ports_from = env_int(f"{prefix}_WORKER_PORTS_FROM", 0, minimum=0, maximum=65535)
+        metrics_listen = service_metrics.metrics_listen_from_env(prefix, default_metrics_listen)
+        problem = worker_ports_problem(listen, workers, worker_ports_from, metrics_listen)
+        if problem:
+            raise SettingsError(f"{prefix}_WORKER_PORTS_FROM={worker_ports_from}: {problem}")
         return cls(
-            listen=env_str(f"{prefix}_LISTEN", default_listen),
-            workers=env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=64),
+            listen=listen,
+            workers=workers,
+            worker_ports_from=worker_ports_from,
             threads=env_int(f"{prefix}_THREADS", 4, minimum=1, maximum=256),
             grace_seconds=env_float(f"{prefix}_GRACE_SECONDS", 10.0, minimum=0),
-            metrics_listen=service_metrics.metrics_listen_from_env(prefix, default_metrics_listen),
+            metrics_listen=metrics_listen,
             security=GrpcSecurity.from_env(f"{prefix}_TLS_CERT", f"{prefix}_TLS_KEY"),
             max_restarts=env_int(f"{prefix}_MAX_RESTARTS", 5, minimum=0, maximum=1000),
             restart_window_seconds=env_float(f"{prefix}_RESTART_WINDOW_SECONDS", 60.0, minimum=1),
         )
+
+
+def _split_listen(listen: str) -> tuple[str, int | None]:
+    """``host:port`` → (host as written, brackets kept; the port, None when it is not a number)."""
+    host, _, port = listen.rpartition(":")
+    return host, int(port) if port.isdigit() else None
+
+
+def worker_addresses(listen: str, workers: int, worker_ports_from: int) -> list[str]:
+    """``[host:worker_ports_from, host:worker_ports_from + 1, …]`` for ``workers`` workers on ``listen``'s host;
+    ``[]`` when ``worker_ports_from`` is 0 (off). The one rule the server and the local run share."""
+    if not worker_ports_from:
+        return []
+    host, _ = _split_listen(listen)
+    return [f"{host}:{worker_ports_from + index}" for index in range(workers)]
+
+
+def worker_ports_problem(listen: str, workers: int, worker_ports_from: int, metrics_listen: str = "") -> str:
+    """Why these worker ports cannot work ("" when they can): past 65535, or overlapping the shared port or the
+    metrics port (a worker would fail to listen, or share the port every worker serves)."""
+    if not worker_ports_from:
+        return ""
+    last = worker_ports_from + workers - 1
+    if last > 65535:
+        return f"{workers} workers need ports {worker_ports_from}..{last}, past 65535"
+    taken = {"the listen port": _split_listen(listen)[1], "the metrics port": _split_listen(metrics_listen)[1]}
+    for what, port in taken.items():
+        if port is not None and worker_ports_from <= port <= last:
+            return f"the worker ports {worker_ports_from}..{last} include {what} {port}"
+    return ""
 
 
 class EngineSlot(Generic[E]):
@@ -149,7 +200,7 @@ def run_service(
         return 2
     if settings.workers == 1:
         _start_metrics(settings)
-        return _serve_one(name, settings, load_engine, add_servicers)
+        return _serve_one(name, settings, load_engine, add_servicers, worker_index=0)
     # The supervisor serves the metrics of every worker (multiprocess mode) and their process_* series.
     worker_pids: list[int] = []
     _start_metrics(settings, lambda: list(worker_pids))
@@ -173,10 +224,12 @@ def _serve_one(
     load_engine: Callable[[], E],
     add_servicers: Callable[[grpc.Server, EngineSlot[E]], None],
     load_first: bool = False,
+    worker_index: int = 0,
 ) -> int:
     """One server process. Normally it listens at once (health NOT_SERVING) and loads the model meanwhile;
     with ``load_first`` (a replacement worker, whose siblings serve meanwhile) it loads before it listens,
-    because SO_REUSEPORT would otherwise hand it new connections that it can only refuse."""
+    because SO_REUSEPORT would otherwise hand it new connections that it can only refuse.
+    It listens on ``settings.listen`` and, when worker ports are on, on worker ``worker_index``'s own port."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -220,17 +273,21 @@ def _serve_one(
     if credentials is None:
         # Only with GRPC_INSECURE=true, which production refuses (faceauth_common.tls).
         log.warning("grpc_plaintext", extra={"fields": {"listen": settings.listen}})
-        port = server.add_insecure_port(settings.listen)
-    else:
-        port = server.add_secure_port(settings.listen, credentials)
-    if port == 0:
-        log.error("listen_failed", extra={"fields": {"listen": settings.listen}})
-        return 1
+    # The worker's own port gets SO_REUSEPORT too (one option per server): a replacement binds it at once.
+    own_addresses = settings.worker_addresses[worker_index : worker_index + 1]
+    for address in [settings.listen, *own_addresses]:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+        if port == 0:
+            log.error("listen_failed", extra={"fields": {"listen": address}})
+            return 1
     server.start()
-    log.info(
-        "listening",
-        extra={"fields": {"listen": settings.listen, "pid": os.getpid(), "mutual_tls": credentials is not None}},
-    )
+    fields: dict[str, object] = {"listen": settings.listen, "pid": os.getpid(), "mutual_tls": credentials is not None}
+    if own_addresses:
+        fields.update(worker_index=worker_index, worker_listen=own_addresses[0])
+    log.info("listening", extra={"fields": fields})
     if not load_first:
         threading.Thread(target=load, name="model-loader", daemon=True).start()
     stop.wait()
@@ -256,14 +313,20 @@ def _supervise_workers(
     ``max_restarts`` replacements within ``restart_window_seconds`` (a crash loop, e.g. a model that
     cannot load) stop the whole service with status 1, so the orchestrator sees it fail.
     """
+    # With SO_REUSEPORT a worker's bind would succeed beside a stray listener (say an old run's worker) and
+    # share its port with it; a port in use is refused here, before any worker starts.
+    busy = [address for address in settings.worker_addresses if not _port_is_free(address)]
+    if busy:
+        log.error("worker_port_busy", extra={"fields": {"addresses": busy}})
+        return 1
     # Fork before this process creates any gRPC object (gRPC's fork rules).
     context = multiprocessing.get_context("fork")
 
     def start_worker(index: int, replacement: bool = False) -> multiprocessing.process.BaseProcess:
-        worker = context.Process(
-            target=lambda: os._exit(_serve_one(name, settings, load_engine, add_servicers, load_first=replacement)),
-            name=f"{name}-worker-{index}",
-        )
+        def serve() -> None:
+            os._exit(_serve_one(name, settings, load_engine, add_servicers, load_first=replacement, worker_index=index))
+
+        worker = context.Process(target=serve, name=f"{name}-worker-{index}")
         worker.start()
         return worker
 
@@ -279,7 +342,10 @@ def _supervise_workers(
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    log.info("workers_started", extra={"fields": {"workers": list(worker_pids)}})
+    started_fields: dict[str, object] = {"workers": list(worker_pids)}
+    if settings.worker_addresses:
+        started_fields["worker_listen"] = settings.worker_addresses
+    log.info("workers_started", extra={"fields": started_fields})
     restarts: collections.deque[float] = collections.deque()
     crash_loop = False
     while not stopping.is_set():
@@ -319,3 +385,22 @@ def _exit_cause(exitcode: int | None) -> dict[str, object]:
     if exitcode is not None and exitcode < 0:
         return {"signal": signal.Signals(-exitcode).name}
     return {"exit_code": exitcode}
+
+
+def _port_is_free(address: str) -> bool:
+    """Nothing listens on ``host:port`` now (a plain bind, SO_REUSEADDR as gRPC's own, without SO_REUSEPORT)."""
+    host, port = _split_listen(address)
+    try:
+        candidates = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror:
+        return False
+    for family, kind, protocol, _, bound in candidates:
+        with socket.socket(family, kind, protocol) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(bound)
+            except OSError:
+                return False
+    return True
