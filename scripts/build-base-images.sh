@@ -71,6 +71,16 @@ redis_image="$prefix/redis:7-$suite"
 
 exists() { "$engine" image inspect "$1" >/dev/null 2>&1; }
 
+# debootstrap mounts /proc (and more) inside the root it builds; an interrupted run leaves them there, so they are
+# unmounted first and nothing on another file system is ever deleted.
+remove_rootfs() {
+  local work=$1 mount
+  for mount in $(awk -v root="$work/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount -l "$mount" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$work"
+}
+
 build_debian() {
   ((force)) || ! exists "$debian_image" || { echo "build-base-images: $debian_image exists"; return; }
   (($(id -u) == 0)) || fail "debootstrap needs root (run with sudo, or as root)"
@@ -78,7 +88,7 @@ build_debian() {
   local work
   work=$(mktemp -d)
   # shellcheck disable=SC2064  # expand now: the folder of this call
-  trap "rm -rf '$work'" EXIT
+  trap "remove_rootfs '$work'" EXIT
   echo "build-base-images: debootstrap $suite from $mirror (about a minute)"
   debootstrap --variant=minbase "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 20 "$work/debootstrap.log" >&2; fail "debootstrap failed (log above)"; }
@@ -103,7 +113,7 @@ build_debian() {
   rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
   tar -C "$work/rootfs" --numeric-owner -c . | "$engine" import \
     --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' - "$debian_image" >/dev/null
-  rm -rf "$work"
+  remove_rootfs "$work"
   trap - EXIT
   echo "build-base-images: built $debian_image"
 }
