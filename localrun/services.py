@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from localrun.network import connect_host, listen_spec, service_target, split_address
+from localrun.network import connect_host, grpc_target, listen_spec, split_address
 from localrun.readiness import grpc_serving, http_status
 from localrun.settings import RunSettings
 
@@ -27,14 +27,20 @@ class Service:
 
 def service_commands(settings: RunSettings, python: str = sys.executable) -> list[Service]:
     """liveness, recognition and auth-web, in start order, each with its readiness probe (gRPC health SERVING,
-    auth-web's /healthz)."""
-    liveness, recognition = settings.liveness_listen, settings.recognition_listen
+    auth-web's /healthz). A model service with workers on their own ports is ready when the shared port and
+    every worker's own port answer SERVING: auth-web calls each worker, and each loads its model on its own."""
+    liveness = [settings.liveness_listen, *settings.liveness_worker_addresses]
+    recognition = [settings.recognition_listen, *settings.recognition_worker_addresses]
     healthz = f"{auth_web_url(settings)}/healthz"
     return [
-        Service("liveness", [python, "-m", "liveness_service"], lambda: grpc_serving(liveness, settings)),
-        Service("recognition", [python, "-m", "recognition_service"], lambda: grpc_serving(recognition, settings)),
+        Service("liveness", [python, "-m", "liveness_service"], lambda: _all_serving(liveness, settings)),
+        Service("recognition", [python, "-m", "recognition_service"], lambda: _all_serving(recognition, settings)),
         Service("auth-web", [python, "-m", "auth_web", "serve"], lambda: http_status(healthz) == 200),
     ]
+
+
+def _all_serving(addresses: list[str], settings: RunSettings) -> bool:
+    return all(grpc_serving(address, settings) for address in addresses)
 
 
 def auth_web_url(settings: RunSettings) -> str:
@@ -56,8 +62,13 @@ def child_environment(
         "LIVENESS_LISTEN": settings.liveness_listen,
         "RECOGNITION_LISTEN": settings.recognition_listen,
         "AUTH_WEB_LISTEN": settings.auth_web_listen,
-        "LIVENESS_TARGET": env.get("LIVENESS_TARGET") or service_target(settings.liveness_listen),
-        "RECOGNITION_TARGET": env.get("RECOGNITION_TARGET") or service_target(settings.recognition_listen),
+        # Several workers each on their own port: auth-web's target lists them (exact round-robin over workers).
+        "LIVENESS_WORKER_PORTS_FROM": str(settings.liveness_worker_ports_from),
+        "RECOGNITION_WORKER_PORTS_FROM": str(settings.recognition_worker_ports_from),
+        "LIVENESS_TARGET": env.get("LIVENESS_TARGET")
+        or grpc_target(settings.liveness_listen, settings.liveness_worker_addresses),
+        "RECOGNITION_TARGET": env.get("RECOGNITION_TARGET")
+        or grpc_target(settings.recognition_listen, settings.recognition_worker_addresses),
         "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
         "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
         "FACEAUTH_TEMPLATE_KEY": env.get("FACEAUTH_TEMPLATE_KEY") or template_key(settings.var_dir),

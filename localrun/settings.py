@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faceauth_common.grpc_server import MAX_WORKERS, worker_addresses, worker_ports_problem
 from faceauth_common.settings import SettingsError, env_int
 from faceauth_common.tls import TLS_VARIABLES, ServiceFolders
 
@@ -23,6 +24,11 @@ GATEWAY_DEFAULTS = {
     "GATEWAY_STATIC_MAX_AGE": "1h",
     "GATEWAY_ERROR_LOG_LEVEL": "warn",
 }
+
+
+# Where the local run puts each worker's own port when a model service runs several workers (worker k: this + k),
+# unless {PREFIX}_WORKER_PORTS_FROM says otherwise; auth-web's target is then the list of those ports.
+LOCAL_WORKER_PORTS_FROM = {"LIVENESS": 50061, "RECOGNITION": 50071}
 
 
 class RunError(Exception):
@@ -51,6 +57,20 @@ class RunSettings:
     grpc_tls_folders: ServiceFolders | None = None
     # The gRPC TLS variables every child gets.
     grpc_tls_env: dict[str, str] = field(default_factory=dict)
+    # Worker processes of each model service, and the first of their own ports (0: none, only the shared port).
+    liveness_workers: int = 1
+    recognition_workers: int = 1
+    liveness_worker_ports_from: int = 0
+    recognition_worker_ports_from: int = 0
+
+    @property
+    def liveness_worker_addresses(self) -> list[str]:
+        """Each liveness worker's own address; empty when the workers share only ``liveness_listen``."""
+        return worker_addresses(self.liveness_listen, self.liveness_workers, self.liveness_worker_ports_from)
+
+    @property
+    def recognition_worker_addresses(self) -> list[str]:
+        return worker_addresses(self.recognition_listen, self.recognition_workers, self.recognition_worker_ports_from)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunSettings:
@@ -77,6 +97,12 @@ class RunSettings:
             raise RunError(f"GATEWAY_NGINX={env['GATEWAY_NGINX']} is not an executable")
         var_dir = Path(env.get("FACEAUTH_VAR_DIR", "").strip() or REPO_ROOT / "var").resolve()
         own_grpc_tls = {name: env[name] for name in TLS_VARIABLES if env.get(name, "").strip()}
+        listens = {
+            "LIVENESS": env.get("LIVENESS_LISTEN", "").strip() or "127.0.0.1:50051",
+            "RECOGNITION": env.get("RECOGNITION_LISTEN", "").strip() or "127.0.0.1:50052",
+        }
+        workers = {prefix: env_int(f"{prefix}_WORKERS", 1, env, minimum=1, maximum=MAX_WORKERS) for prefix in listens}
+        worker_ports = {prefix: _worker_ports_from(env, prefix, listens[prefix], workers[prefix]) for prefix in listens}
         grpc_tls_folders = None if own_grpc_tls else ServiceFolders.under(var_dir / "grpc-tls")
         return cls(
             var_dir=var_dir,
@@ -86,8 +112,8 @@ class RunSettings:
             public_https_port=port("GATEWAY_PUBLIC_HTTPS_PORT", https_port),
             tls_cert=Path(cert).resolve() if cert else None,
             tls_key=Path(key).resolve() if key else None,
-            liveness_listen=env.get("LIVENESS_LISTEN", "").strip() or "127.0.0.1:50051",
-            recognition_listen=env.get("RECOGNITION_LISTEN", "").strip() or "127.0.0.1:50052",
+            liveness_listen=listens["LIVENESS"],
+            recognition_listen=listens["RECOGNITION"],
             auth_web_listen=env.get("AUTH_WEB_LISTEN", "").strip() or "127.0.0.1:8000",
             embedded_forced=env.get("FACEAUTH_EMBEDDED", "").strip().lower() in ("1", "true", "yes", "on"),
             ready_timeout=float(env_int("FACEAUTH_READY_TIMEOUT", 300, env, minimum=1)),
@@ -96,9 +122,25 @@ class RunSettings:
             gateway_values={name: env.get(name, "").strip() or default for name, default in GATEWAY_DEFAULTS.items()},
             grpc_tls_folders=grpc_tls_folders,
             grpc_tls_env=own_grpc_tls or grpc_tls_folders.environment(),  # type: ignore[union-attr]
+            liveness_workers=workers["LIVENESS"],
+            recognition_workers=workers["RECOGNITION"],
+            liveness_worker_ports_from=worker_ports["LIVENESS"],
+            recognition_worker_ports_from=worker_ports["RECOGNITION"],
         )
 
     @property
     def url(self) -> str:
         port = "" if self.public_https_port == 443 else f":{self.public_https_port}"
         return f"https://localhost{port}/"
+
+
+def _worker_ports_from(env: Mapping[str, str], prefix: str, listen: str, workers: int) -> int:
+    """``{prefix}_WORKER_PORTS_FROM`` when set (``0``: off), else the local default for several workers: SO_REUSEPORT
+    alone splits auth-web's few connections unevenly over them, their own ports let it balance call by call."""
+    name = f"{prefix}_WORKER_PORTS_FROM"
+    default = LOCAL_WORKER_PORTS_FROM[prefix] if workers > 1 else 0
+    first = env_int(name, default, env, minimum=0, maximum=65535)
+    problem = worker_ports_problem(listen, workers, first)
+    if problem:
+        raise RunError(f"{name}={first}: {problem}; set {name} to another free range")
+    return first
