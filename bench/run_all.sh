@@ -15,6 +15,9 @@
 # configuration, all through the documented environment variables:
 #   - the login challenge is pinned to BLINK (AUTH_CHALLENGE_ACTIONS=BLINK, AUTH_CHALLENGE_LENGTH=1): the bench
 #     replays a recorded clip, which can only satisfy the action it contains;
+#   - the screen flash is off (AUTH_FLASH=false, LIVENESS_CHECKS=sanity,passive,active): a recorded clip cannot
+#     reflect a colour sequence drawn per login (that is the point of it). Its cost per Check is measured by the
+#     liveness service's own benchmark and the attack suite (`make attacks`);
 #   - rate limits, throttling and locks are raised (AUTH_RATE_LIMIT_*, AUTH_LOCKOUT_*, AUTH_THROTTLE_*, GATEWAY_LOGIN_RATE/BURST):
 #     one load generator from one address logs one user in hundreds of times a minute, which the defaults
 #     rightly stop after a few attempts;
@@ -51,6 +54,7 @@ export LIVENESS_WORKERS=${LIVENESS_WORKERS:-2}
 export AUTH_WEB_WORKERS=${AUTH_WEB_WORKERS:-2} AUTH_WEB_THREADS=${AUTH_WEB_THREADS:-4}  # auth-web's defaults, recorded
 export AUTH_CHALLENGE_ACTIONS=BLINK
 export AUTH_CHALLENGE_LENGTH=1
+export AUTH_FLASH=false LIVENESS_CHECKS=sanity,passive,active
 export AUTH_RATE_LIMIT_LOGIN_PER_ADDRESS=1000000/minute
 export AUTH_RATE_LIMIT_LOGIN_PER_USERNAME=1000000/minute
 export AUTH_RATE_LIMIT_REGISTER_PER_ADDRESS=1000/hour
