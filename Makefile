@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e test-fuzz test-compose lint format protos bench
+.PHONY: setup run test test-unit test-integration test-e2e test-fuzz test-compose lint format protos bench attacks
 
 setup:            ## create/refresh .venv and check that the models load (fast when up to date)
 	@bash scripts/setup.sh
@@ -42,3 +42,6 @@ protos: setup     ## regenerate common/faceauth from protos/ (never edit generat
 
 bench: setup      ## every benchmark against a bench stack of its own (~20 min with the 10-minute memory soak; see bench/README.md)
 	@bash bench/run_all.sh
+
+attacks: setup    ## the injected-frame attack suite against a real liveness-service: APCER per attack class, BPCER (bench/results/attacks.md)
+	$(PY) -m bench.attacks
