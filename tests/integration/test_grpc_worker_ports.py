@@ -173,14 +173,16 @@ def test_a_list_of_the_worker_ports_spreads_calls_evenly_and_a_replacement_keeps
         now_serving = {replacement, workers[service.worker_addresses[1]]}
         # The pool's connections to the dead port come back after gRPC's reconnect backoff (1 s, growing 1.6x
         # while the replacement loaded its model); until then round_robin skips them.
-        deadline = time.monotonic() + 60
+        reconnecting = time.monotonic()
         for attempt in range(1000):
             call_from_threads(pool, 40, f"reconnect-{attempt}")
             counts = service.calls_per_pid(f"reconnect-{attempt}")
             if set(counts) == now_serving and min(counts.values()) >= 16:
                 break
-            assert time.monotonic() < deadline, f"the replacement gets no fair share: {dict(counts)}"
+            waited = time.monotonic() - reconnecting
+            assert waited < 150, f"the replacement {replacement} gets no fair share after {waited:.0f}s: {dict(counts)}"
             time.sleep(0.5)
+        print(f"calls reached the replacement evenly {time.monotonic() - reconnecting:.1f}s after it served")
         call_from_threads(pool, CALLS, "after-restart")
         assert_even(service.calls_per_pid("after-restart"), now_serving, CALLS)
 
