@@ -317,10 +317,11 @@ class Camera:
     before the challenge, or for another challenge's colours, is not."""
 
     #: A dim screen in a lit room (the simulator draws 0.08–0.5; from 0.3 on, sanity's colour-continuity check
-    #: reads the flash as a cut), a typical webcam delay, mild white balance.
-    STRENGTH = 0.2
+    #: reads the flash as a cut), a typical webcam delay, mild white balance. With these, liveness passed 46 of 48
+    #: random sequences on the d9 stretches used here (the other two: TRACK_DISCONTINUOUS, FLASH_NOT_REFLECTED).
+    STRENGTH = 0.22
     DELAY_MS = 60.0
-    WHITE_BALANCE = 0.2
+    WHITE_BALANCE = 0.1
 
     def __init__(self) -> None:
         self._analyzer: Any = None
@@ -552,6 +553,15 @@ class Browser:
         response = self.post_json("/api/enroll/challenge", {})
         assert response.status_code == 200, response.get_data(as_text=True)
         return self.submit("/api/enroll", response.get_json()["nonce"], frames, **options)
+
+    def enroll_genuine(self, clip: Clip, tries: int = 2):  # type: ignore[no-untyped-def]
+        """Enrollment as a test's setup (not its subject): like a user, try again once when liveness refused the
+        genuine capture (a few per cent of random sequences with the simulator, see ``Camera``)."""
+        for _ in range(tries):
+            response = self.enroll(clip)
+            if response.status_code != 422:
+                break
+        return response
 
     def signed_in_as(self) -> str | None:
         response = self.client.get("/account")

@@ -53,7 +53,7 @@ def enrolled_a(real_app: Flask, db_engine, clip_a_enroll: Clip) -> Iterator[Enro
     username = unique_username("alice")
     response = browser.register(username)
     assert response.status_code == 302 and response.headers["Location"].endswith("/enroll")
-    response = browser.enroll(clip_a_enroll)
+    response = browser.enroll_genuine(clip_a_enroll)
     assert response.status_code == 200, (response.get_json(), audit_rows(db_engine, username, "enroll")[-1].details)
     body = response.get_json()
     assert body["ok"] and body["templates"] >= 3

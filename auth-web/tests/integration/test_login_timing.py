@@ -67,7 +67,7 @@ def person_a(two_factor_app: Flask, db_engine, clip_a_enroll: Clip) -> Iterator[
     browser = Browser(two_factor_app.test_client())
     username = unique_username("timed")
     assert browser.register(username).status_code == 302
-    assert browser.enroll(clip_a_enroll).status_code == 200
+    assert browser.enroll_genuine(clip_a_enroll).status_code == 200
     with Session(db_engine) as session:
         user = session.scalar(select(User).where(User.username == username))
         assert user is not None
