@@ -42,6 +42,7 @@ E = TypeVar("E")
 
 REQUEST_ID_METADATA = "x-request-id"
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class ServerSettings:
         """Read ``{prefix}_LISTEN``, ``_WORKERS``, ``_WORKER_PORTS_FROM``, ``_THREADS``, ``_GRACE_SECONDS``,
         ``_METRICS_LISTEN``, ``_MAX_RESTARTS`` and ``_RESTART_WINDOW_SECONDS``."""
         listen = env_str(f"{prefix}_LISTEN", default_listen)
-        workers = env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=64)
+        workers = env_int(f"{prefix}_WORKERS", 1, minimum=1, maximum=MAX_WORKERS)
         worker_ports_from = env_int(f"{prefix}_WORKER_PORTS_FROM", 0, minimum=0, maximum=65535)
         metrics_listen = service_metrics.metrics_listen_from_env(prefix, default_metrics_listen)
         problem = worker_ports_problem(listen, workers, worker_ports_from, metrics_listen)
