@@ -11,7 +11,9 @@ from faceauth_common.imaging import ImageLimits
 from faceauth_common.settings import SettingsError, env_float, env_int, env_list, env_str
 from liveness_service.challenge import ACTIONS, ChallengeThresholds
 from liveness_service.flash import FlashThresholds
+from liveness_service.motion import MotionThresholds
 from liveness_service.passive import DEFAULT_MODEL
+from liveness_service.planarity import PlanarityThresholds
 from liveness_service.sanity import SanityThresholds
 
 CHECKS = ("sanity", "passive", "flash", "active")
@@ -35,6 +37,8 @@ class Settings:
     challenge: ChallengeThresholds
     sanity: SanityThresholds
     flash: FlashThresholds
+    planarity: PlanarityThresholds
+    motion: MotionThresholds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +92,16 @@ class Settings:
                 max_colour_change=env_float("LIVENESS_MAX_COLOUR_CHANGE", 0.34, env, minimum=0.0, maximum=1.0),
                 static_difference=env_float("LIVENESS_STATIC_DIFFERENCE", 1.0, env, minimum=0.0, maximum=255.0),
                 static_pair_fraction=env_float("LIVENESS_STATIC_PAIR_FRACTION", 0.8, env, minimum=0.0, maximum=1.0),
+                timing_tolerance=env_float("LIVENESS_TIMING_TOLERANCE", 2.0, env, minimum=1.0, maximum=100.0),
+                max_gap_intervals=env_float("LIVENESS_MAX_GAP_INTERVALS", 4.0, env, minimum=1.0, maximum=1000.0),
+            ),
+            planarity=PlanarityThresholds(
+                max_residual=env_float("LIVENESS_PLANAR_MAX_RESIDUAL", 0.016, env, minimum=0.0, maximum=1.0),
+                min_yaw_span=env_float("LIVENESS_PLANAR_MIN_YAW_SPAN", 15.0, env, minimum=0.0, maximum=90.0),
+            ),
+            motion=MotionThresholds(
+                still_face=env_float("LIVENESS_STILL_FACE_CHANGE", 0.9, env, minimum=0.0, maximum=255.0),
+                eye_change=env_float("LIVENESS_EYE_CHANGE", 3.0, env, minimum=0.0, maximum=255.0),
             ),
             flash=_flash_thresholds(env),
         )

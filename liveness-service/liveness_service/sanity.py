@@ -17,6 +17,7 @@ NO_FACE = "NO_FACE"
 MULTIPLE_FACES = "MULTIPLE_FACES"
 TRACK_DISCONTINUOUS = "TRACK_DISCONTINUOUS"
 STATIC_CAPTURE = "STATIC_CAPTURE"
+FRAME_TIMING = "FRAME_TIMING"
 
 DIFFERENCE_SIZE = 64  # face crops are compared at this size, in grey levels 0..255
 COLOUR_BOX_SCALE = 1.6
@@ -37,12 +38,40 @@ class SanityThresholds:
     # ...below this for at least static_pair_fraction of the pairs: a still image sent as a video.
     static_difference: float = 1.0
     static_pair_fraction: float = 0.8
+    # Frame times: the median interval and the mean one (span / (frames - 1)) must lie within this factor of the
+    # nominal interval (1000 / nominal fps) either way, and no interval may exceed max_gap_intervals nominal ones.
+    timing_tolerance: float = 2.0
+    max_gap_intervals: float = 4.0
 
 
 def capture_span_ms(frame_count: int, frame_times_ms: list[int], nominal_fps: float) -> float:
     if frame_times_ms:
         return float(frame_times_ms[-1] - frame_times_ms[0])
     return (frame_count - 1) * 1000.0 / nominal_fps
+
+
+def frame_timing_problem(frame_times_ms: list[int], nominal_fps: float, thresholds: SanityThresholds) -> str:
+    """Why the client's frame times do not look like a capture at the nominal rate ("" when they do, or when the
+    request has none: then the nominal rate is assumed).
+
+    A browser timer jitters by a few ms and may drop a frame; forged or re-timed frames (a clip's frames sent with
+    times stretched to fill the required span, many frames with one time) do not keep the rate. Too-regular times
+    are not judged: a browser's requestVideoFrameCallback on a steady camera can be regular to the millisecond.
+    """
+    if len(frame_times_ms) < 3:
+        return ""
+    nominal = 1000.0 / nominal_fps
+    intervals = np.diff(np.asarray(frame_times_ms, np.float64))
+    median = float(np.median(intervals))
+    mean = float(intervals.mean())
+    tolerance = thresholds.timing_tolerance
+    if not nominal / tolerance <= median <= nominal * tolerance:
+        return f"median frame interval {median:.0f} ms, nominal {nominal:.0f} ms"
+    if not nominal / tolerance <= mean <= nominal * tolerance:
+        return f"span {frame_times_ms[-1] - frame_times_ms[0]} ms for {len(frame_times_ms)} frames at {nominal_fps} fps"
+    if float(intervals.max()) > thresholds.max_gap_intervals * nominal:
+        return f"a {intervals.max():.0f} ms gap between frames"
+    return ""
 
 
 def face_patch(image_rgb: np.ndarray, box: Box) -> np.ndarray:

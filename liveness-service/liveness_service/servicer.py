@@ -86,6 +86,10 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):
                     "failed": verdict.failed_checks,
                     "live_score": None if verdict.live_score is None else round(verdict.live_score, 4),
                     "timings_ms": {k: round(v, 1) for k, v in verdict.timings_ms.items()},
+                    "planarity_residual": None
+                    if verdict.planarity_residual is None
+                    else round(verdict.planarity_residual, 4),
+                    "timing_problem": verdict.timing_problem or None,
                     "flash": None
                     if flash is None
                     else {
@@ -113,6 +117,7 @@ def to_response(verdict: Verdict) -> liveness_pb2.CheckResponse:
         live_score=verdict.live_score,
         live_threshold=verdict.live_threshold,
         model_version=verdict.model_version,
+        planarity_residual=verdict.planarity_residual,
     )
     for frame in verdict.frames:
         diagnostics = response.frames.add(

@@ -26,13 +26,18 @@ from liveness_service.flash import (
     validate_steps,
 )
 from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees
+from liveness_service.motion import SYNTHETIC_MOTION, changes_from_first, judge_motion
 from liveness_service.passive import PassiveModel
+from liveness_service.planarity import PLANAR_MOTION, judge_planarity
 from liveness_service.sanity import (
+    FRAME_TIMING,
     NO_FACE,
+    STATIC_CAPTURE,
     capture_span_ms,
     colour_changes,
     colour_signature,
     face_patch,
+    frame_timing_problem,
     judge_sanity,
     patch_differences,
 )
@@ -76,6 +81,8 @@ class Verdict:
     model_version: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     flash: FlashOutcome | None = None  # None when the flash check is disabled
+    planarity_residual: float | None = None  # None when no turn was judged
+    timing_problem: str = ""
 
 
 class LivenessEngine:
@@ -165,7 +172,7 @@ class LivenessEngine:
         for image in images_rgb:
             if cancelled():
                 raise Cancelled
-            seen = self.analyzer.observe(image, with_landmarks=bool({"active", "flash"} & checks))
+            seen = self.analyzer.observe(image, with_landmarks=bool({"active", "flash", "sanity"} & checks))
             landmarks.append(seen.landmarks)
             result = FrameResult(seen.face_count, seen.box)
             if seen.landmarks is not None:
@@ -209,6 +216,21 @@ class LivenessEngine:
                 span,
                 self.settings.sanity,
             )
+        static, synthetic = False, False
+        if {"sanity", "active"} & checks:
+            if cancelled():
+                raise Cancelled
+            stage = time.perf_counter()
+            changes = changes_from_first(images_rgb, landmarks, [f.box for f in frames])
+            static, synthetic = judge_motion(changes, self.settings.motion)
+            timings["motion"] = (time.perf_counter() - stage) * 1000
+        timing_problem = ""
+        if "sanity" in checks:
+            if static and STATIC_CAPTURE not in failed:
+                failed.append(STATIC_CAPTURE)
+            timing_problem = frame_timing_problem(frame_times_ms, self.settings.nominal_fps, self.settings.sanity)
+            if timing_problem:
+                failed.append(FRAME_TIMING)
 
         live_score: float | None = None
         if self.passive is not None:
@@ -233,6 +255,7 @@ class LivenessEngine:
             failed.append(FLASH_NOT_REFLECTED)
 
         outcomes: list[ActionOutcome] = []
+        planarity_residual: float | None = None
         if "active" in checks:
             outcomes = judge_challenge(
                 actions,
@@ -242,6 +265,16 @@ class LivenessEngine:
             )
             if not all(o.performed for o in outcomes):
                 failed.append(CHALLENGE_NOT_MET)
+            stage = time.perf_counter()
+            yaws = [f.yaw_degrees for f in frames]
+            planarity_residual, planar = judge_planarity(
+                landmarks, [f.box for f in frames], yaws, self.settings.planarity
+            )
+            timings["planarity"] = (time.perf_counter() - stage) * 1000
+            if planar:
+                failed.append(PLANAR_MOTION)
+            if synthetic:
+                failed.append(SYNTHETIC_MOTION)
         timings["total"] = (time.perf_counter() - started) * 1000
         return Verdict(
             live=not failed,
@@ -254,6 +287,8 @@ class LivenessEngine:
             model_version=self.model_version,
             timings_ms=timings,
             flash=flash_outcome,
+            planarity_residual=planarity_residual,
+            timing_problem=timing_problem,
         )
 
 

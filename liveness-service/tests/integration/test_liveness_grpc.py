@@ -73,6 +73,7 @@ def test_d9_blink_capture_is_live_with_diagnostics(server, d9_flashed):
     assert response.model_version.startswith("minifasnet-v2")
     # The flash result and its per-frame measurements.
     assert response.HasField("flash") and response.flash.reflected
+    assert not response.HasField("planarity_residual")  # no turn in this capture: planarity not judged
     assert response.flash.score >= response.flash.threshold > 0 and response.flash.face_gain > 0
     assert 0 <= response.flash.lag_ms <= 300 and response.flash.covered_steps >= 3 and response.flash.detail == ""
     assert all(len(f.skin_rgb) == 3 and len(f.background_rgb) == 3 for f in response.frames)
