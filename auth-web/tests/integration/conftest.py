@@ -362,6 +362,9 @@ class Camera:
 
 
 CAMERA = Camera()
+#: Genuine captures a test whose subject is a sign-in may take, like a user trying again: liveness refuses a few per
+#: cent of the simulator's genuine captures (``Camera``), and two refusals in a row would be a real regression.
+GENUINE_TRIES = 2
 
 
 FRAME_TIMES = [round(i * 1000 / 6) for i in range(10)]
@@ -554,7 +557,7 @@ class Browser:
         assert response.status_code == 200, response.get_data(as_text=True)
         return self.submit("/api/enroll", response.get_json()["nonce"], frames, **options)
 
-    def enroll_genuine(self, clip: Clip, tries: int = 2):  # type: ignore[no-untyped-def]
+    def enroll_genuine(self, clip: Clip, tries: int = GENUINE_TRIES):  # type: ignore[no-untyped-def]
         """Enrollment as a test's setup (not its subject): like a user, try again once when liveness refused the
         genuine capture (a few per cent of random sequences with the simulator, see ``Camera``)."""
         for _ in range(tries):

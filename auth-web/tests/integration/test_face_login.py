@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from auth_web.models import FaceTemplate, User
 
 from .conftest import (
+    GENUINE_TRIES,
     PASSWORD,
     Browser,
     Clip,
@@ -85,8 +86,11 @@ def test_register_enroll_login_success(enrolled_a: Enrolled, clip_a_login: Clip,
     browser.refresh_csrf()
     anonymous_cookie = browser.client.get_cookie("faceauth_session")
     assert anonymous_cookie is not None
-    nonce = browser.challenge(enrolled_a.username.upper())["nonce"]  # usernames are case-insensitive
-    response = browser.submit("/api/login", nonce, clip_a_login, PASSWORD)
+    for _ in range(GENUINE_TRIES):
+        nonce = browser.challenge(enrolled_a.username.upper())["nonce"]  # usernames are case-insensitive
+        response = browser.submit("/api/login", nonce, clip_a_login, PASSWORD)
+        if response.status_code == 200:
+            break
     failure = audit_rows(db_engine, enrolled_a.username.upper())[-1]
     assert response.status_code == 200, (
         failure.reason,

@@ -28,7 +28,7 @@ from auth_web import create_app
 from auth_web.login import GENERIC_FAILURE
 from auth_web.models import User
 
-from .conftest import PASSWORD, Browser, Clip, RealServices, audit_rows, unique_username
+from .conftest import GENUINE_TRIES, PASSWORD, Browser, Clip, RealServices, audit_rows, unique_username
 
 TRIES = int(os.environ.get("FACEAUTH_TIMING_TRIES", "3"))
 
@@ -178,7 +178,12 @@ def test_a_locked_address_is_refused_like_a_wrong_password(  # type: ignore[no-u
     assert len(face_refusals) == TRIES
     assert all(row.details["verify_reason"] == "VERIFY_NO_MATCH" for row in face_refusals)
     # The owner, from an address of their own, still signs in.
-    assert timed_attempt(fresh_browser(app), name, clip_a_login, PASSWORD)[0].status_code == 200
+    owner = fresh_browser(app)
+    for _ in range(GENUINE_TRIES):
+        status = timed_attempt(owner, name, clip_a_login, PASSWORD)[0].status_code
+        if status == 200:
+            break
+    assert status == 200
 
 
 def test_face_only_mode_refuses_unknown_and_known_usernames_alike(  # type: ignore[no-untyped-def]
