@@ -4,8 +4,8 @@ head turning moves the nose against the eyes, brows and mouth (parallax). Numpy 
 For every face frame, the inner landmarks (brows, nose, eyes, mouth: dlib points 17-67; the jaw line is left out, its
 points slide along the silhouette) are mapped from the capture's first face frame by the least-squares homography; the
 residual is the RMS distance left, in face sizes (box size). The capture's planarity residual is the largest over its
-frames. It is judged only when the capture holds a real turn (head yaw spanning at least ``min_yaw_span`` degrees,
-10th to 90th percentile): a still face gives no parallax to measure.
+frames. It is judged when the capture holds a turn (head yaw spanning at least ``min_yaw_span`` degrees, 10th to 90th
+percentile, or a requested turn the challenge found performed): a still face gives no parallax to measure.
 
 Measured (20 frames at 10 fps, ``tools/motion_calibrate.py``): photos turned about the vertical axis by 20-40 deg with
 ``cv2.warpPerspective`` (black or mirrored borders, +-10 px / +-5 deg jitter, noise) stay at or below ~0.011 even when
@@ -63,9 +63,13 @@ def judge_planarity(
     boxes: list[Box | None],
     yaws: list[float | None],
     thresholds: PlanarityThresholds,
+    turn_performed: bool = False,
 ) -> tuple[float | None, bool]:
-    """(the residual, or None when the capture holds no turn to judge; whether it moved like a flat picture)."""
-    if yaw_span(yaws) < thresholds.min_yaw_span:
+    """(the residual, or None when the capture holds no turn to judge; whether it moved like a flat picture).
+
+    Judged when the yaw spans ``min_yaw_span`` or when the challenge found a requested turn performed (a turn that
+    passes the challenge is always judged)."""
+    if not turn_performed and yaw_span(yaws) < thresholds.min_yaw_span:
         return None, False
     residual = planarity_residual(landmarks, boxes)
     if residual is None:

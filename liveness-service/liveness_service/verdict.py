@@ -14,7 +14,7 @@ import numpy as np
 
 from faceauth_common.boxes import Box
 from faceauth_common.metrics import observe_stage
-from liveness_service.challenge import ActionOutcome, judge_challenge
+from liveness_service.challenge import TURN_LEFT, TURN_RIGHT, ActionOutcome, judge_challenge
 from liveness_service.config import Settings
 from liveness_service.faces import FaceAnalyzer
 from liveness_service.flash import (
@@ -267,8 +267,9 @@ class LivenessEngine:
                 failed.append(CHALLENGE_NOT_MET)
             stage = time.perf_counter()
             yaws = [f.yaw_degrees for f in frames]
+            turned = any(o.performed and o.action in (TURN_LEFT, TURN_RIGHT) for o in outcomes)
             planarity_residual, planar = judge_planarity(
-                landmarks, [f.box for f in frames], yaws, self.settings.planarity
+                landmarks, [f.box for f in frames], yaws, self.settings.planarity, turn_performed=turned
             )
             timings["planarity"] = (time.perf_counter() - stage) * 1000
             if planar:

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from liveness_service.challenge import TURN_LEFT, TURN_RIGHT, judge_challenge
 from liveness_service.config import Settings
 from liveness_service.faces import FaceAnalyzer
 from liveness_service.landmarks import eye_aspect_ratio, head_yaw_degrees
@@ -46,8 +47,13 @@ def _measure(analyzer: FaceAnalyzer, frames: list[np.ndarray], settings: Setting
         None if p is None else head_yaw_degrees(p, f.shape[1], f.shape[0])
         for p, f in zip(landmarks, frames, strict=True)
     ]
+    ears = [None if p is None else eye_aspect_ratio(p) for p in landmarks]
+    turns = {
+        action: judge_challenge([action], ears, yaws, settings.challenge)[0].performed
+        for action in (TURN_LEFT, TURN_RIGHT)
+    }
     started = time.perf_counter()
-    residual, planar = judge_planarity(landmarks, boxes, yaws, settings.planarity)
+    residual, planar = judge_planarity(landmarks, boxes, yaws, settings.planarity, turn_performed=any(turns.values()))
     planarity_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     static, synthetic = judge_motion(changes_from_first(frames, landmarks, boxes), settings.motion)
@@ -57,6 +63,7 @@ def _measure(analyzer: FaceAnalyzer, frames: list[np.ndarray], settings: Setting
         "residual": None if residual is None else round(residual, 4),
         "residual_unjudged": round(planarity_residual(landmarks, boxes) or 0.0, 4),
         "planar": planar,
+        "turn_performed": any(turns.values()),
         "static": static,
         "synthetic": synthetic,
         "planarity_ms": round(planarity_ms, 2),
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     turned = [r for name, rows in attacks.items() if name.startswith("turned") for r in rows]
     turned_judged = [r for r in turned if r["residual"] is not None]
+    turned_passing = [r for r in turned if r["turn_performed"]]
     report = {
         "settings": {"planarity": vars(settings.planarity), "motion": vars(settings.motion)},
         "genuine": {
@@ -129,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             "captures": len(turned),
             "judged": len(turned_judged),
             "caught_when_judged": caught(turned_judged, "planar") if turned_judged else None,
+            "passing_a_turn_challenge": len(turned_passing),
+            "caught_of_those": caught(turned_passing, "planar") if turned_passing else None,
             "residual_max": max((r["residual_unjudged"] for r in turned), default=None),
         },
         "attacks": {

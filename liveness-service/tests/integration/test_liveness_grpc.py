@@ -164,3 +164,20 @@ def test_an_expired_deadline_is_honoured(server, d9_capture, d9_flashed):
     log.seek(0)
     lines = log.read().splitlines()
     assert any('"event": "rpc"' in line and "DEADLINE_EXCEEDED" in line for line in lines), lines[-5:]
+
+
+def test_a_turned_photo_and_retimed_frames_have_their_reasons(server, d9_capture):
+    """Injected stills through the real server: a photo turned like a head (PLANAR_MOTION, with its residual) and a
+    clip's frames sent with stretched times (FRAME_TIMING)."""
+    from liveness_service.tools import injection, reflection
+
+    stub, _, _ = server
+    photo = d9_capture.rgb()[0]
+    turned = reflection.encode_jpeg(injection.turned_photo(photo, 40, np.random.default_rng(1)))
+    times = [i * 100 for i in range(len(turned))]
+    response = check(stub, turned, [liveness_pb2.ACTION_TURN_LEFT], times)
+    assert REASON("LIVENESS_REASON_PLANAR_MOTION") in response.failed_checks, response.failed_checks
+    assert response.actions[0].performed and response.HasField("planarity_residual")
+    assert 0 < response.planarity_residual <= 0.016
+    retimed = check(stub, d9_capture.jpegs, [liveness_pb2.ACTION_BLINK], [t * 3 for t in d9_capture.times_ms])
+    assert REASON("LIVENESS_REASON_FRAME_TIMING") in retimed.failed_checks
