@@ -25,6 +25,8 @@ PEER_ADDRESS_ENVIRON_KEY = "faceauth.peer_address"
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*$")
 _RESOLVE_EVERY_SECONDS = 30.0
+# A listed name that resolved to nothing (the gateway's container not started yet) is asked again this soon.
+_RETRY_UNRESOLVED_SECONDS = 1.0
 
 
 def parse_address_list(entries: Iterable[str]) -> tuple[list[IPNetwork], list[str]]:
@@ -47,7 +49,8 @@ class AddressMatcher:
     """``address in matcher``: the address is one of the listed IPs/networks, or what a listed host resolves to.
 
     Host names (e.g. the compose service ``gateway``, whose address changes with each container) are resolved
-    lazily and at most every 30 s; a name that does not resolve matches nothing until it does.
+    lazily and at most every 30 s; a name that does not resolve matches nothing until it does, and is asked again
+    after 1 s (not 30: auth-web's own health checks run before the gateway's container exists).
     """
 
     def __init__(
@@ -60,7 +63,7 @@ class AddressMatcher:
         self._resolve = resolve or _resolve
         self._clock = clock
         self._resolved: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = frozenset()
-        self._resolved_at: float | None = None
+        self._next_at: float | None = None
         self._lock = threading.Lock()
 
     def literal(self) -> list[str]:
@@ -83,15 +86,20 @@ class AddressMatcher:
     def _host_addresses(self) -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         now = self._clock()
         with self._lock:
-            if self._resolved_at is None or now - self._resolved_at >= _RESOLVE_EVERY_SECONDS:
+            if self._next_at is None or now >= self._next_at:
                 found = set()
+                unresolved = False
                 for host in self.hostnames:
+                    addresses = set()
                     for value in self._resolve(host):
                         try:
-                            found.add(ipaddress.ip_address(value.split("%", 1)[0]))
+                            addresses.add(ipaddress.ip_address(value.split("%", 1)[0]))
                         except ValueError:
                             continue
-                self._resolved, self._resolved_at = frozenset(found), now
+                    unresolved |= not addresses
+                    found |= addresses
+                self._resolved = frozenset(found)
+                self._next_at = now + (_RETRY_UNRESOLVED_SECONDS if unresolved else _RESOLVE_EVERY_SECONDS)
             return self._resolved
 
 

@@ -82,13 +82,34 @@ def test_networks_host_names_and_mapped_addresses() -> None:
 
 def test_host_names_are_resolved_again_after_a_while() -> None:
     now = [0.0]
-    answers = iter([[], ["172.18.0.9"]])
+    answers = iter([["172.18.0.5"], ["172.18.0.9"]])
     matcher = AddressMatcher(["gateway"], resolve=lambda _host: next(answers), clock=lambda: now[0])
-    assert "172.18.0.9" not in matcher  # not started yet: matches nothing
-    now[0] = 5.0
-    assert "172.18.0.9" not in matcher  # cached
+    assert "172.18.0.5" in matcher
+    now[0] = 25.0
+    assert "172.18.0.9" not in matcher  # cached for 30 s
     now[0] = 31.0
     assert "172.18.0.9" in matcher
+    assert "172.18.0.5" not in matcher  # the old container's address no longer trusted
+
+
+def test_a_name_that_does_not_resolve_yet_is_asked_again_within_a_second() -> None:
+    now = [0.0]
+    asked: list[float] = []
+    answers = iter([[], [], ["172.18.0.9"]])
+
+    def resolve(_host: str) -> list[str]:
+        asked.append(now[0])
+        return next(answers)
+
+    matcher = AddressMatcher(["gateway"], resolve=resolve, clock=lambda: now[0])
+    assert "172.18.0.9" not in matcher  # the gateway's container does not exist yet: matches nothing
+    now[0] = 0.5
+    assert "172.18.0.9" not in matcher  # not asked again within the second (no lookup per request)
+    now[0] = 1.2
+    assert "172.18.0.9" not in matcher
+    now[0] = 2.4
+    assert "172.18.0.9" in matcher  # trusted ~2 s after it exists, not 30
+    assert asked == [0.0, 1.2, 2.4]
 
 
 @pytest.mark.parametrize("bad", ["300.1.1.1/8x", "-gateway", "a b", "1.2.3"])
