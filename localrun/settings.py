@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_DEFAULTS = {
     "GATEWAY_LOGIN_RATE": "30r/m",
     "GATEWAY_LOGIN_BURST": "20",
-    "GATEWAY_MAX_BODY_SIZE": "17m",
+    "GATEWAY_MAX_BODY_SIZE": "25m",
     "GATEWAY_HSTS_MAX_AGE": "31536000",
     "GATEWAY_TRUST_REQUEST_ID": "off",
     "GATEWAY_STATIC_MAX_AGE": "1h",

@@ -180,7 +180,7 @@ def client(tls_pair: tuple[Path, Path]) -> Iterator[httpx.Client]:
 def test_rendered_config_leaves_no_placeholder_and_uses_the_given_paths(gateway: Gateway) -> None:
     text = gateway.config.read_text()
     assert "${" not in text
-    assert "client_max_body_size 17m;" in text
+    assert "client_max_body_size 25m;" in text
     assert f"listen 127.0.0.1:{gateway.https_port} ssl;" in text
 
 
