@@ -26,6 +26,7 @@ METRICS_LISTEN = {
 SOURCES = [
     REPO_ROOT / "common/faceauth_common/metrics.py",
     REPO_ROOT / "auth-web/auth_web/metrics.py",
+    REPO_ROOT / "liveness-service/liveness_service/servicer.py",  # faceauth_liveness_flash_score
 ]
 
 
