@@ -271,8 +271,9 @@ class LivenessProcess:
 
 def genuine_presentations(
     media: Media, count: int, rng: np.random.Generator
-) -> list[tuple[Presentation, Challenge, dict[str, object]]]:
-    """Real clip windows that perform a challenge, each lit by its own flash sequence (reflection simulator).
+) -> list[tuple[Presentation, Presentation, Challenge, dict[str, object]]]:
+    """Real clip windows that perform a challenge, each lit by its own flash sequence (reflection simulator), and the
+    same window unlit (what a service without the flash check is sent: the page then paints nothing).
 
     The genuine user does what is asked: the challenge of each window is the actions it performs (at most one
     blink and one turn, in its order); windows that perform none answer a challenge of no action.
@@ -297,7 +298,8 @@ def genuine_presentations(
             "white_balance": round(model.white_balance, 3),
             "noise_levels": round(model.noise_levels, 2),
         }
-        out.append((Presentation(lit, times, window.actions), challenge, parameters))
+        unlit = Presentation(frames, times, window.actions)
+        out.append((Presentation(lit, times, window.actions), unlit, challenge, parameters))
     return out
 
 
@@ -329,13 +331,13 @@ def run(trials: int, genuine: int, seed: int, without: Sequence[str]) -> dict[st
             print(f"{name:30s} APCER {outcomes['default'].accepted}/{trials}", flush=True)
         genuine_outcomes = {configuration: Outcome() for configuration in configurations}
         strengths = []
-        for presentation, challenge, parameters in genuine_presentations(
+        for lit, unlit, challenge, parameters in genuine_presentations(
             media, genuine, np.random.default_rng([seed, 1000])
         ):
-            request = request_for(presentation, challenge)
             strengths.append(parameters)
             for configuration, service in services.items():
-                genuine_outcomes[configuration].add(service.check(request))
+                flashed = configuration != "without_flash"
+                genuine_outcomes[configuration].add(service.check(request_for(lit if flashed else unlit, challenge)))
         for configuration, outcome in genuine_outcomes.items():
             refused = outcome.tried - outcome.accepted
             results[configuration]["genuine"] = {**outcome.summary(), "refused": refused}
@@ -384,7 +386,10 @@ def markdown(report: dict[str, object]) -> str:
         outcome = results[configuration]["genuine"]
         cells.append(f"{outcome['refused']}/{outcome['tried']} ({100 * outcome['refused'] / outcome['tried']:.1f} %)")
     reasons = ", ".join(f"{k} {v}" for k, v in results["default"]["genuine"]["first_reason"].items())
-    lines.append(f"| real clip windows of tests/data, lit by the simulator ({reasons}) | " + " | ".join(cells) + " |")
+    lines.append(
+        f"| real clip windows of tests/data, lit by the simulator (unlit for `without_flash`); default refused as: "
+        f"{reasons} | " + " | ".join(cells) + " |"
+    )
     lines += ["", "The reflection simulator's model and limits: `liveness_service/tools/reflection.py`.", ""]
     return "\n".join(lines)
 

@@ -97,7 +97,7 @@ class Settings:
             ),
             planarity=PlanarityThresholds(
                 max_residual=env_float("LIVENESS_PLANAR_MAX_RESIDUAL", 0.016, env, minimum=0.0, maximum=1.0),
-                min_yaw_span=env_float("LIVENESS_PLANAR_MIN_YAW_SPAN", 15.0, env, minimum=0.0, maximum=90.0),
+                min_yaw_span=env_float("LIVENESS_PLANAR_MIN_YAW_SPAN", 0.0, env, minimum=0.0, maximum=90.0),
             ),
             motion=MotionThresholds(
                 still_face=env_float("LIVENESS_STILL_FACE_CHANGE", 0.9, env, minimum=0.0, maximum=255.0),
@@ -116,7 +116,11 @@ def _flash_thresholds(env: Mapping[str, str] | None) -> FlashThresholds:
         threshold=env_float("LIVENESS_FLASH_THRESHOLD", 0.7, env, minimum=0.0, maximum=1.0),
         min_gain=env_float("LIVENESS_FLASH_MIN_GAIN", 0.02, env, minimum=0.0, maximum=1.0),
         max_background_ratio=env_float("LIVENESS_FLASH_MAX_BACKGROUND_RATIO", 0.5, env, minimum=0.0, maximum=1.0),
-        min_edge_ratio=env_float("LIVENESS_FLASH_MIN_EDGE_RATIO", 0.3, env, minimum=0.0, maximum=1.0),
+        min_edge_ratio=(
+            env_float("LIVENESS_FLASH_MIN_EDGE_RATIO", 0.0, env, minimum=0.0, maximum=1.0)
+            if env_str("LIVENESS_FLASH_MIN_EDGE_RATIO", "", env)
+            else None
+        ),
         lag_min_ms=lag_min,
         lag_max_ms=lag_max,
         lag_step_ms=env_float("LIVENESS_FLASH_LAG_STEP_MS", 20.0, env, minimum=1.0, maximum=200.0),

@@ -23,8 +23,9 @@ Model and measurement (per frame with landmarks):
 A capture is *reflected* when, at the best lag: the correlation of the skin-minus-background chroma with the expected
 chroma (``score``) reaches ``threshold``; its gain (log-chroma change per unit of screen chroma) reaches ``min_gain``;
 the background's own response relative to the skin's (``background_ratio``, the larger of the ratio of log-chroma
-gains and of absolute linear gains) stays within +-``max_background_ratio``; the outside band's response relative to
-the inside band's, both against the background (``edge_ratio``), is at least ``min_edge_ratio``; and enough colour
+gains and of absolute linear gains) stays within +-``max_background_ratio``; when ``min_edge_ratio`` is set (off by
+default), the outside band's response relative to the inside band's, both against the background (``edge_ratio``),
+is at least that; and enough colour
 steps (``min_steps``) were each seen in at least ``min_frames_per_step`` face frames.
 
 What it stops (each with a test that attacks it, and measured by ``tools/flash_calibrate.py``):
@@ -33,11 +34,13 @@ What it stops (each with a test that attacks it, and measured by ``tools/flash_c
   (b) a tint of whole frames in step with the sequence: multiplied (the background changes exactly like the skin:
       no differential gain) or added (the same absolute change everywhere: the background's absolute gain equals the
       skin's; ``background_ratio`` near 1 either way);
-  (c) a uniform tint of the face box: the skin follows the sequence but the band just outside the box (hair, ears,
-      neck) does not, while real screen light falls smoothly across the box's edge (``edge_ratio`` near 0 against
-      ~0.6 in simulated genuine captures). This stops a hard-edged tint of the detector's own box; a tint of a box
-      1.1 x larger already reaches into the outside band and passes about as often as not (measured), and a tint
-      feathered over a head-shaped mask is, in effect, a relighting of the face: neither is stopped.
+  (c) NOT by default: a uniform tint of the face box. With ``min_edge_ratio`` set (0.3), the band just outside the
+      box (hair, ears, neck) must respond too, as real screen light falls smoothly across the box's edge
+      (``edge_ratio`` ~0.07 for a tint of the detector's own box against a median ~0.6 in simulated genuine
+      captures). But that stops only a hard-edged tint of the detector's exact box: a box 1.1-1.3 x larger reaches
+      into the outside band (~0.97) and passes, a tint feathered over a head-shaped mask is in effect a relighting of
+      the face, and the test refused ~10 % of simulated genuine captures (edge ratio below 0.3 where the head moves
+      or the hair is dark). So it is off by default; the attack suite reports the box tint's APCER.
 
 What it cannot stop: a real-time deepfake or relighting pipeline that renders the colour onto the face (a virtual
 camera that reads the page's colours and relights a face model within the lag window), and a compromised device (the
@@ -94,7 +97,9 @@ class FlashThresholds:
     threshold: float = 0.7  # correlation of the skin-minus-background chroma with the expected chroma
     min_gain: float = 0.02  # log-chroma change per unit of screen chroma
     max_background_ratio: float = 0.5
-    min_edge_ratio: float = 0.3
+    # Off unless set (LIVENESS_FLASH_MIN_EDGE_RATIO): it refuses ~10 % of simulated genuine captures and only a tint of
+    # the detector's exact box (attack suite, bench/results/attacks.md).
+    min_edge_ratio: float | None = None
     lag_min_ms: float = 0.0
     lag_max_ms: float = 300.0
     lag_step_ms: float = 20.0
@@ -344,7 +349,7 @@ def judge_flash(
     # Either sign: a background that moves against the sequence is as unlike a real reflection as one that follows it.
     if abs(background_ratio) > thresholds.max_background_ratio:
         problems.append(f"background ratio {background_ratio:.2f} beyond +-{thresholds.max_background_ratio}")
-    if edge_ratio < thresholds.min_edge_ratio:
+    if thresholds.min_edge_ratio is not None and edge_ratio < thresholds.min_edge_ratio:
         problems.append(f"edge ratio {edge_ratio:.2f} < {thresholds.min_edge_ratio}")
     expected_rgb: list[int | None] = [None] * len(samples)
     _, inside, _ = expected_colours(steps, start_ms, times, lag)

@@ -99,14 +99,17 @@ def test_a_global_tint_in_step_with_the_sequence_is_refused(analyzer, captures, 
 
 @pytest.mark.parametrize("clip", [c for c, _ in CLIPS])
 @pytest.mark.parametrize("strength", [0.1, 0.4])
-def test_a_tint_of_the_face_box_is_refused_at_its_edge(analyzer, captures, clip, strength):
+def test_with_the_edge_test_on_a_tint_of_the_face_box_is_refused_at_its_edge(analyzer, captures, clip, strength):
     frames, times, seen = captures[clip]
     steps = sequence(8)
     tinted = reflection.box_tint(frames, [s.box for s in seen], steps, -40.0, times, strength)
-    outcome = judged(analyzer, tinted, times, steps)
+    with_edge = FlashThresholds(min_edge_ratio=0.3)
+    outcome = judged(analyzer, tinted, times, steps, thresholds=with_edge)
     # The face follows the sequence perfectly; only the step at the box's edge gives it away.
     assert outcome.score >= THRESHOLDS.threshold and outcome.background_ratio <= THRESHOLDS.max_background_ratio
-    assert not outcome.reflected and outcome.edge_ratio < THRESHOLDS.min_edge_ratio, outcome
+    assert not outcome.reflected and outcome.edge_ratio < with_edge.min_edge_ratio, outcome
+    # Off by default (it also refuses genuine captures): the same tint then passes — a documented limit.
+    assert judged(analyzer, tinted, times, steps).reflected
 
 
 def test_frames_without_a_face_are_skipped(analyzer, captures):
