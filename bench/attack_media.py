@@ -136,10 +136,20 @@ class Media:
         return [image.copy() for image in self.clips[window.clip][window.start : window.start + window.frames]]
 
     def matching_window(
-        self, actions: Sequence[str], frames: int, rng: np.random.Generator, stride: int = 1
+        self,
+        actions: Sequence[str],
+        frames: int,
+        rng: np.random.Generator,
+        stride: int = 1,
+        clips: Sequence[str] | None = None,
     ) -> Window | None:
-        """A random window of the clips that performs ``actions`` in order (what a replay attacker looks for)."""
-        candidates = [w for w in self.windows(frames, stride) if _performs(w.actions, actions)]
+        """A random window of the clips (or of ``clips``) that performs ``actions`` in order (what a replay attacker
+        looks for)."""
+        candidates = [
+            w
+            for w in self.windows(frames, stride)
+            if _performs(w.actions, actions) and (clips is None or w.clip in clips)
+        ]
         return candidates[int(rng.integers(len(candidates)))] if candidates else None
 
 
@@ -244,14 +254,19 @@ def _turn_angle_profile(frames: int, turn_at: float, peak: float) -> list[float]
 class Attacks:
     """Each method makes one attack presentation for a challenge (its actions), as described in bench/README.md."""
 
-    def __init__(self, media: Media) -> None:
+    def __init__(
+        self, media: Media, portraits: Sequence[str] | None = None, clips: Sequence[str] | None = None
+    ) -> None:
+        """``portraits`` / ``clips``: restrict the material to these (e.g. the victim's own face); default all."""
         self.media = media
+        self.portrait_names = list(portraits or media.portraits)
+        self.clip_names = list(clips) if clips else None
         self._turn_sign: dict[str, float] = {}
         self._closed: dict[str, np.ndarray] = {}
 
     def _portrait(self, rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
         """A random portrait, and the same portrait with its eyes painted shut."""
-        name = list(self.media.portraits)[int(rng.integers(len(self.media.portraits)))]
+        name = self.portrait_names[int(rng.integers(len(self.portrait_names)))]
         if name not in self._closed:
             image = self.media.portraits[name]
             points = self.media.analyzer.observe(image).landmarks
@@ -334,7 +349,7 @@ class Attacks:
 
     def splice(self, actions: Sequence[str], frames: int, rng: np.random.Generator) -> Presentation:
         """A–B–A: a replayed window of person A with a stretch of person B in the middle."""
-        a = self.media.matching_window(actions, frames, rng) or self._any_window(frames, rng)
+        a = self.media.matching_window(actions, frames, rng, clips=self.clip_names) or self._any_window(frames, rng)
         others = [name for name in self.media.clips if name != a.clip]
         b_clip = others[int(rng.integers(len(others)))]
         b_frames = self.media.clips[b_clip]
@@ -347,14 +362,16 @@ class Attacks:
 
     def replay(self, actions: Sequence[str], frames: int, rng: np.random.Generator) -> Presentation:
         """A recorded genuine clip: a window that performs the challenge when the clips have one."""
-        window = self.media.matching_window(actions, frames, rng) or self._any_window(frames, rng)
+        window = self.media.matching_window(actions, frames, rng, clips=self.clip_names) or self._any_window(
+            frames, rng
+        )
         return Presentation(self.media.window_frames(window), browser_times(frames, rng), tuple(actions))
 
     def replay_forged_times(self, actions: Sequence[str], frames: int, rng: np.random.Generator) -> Presentation:
         """Frames picked from a longer stretch of a recording (so that it holds the actions), re-timed to look
         like one capture of the usual length."""
         stride = int(rng.integers(2, 4))
-        long_window = self.media.matching_window(actions, frames * stride, rng)
+        long_window = self.media.matching_window(actions, frames * stride, rng, clips=self.clip_names)
         if long_window is None:
             return self.replay(actions, frames, rng)
         images = self.media.window_frames(long_window)[::stride][:frames]

@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from auth_web.flash import PALETTE, FlashPolicy, frames_to_cover
+from auth_web.flash import LEAD_MS, PALETTE, FlashPolicy, capture_ms, frames_to_cover
 from bench.attack_media import CAPTURE_FPS, Attacks, Media, Presentation, browser_times
 from bench.processes import free_port
 from faceauth.liveness.v1 import liveness_pb2, liveness_pb2_grpc
@@ -86,8 +86,9 @@ def draw_challenge(rng: np.random.Generator) -> Challenge:
         choices = [rgb for rgb in PALETTE if not steps or rgb != steps[-1].rgb]
         duration = int(rng.integers(policy.min_duration_ms, policy.max_duration_ms + 1))
         steps.append(FlashStep(choices[int(rng.integers(len(choices)))], duration))
-    flash = Flash(tuple(steps), start_ms=0)
-    return Challenge(actions, flash, frames_to_cover(flash.total_ms, CAPTURE_FPS))
+    # The page films LEAD_MS before it paints the first colour.
+    flash = Flash(tuple(steps), start_ms=LEAD_MS)
+    return Challenge(actions, flash, frames_to_cover(capture_ms(flash.total_ms), CAPTURE_FPS))
 
 
 # -- what is sent -------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from auth_web.challenges import Challenge, challenge_actions_for, timing_problem
 from auth_web.config import Settings
 from auth_web.decision import Decision, EnrollmentDecision, decide_enrollment, decide_login
 from auth_web.face_services import LivenessInput, ServiceUnavailable
-from auth_web.flash import FlashStep, frames_to_cover, random_sequence, total_ms
+from auth_web.flash import FlashStep, capture_ms, frames_to_cover, random_sequence, total_ms
 from auth_web.uploads import parse_flash_start, parse_frame_times, read_frames
 from faceauth.liveness.v1 import liveness_pb2
 from faceauth_common.imaging import ImageLimits
@@ -112,11 +112,11 @@ class Scores:
 
 
 def capture_frames_for(config: Settings, flash: Sequence[FlashStep]) -> int:
-    """Frames the page captures: AUTH_CAPTURE_FRAMES, or more to cover the whole flash sequence plus its tail
-    (never more than AUTH_MAX_FRAMES; settings validation makes the longest sequence fit)."""
+    """Frames the page captures: AUTH_CAPTURE_FRAMES, or more to cover the unlit lead-in, the whole flash sequence and
+    its tail (never more than AUTH_MAX_FRAMES; settings validation makes the longest sequence fit)."""
     if not flash:
         return config.capture.frames
-    needed = frames_to_cover(total_ms(flash), config.capture.fps)
+    needed = frames_to_cover(capture_ms(total_ms(flash)), config.capture.fps)
     return min(config.max_frames, max(config.capture.frames, needed))
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from auth_web.actions import NAMES as ACTION_NAMES
-from auth_web.flash import MAX_STEP_MS, MIN_STEP_MS, FlashPolicy, frames_to_cover
+from auth_web.flash import MAX_STEP_MS, MIN_STEP_MS, FlashPolicy, capture_ms, frames_to_cover
 from auth_web.proxies import parse_address_list
 from auth_web.template_crypto import TemplateCipher, TemplateKeyError, cipher_from_env, development_cipher
 from faceauth_common.settings import (
@@ -174,13 +174,13 @@ class Settings:
         flash_enabled = env_bool("AUTH_FLASH", True, env)
         flash = _flash_policy(env)
         if flash_enabled:
-            needed = frames_to_cover(flash.steps * flash.max_duration_ms, capture.fps)
+            needed = frames_to_cover(capture_ms(flash.steps * flash.max_duration_ms), capture.fps)
             if needed > max_frames:
                 raise SettingsError(
                     f"the longest flash sequence (AUTH_FLASH_STEPS × AUTH_FLASH_MAX_DURATION_MS = "
-                    f"{flash.steps * flash.max_duration_ms} ms) needs {needed} frames at AUTH_CAPTURE_FPS "
-                    f"{capture.fps:g}, more than AUTH_MAX_FRAMES ({max_frames}): raise AUTH_MAX_FRAMES (and "
-                    "LIVENESS_MAX_FRAMES), or shorten the sequence"
+                    f"{flash.steps * flash.max_duration_ms} ms, after the unlit lead-in) needs {needed} frames at "
+                    f"AUTH_CAPTURE_FPS {capture.fps:g}, more than AUTH_MAX_FRAMES ({max_frames}): raise "
+                    "AUTH_MAX_FRAMES (and LIVENESS_MAX_FRAMES), or shorten the sequence"
                 )
         return cls(
             env=mode,

@@ -100,7 +100,7 @@ class Settings:
                 min_yaw_span=env_float("LIVENESS_PLANAR_MIN_YAW_SPAN", 0.0, env, minimum=0.0, maximum=90.0),
             ),
             motion=MotionThresholds(
-                still_face=env_float("LIVENESS_STILL_FACE_CHANGE", 0.9, env, minimum=0.0, maximum=255.0),
+                still_face=env_float("LIVENESS_STILL_FACE_CHANGE", 0.8, env, minimum=0.0, maximum=255.0),
                 eye_change=env_float("LIVENESS_EYE_CHANGE", 3.0, env, minimum=0.0, maximum=255.0),
             ),
             flash=_flash_thresholds(env),

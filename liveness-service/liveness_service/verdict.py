@@ -43,6 +43,8 @@ from liveness_service.sanity import (
 )
 
 LIVE = "LIVE"
+# Face frames before the flash's first colour that the passive score needs to judge those alone.
+MIN_UNLIT_FRAMES = 2
 SPOOF_SUSPECTED = "SPOOF_SUSPECTED"
 CHALLENGE_NOT_MET = "CHALLENGE_NOT_MET"
 
@@ -244,8 +246,15 @@ class LivenessEngine:
                 frames[index].live_score = float(score)
             timings["passive"] = (time.perf_counter() - stage) * 1000
             if len(scores):
-                # The median resists a few odd frames (motion blur, a half-closed blink) in either direction.
-                live_score = float(np.median(scores))
+                # The median resists a few odd frames (motion blur, a half-closed blink) in either direction. With a
+                # flash, over the frames taken before its first colour when there are enough (the page films
+                # LEAD_MS first): the CNN takes a face lit by a saturated colour for a print's or a screen's cast.
+                unlit = [
+                    score
+                    for index, score in zip(with_face, scores, strict=True)
+                    if flash_outcome is not None and times_ms[index] <= flash_start_ms
+                ]
+                live_score = float(np.median(unlit if len(unlit) >= MIN_UNLIT_FRAMES else scores))
                 if live_score < self.threshold:
                     failed.append(SPOOF_SUSPECTED)
             elif NO_FACE not in failed:

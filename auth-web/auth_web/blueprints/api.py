@@ -18,6 +18,7 @@ from auth_web import actions, calibration, context, enrollment, login, reasons
 from auth_web.auth_helpers import admin_required, login_required
 from auth_web.calibration import Calibrated
 from auth_web.ceremony import Enrolled, Issued, Refusal, Refused, Result, SignedIn
+from auth_web.flash import LEAD_MS
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -57,7 +58,7 @@ def _challenge_body(issued: Issued) -> dict[str, Any]:
     flash = None
     if challenge.flash:
         steps = [{"colour": step.colour, "duration_ms": step.duration_ms} for step in challenge.flash]
-        flash = {"steps": steps, "notice_ms": config.flash.notice_ms}
+        flash = {"steps": steps, "notice_ms": config.flash.notice_ms, "lead_ms": LEAD_MS}
     return {
         "ok": True,
         "nonce": challenge.nonce,

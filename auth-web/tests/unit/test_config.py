@@ -20,12 +20,12 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.listen == "127.0.0.1:8000"
     assert (settings.capture.frames, settings.capture.fps) == (15, 10.0)
     assert (settings.capture.width, settings.capture.height, settings.capture.jpeg_quality) == (640, 480, 0.85)
-    # 24 frames: a capture covering the longest default flash sequence (4 × 500 ms + 200 ms at 10 fps) fits.
+    # 24 frames: a capture covering the longest default flash sequence (300 ms unlit + 4 × 450 ms + 200 ms at 10 fps).
     assert (settings.max_frames, settings.max_frame_bytes) == (24, 1024 * 1024)
     assert settings.max_content_length <= 25 * 1024 * 1024
     assert (settings.challenge_length, settings.challenge_actions) == (2, ("BLINK", "TURN_LEFT", "TURN_RIGHT"))
     assert settings.flash_enabled and settings.capture_slack_seconds == 8.0
-    assert (settings.flash.steps, settings.flash.min_duration_ms, settings.flash.max_duration_ms) == (4, 340, 500)
+    assert (settings.flash.steps, settings.flash.min_duration_ms, settings.flash.max_duration_ms) == (4, 340, 450)
     assert settings.flash.notice_ms == 1500
     assert settings.factors == "password+face" and settings.password_required
     assert (settings.lockout_window_seconds, settings.lockout_threshold, settings.lockout_address_threshold) == (

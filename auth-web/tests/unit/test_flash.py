@@ -10,7 +10,7 @@ import pytest
 from auth_web import flash
 from auth_web.ceremony import capture_frames_for
 from auth_web.config import Settings
-from auth_web.flash import PALETTE, FlashPolicy, FlashStep, frames_to_cover, random_sequence, total_ms
+from auth_web.flash import LEAD_MS, PALETTE, FlashPolicy, FlashStep, frames_to_cover, random_sequence, total_ms
 from auth_web.uploads import CaptureError, parse_flash_start
 from faceauth_common.settings import SettingsError
 
@@ -67,12 +67,12 @@ def test_the_capture_covers_the_sequence_plus_its_tail() -> None:
     assert frames_to_cover(1801, 10.0) == 22
     assert frames_to_cover(2000, 10.0) == 23
     settings = Settings()
-    steps = (FlashStep(0xFF0000, 500),) * 4
-    frames = capture_frames_for(settings, steps)
-    assert frames == 23 and (frames - 1) * 1000 / settings.capture.fps >= total_ms(steps) + 200
+    steps = (FlashStep(0xFF0000, 450),) * 4  # the longest default sequence
+    frames = capture_frames_for(settings, steps)  # 300 ms unlit lead-in + 1800 ms + 200 ms tail
+    assert frames == 24 and (frames - 1) * 1000 / settings.capture.fps >= LEAD_MS + total_ms(steps) + 200
     assert capture_frames_for(settings, ()) == settings.capture.frames  # no flash: AUTH_CAPTURE_FRAMES
     short = (FlashStep(0xFF0000, 340),) * 4
-    assert capture_frames_for(settings.replace(capture=settings.capture), short) == 17
+    assert capture_frames_for(settings.replace(capture=settings.capture), short) == 20
 
 
 def test_flash_settings_are_read_and_off_is_allowed() -> None:
@@ -83,6 +83,7 @@ def test_flash_settings_are_read_and_off_is_allowed() -> None:
             "AUTH_FLASH_MAX_DURATION_MS": "400",
             "AUTH_FLASH_NOTICE_MS": "2000",
             "AUTH_CAPTURE_SLACK_SECONDS": "5",
+            "AUTH_MAX_FRAMES": "26",  # 300 ms unlit + 5 x 400 ms + 200 ms at 10 fps
         }
     )
     assert settings.flash == FlashPolicy(steps=5, min_duration_ms=350, max_duration_ms=400, notice_ms=2000)
@@ -114,8 +115,8 @@ def test_bad_flash_settings_are_refused_with_their_name(env: dict[str, str], nam
 
 def test_without_the_flash_the_frame_budget_is_not_checked_against_it() -> None:
     assert Settings.from_env({"AUTH_FLASH": "false", "AUTH_MAX_FRAMES": "16"}).max_frames == 16
-    six = {"AUTH_FLASH_STEPS": "6", "AUTH_FLASH_MAX_DURATION_MS": "450", "AUTH_MAX_FRAMES": "30"}
-    assert Settings.from_env(six).flash.steps == 6  # 6 × 450 + 200 ms = 29 intervals: 30 frames
+    six = {"AUTH_FLASH_STEPS": "6", "AUTH_FLASH_MAX_DURATION_MS": "400", "AUTH_MAX_FRAMES": "30"}
+    assert Settings.from_env(six).flash.steps == 6  # 300 ms unlit + 6 × 400 + 200 ms = 29 intervals: 30 frames
 
 
 @pytest.mark.parametrize(("raw", "value"), [("0", 0), ("-35", -35), (" 120 ", 120), ("120000", 120_000)])

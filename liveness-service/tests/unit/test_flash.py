@@ -192,3 +192,25 @@ def test_the_engine_reports_the_flash_and_its_reason(analyzer, captures):
     assert (
         not replay.live and replay.reason == "FLASH_NOT_REFLECTED" and replay.failed_checks == ["FLASH_NOT_REFLECTED"]
     )
+
+
+def test_the_passive_score_is_judged_on_the_frames_before_the_flash(analyzer, captures):
+    """The page films LEAD_MS in the room's own light first: the passive score is the median of those frames (a face
+    lit by a saturated colour looks like a print's colour cast to the CNN); without such frames, of all of them."""
+    engine = LivenessEngine.load(Settings.from_env({}))
+    frames, times, seen = captures["liveportrait/d18.mp4"]
+    steps = sequence(11)
+    model = reflection.ReflectionModel.draw(np.random.default_rng(3), strength=0.5, delay_ms=60.0)
+    start = 300.0
+    landmarks = [s.landmarks for s in seen]
+    relit = reflection.relight(frames, landmarks, steps, start, times, np.random.default_rng(4), model)
+    lit = reflection.decode_jpeg(reflection.encode_jpeg(relit))
+    verdict = engine.check(lit, ["BLINK"], times, flash=steps, flash_start_ms=start)
+    scored = zip(verdict.frames, times, strict=True)
+    unlit = [f.live_score for f, t in scored if t <= start and f.live_score is not None]
+    everything = [f.live_score for f in verdict.frames if f.live_score is not None]
+    assert len(unlit) >= 3 and len(everything) == len(frames)
+    assert verdict.live_score == pytest.approx(float(np.median(unlit)))
+    # The same frames with the flash from the first frame on: no unlit frames, so every frame counts.
+    from_start = engine.check(lit, ["BLINK"], times, flash=steps, flash_start_ms=0)
+    assert from_start.live_score == pytest.approx(float(np.median(everything)))

@@ -116,9 +116,11 @@
       return { colour: step.colour.toLowerCase(), duration_ms: Math.max(MIN_FLASH_STEP_MS, duration || 0) };
     });
     var notice = Math.round(Number(flash.notice_ms));
+    var lead = Math.round(Number(flash.lead_ms));
     return {
       steps: steps,
       notice_ms: notice > 0 ? notice : 0,
+      lead_ms: lead > 0 ? lead : 0,
       total_ms: steps.reduce(function (sum, step) { return sum + step.duration_ms; }, 0)
     };
   }
@@ -452,27 +454,43 @@
       }).then(function () { return shoot(index + 1, started); });
     }
 
-    /* The flash and the capture together: the first frame is taken right after the first colour is painted. */
+    /* The capture, and the flash from lead_ms after its first frame (those first frames show the face in the room's
+     * own light: the passive check judges them). flashStartMs: when the first colour was painted, on the frame clock. */
     function flashAndShoot() {
       if (!flash) { return shoot(0); }
       var layer = self.flashLayer;
       return new Promise(function (resolve, reject) {
-        var begun = false;
-        // Animation frames stop while the page is hidden: without a first paint there is nothing to capture.
+        var paintedAt = null, failed = false;
+        var startedAt = performance.now();
+        function fail(error) {
+          if (failed) { return; }
+          failed = true;
+          layer.stop();
+          reject(error);
+        }
+        // Animation frames stop while the page is hidden: without a first paint the capture is useless.
         var watchdog = setTimeout(function () {
-          if (!begun) {
-            layer.stop();
-            reject({ shown: true, message: "Keep this page visible during the capture, then try again." });
+          if (paintedAt === null) {
+            fail({ shown: true, message: "Keep this page visible during the capture, then try again." });
           }
-        }, 1500);
-        layer.play(flash.steps, function (paintedAt) {
-          begun = true;
+        }, flash.lead_ms + 1500);
+        setTimeout(function () {
+          if (failed) { return; }
+          layer.play(flash.steps, function (at) {
+            paintedAt = at;
+            clearTimeout(watchdog);
+          });
+        }, Math.max(0, flash.lead_ms - (performance.now() - startedAt)));
+        shoot(0).then(function (firstFrameAt) {
+          if (failed) { return; }
+          if (paintedAt === null) {
+            fail({ shown: true, message: "Keep this page visible during the capture, then try again." });
+            return;
+          }
           clearTimeout(watchdog);
-          shoot(0).then(function (firstFrameAt) {
-            flashStartMs = Math.round(paintedAt - firstFrameAt);
-            resolve();
-          }, reject);
-        });
+          flashStartMs = Math.round(paintedAt - firstFrameAt);
+          resolve();
+        }, fail);
       });
     }
 
@@ -494,7 +512,7 @@
     Object.keys(fields).forEach(function (key) { data.append(key, fields[key]); });
     data.append("frame_times_ms", JSON.stringify(shot.times));
     if (shot.flashStartMs !== null && shot.flashStartMs !== undefined) {
-      // When the first colour was painted, on the frame_times_ms clock (usually a few ms before the first frame).
+      // When the first colour was painted, on the frame_times_ms clock (about lead_ms after the first frame).
       data.append("flash_start_ms", String(shot.flashStartMs));
     }
     shot.frames.forEach(function (blob, index) { data.append("frames", blob, "frame-" + index + ".jpg"); });
