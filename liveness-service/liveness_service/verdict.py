@@ -247,14 +247,17 @@ class LivenessEngine:
             timings["passive"] = (time.perf_counter() - stage) * 1000
             if len(scores):
                 # The median resists a few odd frames (motion blur, a half-closed blink) in either direction. With a
-                # flash, over the frames taken before its first colour when there are enough (the page films
-                # LEAD_MS first): the CNN takes a face lit by a saturated colour for a print's or a screen's cast.
+                # flash, the higher of that and the median of the frames taken before its first colour (the page
+                # films LEAD_MS first), when there are enough: the CNN can take a face lit by a saturated colour for
+                # a print's or a screen's colour cast, and a few unlit frames alone can be unlucky.
+                live_score = float(np.median(scores))
                 unlit = [
                     score
                     for index, score in zip(with_face, scores, strict=True)
                     if flash_outcome is not None and times_ms[index] <= flash_start_ms
                 ]
-                live_score = float(np.median(unlit if len(unlit) >= MIN_UNLIT_FRAMES else scores))
+                if len(unlit) >= MIN_UNLIT_FRAMES:
+                    live_score = max(live_score, float(np.median(unlit)))
                 if live_score < self.threshold:
                     failed.append(SPOOF_SUSPECTED)
             elif NO_FACE not in failed:
