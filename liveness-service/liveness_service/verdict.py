@@ -308,9 +308,12 @@ class LivenessEngine:
 def _colour_changes_within_steps(frames: list[FrameResult], flash: FlashOutcome | None) -> list[float | None]:
     """The colour changes the track-continuity check judges: when the face reflected the flash sequence, a change of
     screen colour between two frames legitimately changes the face's hue, so those pairs are not judged (the flash
-    check has just shown that the capture follows the sequence). Otherwise every pair is judged."""
+    check has just shown that the capture follows the sequence). A pair next to such a change is not judged either:
+    the estimated lag can be a frame off (the attack suite's genuine captures were refused there, mostly at the change
+    from the unlit lead-in to the first colour). Otherwise every pair is judged."""
     changes = [f.colour_change_to_previous for f in frames]
     if flash is None or not flash.reflected:
         return changes
     expected = flash.expected_rgb
-    return [None if i and expected[i] != expected[i - 1] else change for i, change in enumerate(changes)]
+    changed = [bool(i) and expected[i] != expected[i - 1] for i in range(len(expected))]
+    return [None if any(changed[max(0, i - 1) : i + 2]) else change for i, change in enumerate(changes)]
