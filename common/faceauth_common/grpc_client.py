@@ -238,6 +238,10 @@ def open_channel(
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
+        # A restarted or rescheduled server is reconnected within seconds: gRPC's default backoff grows to 120 s
+        # while a model service loads (a replaced worker, a pod starting on a busy node).
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
         # Without a local pool, channels with equal arguments share one connection per address.
         ("grpc.use_local_subchannel_pool", 1),
     ]

@@ -278,7 +278,8 @@ def test_regression_bytes_that_are_no_protobuf_are_invalid_argument(channel: grp
 
 def test_the_server_still_answers_after_the_fuzzing(channel: grpc.Channel) -> None:
     stub = liveness_pb2_grpc.LivenessServiceStub(channel)
-    answer = stub.Check(liveness_pb2.CheckRequest(frames=list(valid_images()[:6])), timeout=60)
+    flash = [liveness_pb2.FlashStep(rgb=rgb, duration_ms=340) for rgb in (0xFF0000, 0x0000FF)]
+    answer = stub.Check(liveness_pb2.CheckRequest(frames=list(valid_images()[:6]), flash=flash), timeout=60)
     assert len(answer.frames) == 6
     verify = recognition_pb2_grpc.RecognitionServiceStub(channel).Verify(
         recognition_pb2.VerifyRequest(

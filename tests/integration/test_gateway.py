@@ -263,12 +263,12 @@ def test_sixteen_full_frames_pass_the_body_limit(gateway: Gateway, client: httpx
     assert response.json()["received"] > 16 * MiB
 
 
-def test_bodies_over_17_mib_get_413(gateway: Gateway, client: httpx.Client) -> None:
-    api = client.post(f"{gateway.base}/api/enroll", **_multipart_frames(18 * MiB))
+def test_bodies_over_25_mib_get_413(gateway: Gateway, client: httpx.Client) -> None:
+    api = client.post(f"{gateway.base}/api/enroll", **_multipart_frames(26 * MiB))
     assert api.status_code == 413
     assert api.headers["content-type"].startswith("application/json")
     assert api.json()["error"] == "too_large"
-    page = client.post(f"{gateway.base}/enroll", **_multipart_frames(18 * MiB))
+    page = client.post(f"{gateway.base}/enroll", **_multipart_frames(26 * MiB))
     assert page.status_code == 413
     assert "too large" in page.text and "<html" in page.text
     assert page.headers["x-content-type-options"] == "nosniff"
@@ -348,7 +348,12 @@ def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Pat
         public_https_port=443,
         extra={"GATEWAY_LOGIN_RATE": "5r/s", "GATEWAY_TRUST_REQUEST_ID": "on"},
     )
-    expected = render_gateway_config(GATEWAY_TEMPLATE.read_text(), values)
+    # The image's entrypoint includes its own rendered copy of the upstream list (the DNS server filled in, see
+    # gateway/docker-entrypoint.sh); everything else is the same text.
+    rendered_upstream = runtime_dir / "upstream.conf"
+    expected = render_gateway_config(
+        GATEWAY_TEMPLATE.read_text(), {**values, "GATEWAY_UPSTREAM_CONF": str(rendered_upstream)}
+    )
     env = {
         "PATH": f"{os.environ['PATH']}:{Path(NGINX).parent}",
         "GATEWAY_TEMPLATE": str(GATEWAY_TEMPLATE),
@@ -360,6 +365,7 @@ def test_image_entrypoint_renders_the_same_config_as_the_local_run(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
     assert (runtime_dir / "nginx.conf").read_text() == expected
+    assert rendered_upstream.read_text() == upstream.read_text()
 
     # A missing certificate is named, not left to an nginx error.
     env["GATEWAY_TLS_KEY"] = str(tmp_path / "absent.key")
@@ -447,8 +453,8 @@ def test_every_path_has_each_security_header_exactly_once(
         ("GET", front, "/api/openapi.json", {}),
         ("GET", front, "/healthz", {}),
         ("GET", front, "/readyz", {}),  # 503: no gRPC services
-        ("POST", front, "/api/enroll", _multipart_frames(18 * MiB)),  # the gateway's JSON 413
-        ("POST", front, "/enroll", _multipart_frames(18 * MiB)),  # its HTML 413
+        ("POST", front, "/api/enroll", _multipart_frames(26 * MiB)),  # the gateway's JSON 413
+        ("POST", front, "/enroll", _multipart_frames(26 * MiB)),  # its HTML 413
         ("GET", front, "/_gateway/gateway.css", {}),
         ("GET", front, "/_gateway/unavailable.html", {}),  # internal: 404
         ("GET", dead, "/login", {}),  # the gateway's 502 page

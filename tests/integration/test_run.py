@@ -230,7 +230,7 @@ def test_run_serves_the_stack_through_the_gateway_and_stops_cleanly(
             assert "max-age=" in asset.headers["cache-control"]
             # Oversized uploads stop at the gateway.
             too_large = client.post(
-                f"{stack.base()}/api/login", files={"frames": ("f.jpg", b"\0" * (18 * 1024 * 1024), "image/jpeg")}
+                f"{stack.base()}/api/login", files={"frames": ("f.jpg", b"\0" * (26 * 1024 * 1024), "image/jpeg")}
             )
             assert too_large.status_code == 413
             redirect = client.get(f"http://127.0.0.1:{env['GATEWAY_HTTP_PORT']}/login", follow_redirects=False)

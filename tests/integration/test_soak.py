@@ -165,6 +165,8 @@ def test_concurrent_mixed_calls_never_crash_a_worker(frames: list[bytes], grpc_t
                         frames=frames[start : start + 6],
                         challenge=[liveness_pb2.ACTION_BLINK],
                         frame_times_ms=[k * 100 for k in range(6)],
+                        # The flash check is on by default: it runs too (unlit frames: answered, not reflected).
+                        flash=[liveness_pb2.FlashStep(rgb=rgb, duration_ms=340) for rgb in (0xFF0000, 0x00FF00)],
                     )
                     check.Check(request, timeout=CALL_TIMEOUT)
             except grpc.RpcError as error:

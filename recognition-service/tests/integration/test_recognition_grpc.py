@@ -166,7 +166,7 @@ def _bad_request(case, photo_bytes, template):
         "too many bytes": ("Encode", pb.EncodeRequest(images=[good[:3] + bytes(3 * 1024 * 1024)]), "bytes"),
         "too many pixels": ("Encode", lambda: pb.EncodeRequest(images=[_big_png()]), "2100x2100 pixels"),
         "decompression bomb": ("Encode", lambda: pb.EncodeRequest(images=[_png_header_only(20000, 20000)]), "pixels"),
-        "too many frames": ("Verify", pb.VerifyRequest(frames=[good] * 17, templates=good_template), "limit is 16"),
+        "too many frames": ("Verify", pb.VerifyRequest(frames=[good] * 25, templates=good_template), "limit is 24"),
         "no templates": ("Verify", pb.VerifyRequest(frames=[good], templates=[]), "no templates"),
         "short embedding": (
             "Verify",
