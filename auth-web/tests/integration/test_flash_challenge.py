@@ -13,7 +13,7 @@ from flask import Flask
 from prometheus_client import REGISTRY
 
 from auth_web import context
-from auth_web.flash import MIN_STEP_MS, PALETTE, frames_to_cover
+from auth_web.flash import LEAD_MS, MIN_STEP_MS, PALETTE, capture_ms, frames_to_cover
 from auth_web.login import GENERIC_FAILURE
 from faceauth.liveness.v1 import liveness_pb2
 
@@ -66,15 +66,16 @@ def test_a_challenge_carries_a_random_flash_and_enough_frames_to_cover_it(app: F
     for _ in range(5):
         body = browser.challenge(unique_username())
         flash = body["flash"]
-        assert flash["notice_ms"] == 1500 and 4 <= len(flash["steps"]) <= 6
+        assert flash["notice_ms"] == 1500 and flash["lead_ms"] == LEAD_MS and 4 <= len(flash["steps"]) <= 6
         colours = [step["colour"] for step in flash["steps"]]
         assert set(colours) <= {f"#{rgb:06x}" for rgb in PALETTE}
         assert all(a != b for a, b in itertools.pairwise(colours))
-        assert all(MIN_STEP_MS <= 340 <= step["duration_ms"] <= 500 for step in flash["steps"])
+        assert all(MIN_STEP_MS <= 340 <= step["duration_ms"] <= 450 for step in flash["steps"])
         total = sum(step["duration_ms"] for step in flash["steps"])
         capture = body["capture"]
-        assert capture["frames"] == frames_to_cover(total, capture["fps"])
-        assert (capture["frames"] - 1) * 1000 / capture["fps"] >= total + 200
+        # The unlit lead-in, the sequence and its tail.
+        assert capture["frames"] == frames_to_cover(capture_ms(total), capture["fps"])
+        assert (capture["frames"] - 1) * 1000 / capture["fps"] >= LEAD_MS + total + 200
         sequences.add(tuple((step["colour"], step["duration_ms"]) for step in flash["steps"]))
     assert len(sequences) == 5
 
