@@ -87,11 +87,9 @@ def check(
 ) -> Calibrated | Refused:
     user = g.user
     subject = Subject(user.id, user.username)
-    challenge, invalid = FLASH_CALIBRATION.consume(nonce)
-    if challenge is None or challenge.user_id != user.id:
-        reason = invalid or reasons.CHALLENGE_INVALID
-        FLASH_CALIBRATION.record(subject, reasons.FAILURE, reason)
-        return Refused(Refusal.CHALLENGE_INVALID, reason, CALIBRATION_EXPIRED)
+    challenge = FLASH_CALIBRATION.consume_for(nonce, subject, CALIBRATION_EXPIRED)
+    if isinstance(challenge, Refused):
+        return challenge
     try:
         capture = FLASH_CALIBRATION.read_capture(challenge, files, frame_times_raw, flash_start_raw)
     except CaptureError as error:

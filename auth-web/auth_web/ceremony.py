@@ -153,6 +153,15 @@ class Ceremony:
         """The challenge of ``nonce`` taken out of the store, or None and the audit reason it is unusable for."""
         return context.challenges().consume(nonce, self.purpose, context.browser_session().hash)
 
+    def consume_for(self, nonce: str, subject: Subject, expired_message: str) -> Challenge | Refused:
+        """The challenge of ``nonce`` if it was issued to ``subject``'s account; otherwise the refusal, audited."""
+        challenge, invalid = self.consume(nonce)
+        if challenge is None or challenge.user_id != subject.user_id:
+            reason = invalid or reasons.CHALLENGE_INVALID
+            self.record(subject, reasons.FAILURE, reason)
+            return Refused(Refusal.CHALLENGE_INVALID, reason, expired_message)
+        return challenge
+
     def read_capture(
         self,
         challenge: Challenge,

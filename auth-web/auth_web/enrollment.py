@@ -42,11 +42,9 @@ def enroll(
     user = g.user
     subject = Subject(user.id, user.username)
 
-    challenge, invalid = ENROLLMENT.consume(nonce)
-    if challenge is None or challenge.user_id != user.id:
-        reason = invalid or reasons.CHALLENGE_INVALID
-        ENROLLMENT.record(subject, reasons.FAILURE, reason)
-        return Refused(Refusal.CHALLENGE_INVALID, reason, CAPTURE_EXPIRED)
+    challenge = ENROLLMENT.consume_for(nonce, subject, CAPTURE_EXPIRED)
+    if isinstance(challenge, Refused):
+        return challenge
     try:
         capture = ENROLLMENT.read_capture(challenge, files, frame_times_raw, flash_start_raw)
     except CaptureError as error:
