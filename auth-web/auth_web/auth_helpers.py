@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import abort, g, redirect, request, session, url_for
@@ -15,13 +15,31 @@ from auth_web.models import User
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def sign_in(user: User) -> None:
-    """Start an authenticated session: a new id (rotation), nothing kept from the anonymous one."""
+def sign_in(user: User, methods: Sequence[str]) -> None:
+    """Start an authenticated session: a new id (rotation), nothing kept from the anonymous one.
+
+    ``methods`` are the RFC 8176 authentication method references the ceremony used (``pwd``, ``face``, ``hwk``,
+    ``swk``, ...); with ``auth_time`` (Unix seconds) they say how and when this session was authenticated, for
+    re-authentication before sensitive changes and for the ID tokens of relying parties.
+    """
     context.browser_session().rotate()
     session.clear()
     session["user_id"] = user.id
-    session["signed_in_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    session["auth_time"] = int(time.time())
+    session["amr"] = list(methods)
     g.user = user
+
+
+def session_auth_time() -> int | None:
+    """When the signed-in session's last ceremony succeeded (Unix seconds), None without one."""
+    value = session.get("auth_time")
+    return value if isinstance(value, int) else None
+
+
+def session_amr() -> list[str]:
+    """The authentication methods of the signed-in session's last ceremony (see sign_in)."""
+    value = session.get("amr")
+    return [str(method) for method in value] if isinstance(value, list) else []
 
 
 def sign_out() -> None:

@@ -244,6 +244,6 @@ def attempt(
         user.password_hash = hash_password(password)
     user.last_login_at = dt.datetime.now(dt.UTC)
     db().commit()
-    sign_in(user)
+    sign_in(user, ["pwd", "face", "mfa"] if config.password_required else ["face"])
     LOGIN.record(subject, reasons.SUCCESS, reasons.OK, _scores(face))
     return SignedIn(reasons.OK, user.username, f"Welcome, {user.username}.")

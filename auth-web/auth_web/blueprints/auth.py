@@ -97,7 +97,7 @@ def register() -> str | Response:
                     audit.record(
                         reasons.REGISTER, reasons.SUCCESS, reasons.OK, user_id=user.id, claimed_username=username
                     )
-                    sign_in(user)
+                    sign_in(user, ["pwd"])
                     flash("Your account is ready. Now add your face.", "success")
                     return redirect(url_for("enroll.enroll_page"))
     status = 400 if form.is_submitted() else 200
