@@ -1,4 +1,4 @@
-"""Tables: users, their face templates, and the audit log.
+"""Tables: users, their face templates, their passkeys, and the audit log.
 
 Portable on purpose (Postgres in production and tests, SQLite for the local try-it-out mode): embeddings are
 stored encrypted (AES-256-GCM, template_crypto.py) as bytes, timestamps are timezone-aware, no Postgres-only
@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -68,6 +69,9 @@ class User(Base):
 
     templates: Mapped[list[FaceTemplate]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True, order_by="FaceTemplate.id"
+    )
+    passkeys: Mapped[list[Passkey]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True, order_by="Passkey.id"
     )
 
     @property
@@ -138,6 +142,30 @@ def pack_embedding(values: object) -> bytes:
 
 def unpack_embedding(plaintext: bytes) -> list[float]:
     return np.frombuffer(plaintext, dtype="<f4").astype(float).tolist()
+
+
+class Passkey(Base):
+    """One registered WebAuthn credential (passkeys.py). ``credential_id`` is the authenticator's raw id; the public
+    key is the COSE key as the library verified it at registration. ``sign_count`` is the authenticator's counter
+    (0 for authenticators that do not count, which is how most synced passkeys behave)."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    # WebAuthn allows credential ids up to 1023 bytes; unique across users, so an id names exactly one account.
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # An unsigned 32-bit counter: BigInteger so that values above 2**31 fit on Postgres.
+    sign_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    transports: Mapped[list | None] = mapped_column(JSON)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    backed_up: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(back_populates="passkeys")
 
 
 class AuditEvent(Base):

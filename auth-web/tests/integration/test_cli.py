@@ -69,7 +69,13 @@ def test_migrate_creates_the_schema_and_nothing_else(fresh_database: str) -> Non
     assert result.returncode == 0, result.stderr
     engine = create_engine(fresh_database)
     try:
-        assert set(inspect(engine).get_table_names()) == {"alembic_version", "users", "face_templates", "audit_events"}
+        assert set(inspect(engine).get_table_names()) == {
+            "alembic_version",
+            "users",
+            "face_templates",
+            "passkeys",
+            "audit_events",
+        }
         with Session(engine) as session:
             assert session.scalar(select(User)) is None  # no users created
         # Running it again is a no-op.
