@@ -1,4 +1,4 @@
-"""Tables: users, their face templates, their passkeys, and the audit log.
+"""Tables: users, their face templates, their passkeys, their recovery links, and the audit log.
 
 Portable on purpose (Postgres in production and tests, SQLite for the local try-it-out mode): embeddings are
 stored encrypted (AES-256-GCM, template_crypto.py) as bytes, timestamps are timezone-aware, no Postgres-only
@@ -66,6 +66,9 @@ class User(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=STATUS_ACTIVE)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where self-service recovery links are sent (recovery.py); as typed, unique on the case-folded form.
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_key: Mapped[str | None] = mapped_column(String(254), unique=True)
 
     templates: Mapped[list[FaceTemplate]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True, order_by="FaceTemplate.id"
@@ -166,6 +169,32 @@ class Passkey(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="passkeys")
+
+
+RECOVERY_FACE = "face"
+RECOVERY_PASSWORD = "password"  # noqa: S105 (a purpose, not a secret)
+RECOVERY_BOTH = "both"
+RECOVERY_PURPOSES = (RECOVERY_FACE, RECOVERY_PASSWORD, RECOVERY_BOTH)
+
+
+class RecoveryLink(Base):
+    """A single-use link back into an account (recovery.py): only the SHA-256 of its token is stored, it expires,
+    and it can do only its ``purpose`` (enroll the face, set the password, or both)."""
+
+    __tablename__ = "recovery_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)
+    # Who issued it: "admin" (the admin page), "cli", "email" (self-service); the admin's id when there is one.
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    issued_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # A newer link for the same purpose revokes the older unused ones.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEvent(Base):

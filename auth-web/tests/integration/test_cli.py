@@ -74,6 +74,7 @@ def test_migrate_creates_the_schema_and_nothing_else(fresh_database: str) -> Non
             "users",
             "face_templates",
             "passkeys",
+            "recovery_links",
             "audit_events",
         }
         with Session(engine) as session:
