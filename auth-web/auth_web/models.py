@@ -219,3 +219,7 @@ class AuditEvent(Base):
     match_distance: Mapped[float | None] = mapped_column(Float)
     matched_frames: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict | None] = mapped_column(JSON)
+
+
+# The OpenID Connect provider's and the groups' tables (migration 0006) share this metadata.
+from auth_web import oidc_models  # noqa: E402,F401

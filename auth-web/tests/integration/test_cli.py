@@ -76,6 +76,13 @@ def test_migrate_creates_the_schema_and_nothing_else(fresh_database: str) -> Non
             "passkeys",
             "recovery_links",
             "audit_events",
+            "oauth_clients",
+            "oidc_signing_keys",
+            "oauth_consents",
+            "oauth_refresh_tokens",
+            "oidc_subjects",
+            "groups",
+            "user_groups",
         }
         with Session(engine) as session:
             assert session.scalar(select(User)) is None  # no users created
