@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
 from faceauth_common.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
+from recognition_service.choice import PhotoSettings
 from recognition_service.engine import DetectionSettings
 from recognition_service.quality import QualitySettings
 from recognition_service.verify import MatchSettings
@@ -23,6 +24,8 @@ class Settings:
     verify_detection: DetectionSettings
     encode_detection: DetectionSettings
     quality: QualitySettings
+    # Encode with ENCODE_MODE_PHOTO and the operator tools: the dominant face, the photo limits.
+    photo: PhotoSettings
     match: MatchSettings
     log_level: str
 
@@ -53,18 +56,28 @@ class Settings:
                 upsample=env_int("RECOGNITION_VERIFY_UPSAMPLE", 0, minimum=0, maximum=3),
                 retry_upsample=False,
                 adjust_threshold=env_float("RECOGNITION_DETECT_THRESHOLD", 0.0, minimum=-2.0, maximum=2.0),
+                pad_fraction=env_float("RECOGNITION_DETECT_PAD", 0.25, minimum=0.0, maximum=1.0),
             ),
             encode_detection=DetectionSettings(
                 max_side=env_int("RECOGNITION_ENCODE_MAX_SIDE", 800, minimum=80, maximum=4096),
                 upsample=env_int("RECOGNITION_ENCODE_UPSAMPLE", 0, minimum=0, maximum=3),
                 retry_upsample=env_bool("RECOGNITION_ENCODE_RETRY_UPSAMPLE", True),
                 adjust_threshold=env_float("RECOGNITION_DETECT_THRESHOLD", 0.0, minimum=-2.0, maximum=2.0),
+                pad_fraction=env_float("RECOGNITION_DETECT_PAD", 0.25, minimum=0.0, maximum=1.0),
             ),
             quality=QualitySettings(
                 min_face_px=env_int("RECOGNITION_MIN_FACE_PX", 80, minimum=20, maximum=2000),
                 min_sharpness=env_float("RECOGNITION_MIN_SHARPNESS", 10.0, minimum=0.0),
                 min_brightness=env_float("RECOGNITION_MIN_BRIGHTNESS", 40.0, minimum=0.0, maximum=255.0),
                 multiple_face_ratio=env_float("RECOGNITION_MULTIPLE_FACE_RATIO", 0.4, minimum=0.0, maximum=1.0),
+            ),
+            photo=PhotoSettings(
+                dominant_ratio=env_float("RECOGNITION_PHOTO_DOMINANT_RATIO", 0.5, minimum=0.0, maximum=1.0),
+                out_of_focus_ratio=env_float("RECOGNITION_PHOTO_OUT_OF_FOCUS_RATIO", 0.1, minimum=0.0, maximum=1.0),
+                max_upsample=env_int("RECOGNITION_PHOTO_MAX_UPSAMPLE", 2, minimum=0, maximum=3),
+                min_face_px=env_int("RECOGNITION_PHOTO_MIN_FACE_PX", 40, minimum=20, maximum=2000),
+                min_sharpness=env_float("RECOGNITION_PHOTO_MIN_SHARPNESS", 6.0, minimum=0.0),
+                min_brightness=env_float("RECOGNITION_PHOTO_MIN_BRIGHTNESS", 20.0, minimum=0.0, maximum=255.0),
             ),
             match=MatchSettings(
                 threshold=env_float("RECOGNITION_MATCH_THRESHOLD", 0.55, minimum=0.05, maximum=2.0),

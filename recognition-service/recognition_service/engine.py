@@ -11,6 +11,7 @@ so templates made with ``face_recognition`` stay comparable.
 from __future__ import annotations
 
 import enum
+import math
 import threading
 import warnings
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import numpy as np
 from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
 from faceauth_common.threadsafe import InstancePool
+from recognition_service.choice import PhotoSettings, choose_live, choose_photo
 from recognition_service.quality import QualitySettings, quality_score, sharpness_brightness
 from recognition_service.warmup import synthetic_face
 
@@ -59,6 +61,22 @@ class DetectionSettings:
     # When nothing is found, try once more with one more upsampling step (enrollment images only).
     retry_upsample: bool = False
     adjust_threshold: float = 0.0
+    # When no face is found, or the largest touches the image border, detect again on the working image
+    # padded with black by this fraction of its longer side on every side (0: never). HOG needs some
+    # context around a face: one that fills the frame or is cut by the border is otherwise missed or boxed
+    # too small. Black is what dlib's landmark predictor and chip extraction read outside the image, so the
+    # face's unclipped box is used on the original image without padding it.
+    pad_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detection: ``box`` clipped to the image (reported, cropped for quality), ``rect`` as found
+    (may extend past the border; the landmark predictor is given this one)."""
+
+    box: Box
+    rect: dlib.rectangle
+    score: float
 
 
 @dataclass
@@ -73,11 +91,17 @@ class Observation:
     brightness: float = 0.0
     embedding: np.ndarray | None = None
     faces_found: int = 0
+    # Photo mode: faces left out because they were clearly less prominent or out of focus.
+    faces_ignored: int = 0
     landmarks: dlib.full_object_detection | None = field(default=None, repr=False)
 
 
 def _dlib_rect(box: Box) -> dlib.rectangle:
     return dlib.rectangle(box.left, box.top, box.right, box.bottom)
+
+
+def _touches_border(box: Box, width: int, height: int) -> bool:
+    return box.left <= 0 or box.top <= 0 or box.right >= width or box.bottom >= height
 
 
 def model_paths() -> dict[str, Path]:
@@ -142,21 +166,49 @@ class FaceEngine:
 
     def detect(self, image: np.ndarray, settings: DetectionSettings) -> list[tuple[Box, float]]:
         """Faces as (box in original pixels, detector score), largest first."""
+        return [(face.box, face.score) for face in self.find_faces(image, settings)]
+
+    def find_faces(self, image: np.ndarray, settings: DetectionSettings, max_upsample: int = 0) -> list[Face]:
+        """Faces in original pixels, largest first. Tries, until one finds a face: the working image at
+        ``settings.upsample``; the padded working image (``pad_fraction``; also when the largest face
+        touches the border, keeping whichever finds the larger face); then upsampled by one more step
+        with ``retry_upsample`` and up to ``max_upsample`` steps (photo mode)."""
         height, width = image.shape[:2]
         scale = downscale_factor(width, height, settings.max_side)
         work = image
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        found = self._detect_raw(work, settings.upsample, settings.adjust_threshold)
-        if not found and settings.retry_upsample:
-            found = self._detect_raw(work, settings.upsample + 1, settings.adjust_threshold)
+        faces = self._faces(work, settings.upsample, settings.adjust_threshold, scale, width, height, pad=0)
+        if settings.pad_fraction > 0 and (not faces or _touches_border(faces[0].box, width, height)):
+            pad = max(1, round(settings.pad_fraction * max(work.shape[:2])))
+            padded = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+            again = self._faces(padded, settings.upsample, settings.adjust_threshold, scale, width, height, pad)
+            if again and (not faces or again[0].box.area > faces[0].box.area):
+                faces = again
+        last = max(settings.upsample + int(settings.retry_upsample), max_upsample)
+        for upsample in range(settings.upsample + 1, last + 1):
+            if faces:
+                break
+            faces = self._faces(work, upsample, settings.adjust_threshold, scale, width, height, pad=0)
+        return faces
+
+    def _faces(
+        self, work: np.ndarray, upsample: int, adjust_threshold: float, scale: float, width: int, height: int, pad: int
+    ) -> list[Face]:
         faces = []
-        for rect, score in found:
-            box = Box.from_scaled(rect.left(), rect.top(), rect.right(), rect.bottom(), scale, width, height)
-            if box.area > 0:
-                faces.append((box, float(score)))
-        faces.sort(key=lambda item: item[0].area, reverse=True)
+        for rect, score in self._detect_raw(work, upsample, adjust_threshold):
+            left, top, right, bottom = rect.left() - pad, rect.top() - pad, rect.right() - pad, rect.bottom() - pad
+            box = Box.from_scaled(left, top, right, bottom, scale, width, height)
+            if box.width > 0 and box.height > 0:
+                unclipped = dlib.rectangle(
+                    math.floor(left / scale),
+                    math.floor(top / scale),
+                    math.ceil((right + 1) / scale) - 1,
+                    math.ceil((bottom + 1) / scale) - 1,
+                )
+                faces.append(Face(box, unclipped, float(score)))
+        faces.sort(key=lambda face: face.box.area, reverse=True)
         return faces
 
     def _detect_raw(
@@ -172,34 +224,64 @@ class FaceEngine:
 
     # -- one image -----------------------------------------------------------------------------------
 
-    def observe(self, image: np.ndarray, detection: DetectionSettings, quality: QualitySettings) -> Observation:
-        """Detect, choose the dominant face and judge its quality (no embedding yet)."""
+    def observe(
+        self,
+        image: np.ndarray,
+        detection: DetectionSettings,
+        quality: QualitySettings,
+        photo: PhotoSettings | None = None,
+    ) -> Observation:
+        """Detect, choose the face and judge its quality (no embedding yet).
+
+        Without ``photo``: the live rules (the largest face; ``MULTIPLE_FACES`` for a second face of
+        comparable size; the ``quality`` limits). With ``photo``: the dominant face and the photo limits
+        (``choice.choose_photo``), detection retried upsampled up to ``photo.max_upsample``.
+        """
+        height, width = image.shape[:2]
         with observe_stage("detection"):
-            faces = self.detect(image, detection)
+            faces = self.find_faces(image, detection, photo.max_upsample if photo else 0)
         if not faces:
             return Observation(FaceStatus.NO_FACE)
-        box, score = faces[0]
-        observation = Observation(FaceStatus.OK, box=box, detection_score=score, faces_found=len(faces))
-        if len(faces) > 1 and faces[1][0].area >= quality.multiple_face_ratio * box.area:
+        measured = {}
+        if photo is None:
+            choice = choose_live([face.box for face in faces], quality.multiple_face_ratio)
+        else:
+            measured = {i: sharpness_brightness(image, face.box) for i, face in enumerate(faces)}
+            choice = choose_photo(
+                [face.box for face in faces], [measured[i][0] for i in range(len(faces))], width, height, photo
+            )
+        face = faces[choice.index]
+        observation = Observation(
+            FaceStatus.OK,
+            box=face.box,
+            detection_score=face.score,
+            faces_found=len(faces),
+            faces_ignored=choice.ignored,
+        )
+        if choice.ambiguous:
             observation.status = FaceStatus.MULTIPLE_FACES
             return observation
         with observe_stage("landmarks"):
-            observation.landmarks = self._landmarks(image, box)
-        observation.sharpness, observation.brightness = sharpness_brightness(image, box)
-        observation.quality = quality_score(
-            box, observation.landmarks, observation.sharpness, observation.brightness, quality
+            observation.landmarks = self._landmarks(image, face.rect)
+        observation.sharpness, observation.brightness = measured.get(choice.index) or sharpness_brightness(
+            image, face.box
         )
-        if box.width < quality.min_face_px:
+        observation.quality = quality_score(
+            face.box, observation.landmarks, observation.sharpness, observation.brightness, quality
+        )
+        limits = photo or quality
+        if face.box.width < limits.min_face_px:
             observation.status = FaceStatus.FACE_TOO_SMALL
-        elif observation.brightness < quality.min_brightness:
+        elif observation.brightness < limits.min_brightness:
             observation.status = FaceStatus.TOO_DARK
-        elif observation.sharpness < quality.min_sharpness:
+        elif observation.sharpness < limits.min_sharpness:
             observation.status = FaceStatus.TOO_BLURRY
         return observation
 
-    def _landmarks(self, image: np.ndarray, box: Box) -> dlib.full_object_detection:
+    def _landmarks(self, image: np.ndarray, box: Box | dlib.rectangle) -> dlib.full_object_detection:
+        rect = box if isinstance(box, dlib.rectangle) else _dlib_rect(box)
         with self._shape_lock:
-            return self._shape_predictor(image, _dlib_rect(box))
+            return self._shape_predictor(image, rect)
 
     def embed(self, image: np.ndarray, observation: Observation) -> np.ndarray:
         """The 128-d embedding of an observed face (only for status OK)."""
@@ -210,9 +292,15 @@ class FaceEngine:
         observation.embedding = np.asarray(descriptor, dtype=np.float64)
         return observation.embedding
 
-    def encode(self, image: np.ndarray, detection: DetectionSettings, quality: QualitySettings) -> Observation:
-        """Observe and, when the face is usable, embed (enrollment)."""
-        observation = self.observe(image, detection, quality)
+    def encode(
+        self,
+        image: np.ndarray,
+        detection: DetectionSettings,
+        quality: QualitySettings,
+        photo: PhotoSettings | None = None,
+    ) -> Observation:
+        """Observe and, when the face is usable, embed (enrollment; ``photo`` for imported photos)."""
+        observation = self.observe(image, detection, quality, photo)
         if observation.status is FaceStatus.OK:
             self.embed(image, observation)
         return observation

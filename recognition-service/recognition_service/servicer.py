@@ -26,6 +26,7 @@ from recognition_service.verify import FrameResult, VerifyReason, parse_template
 log = logging.getLogger(__name__)
 
 _FACE_STATUS = {status: recognition_pb2.FaceStatus.Value(f"FACE_STATUS_{status.value}") for status in FaceStatus}
+_ENCODE_MODES = frozenset(recognition_pb2.EncodeMode.values())
 _VERIFY_REASON = {
     reason: recognition_pb2.VerifyReason.Value(f"VERIFY_REASON_{reason.value}") for reason in VerifyReason
 }
@@ -40,13 +41,19 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
         self, request: recognition_pb2.EncodeRequest, context: grpc.ServicerContext
     ) -> recognition_pb2.EncodeResponse:
         engine = self._slot.get(context)
+        if request.mode not in _ENCODE_MODES:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown encode mode {request.mode}")
+        # Live capture keeps the strict rules; imported photos use the dominant face (choice.py).
+        photo = self._settings.photo if request.mode == recognition_pb2.ENCODE_MODE_PHOTO else None
         images = _decode(list(request.images), self._settings, context, "Encode")
         check = _deadline_check(context)
         observations = []
         try:
             for image in images:
                 check()
-                observations.append(engine.encode(image, self._settings.encode_detection, self._settings.quality))
+                observations.append(
+                    engine.encode(image, self._settings.encode_detection, self._settings.quality, photo)
+                )
         except DeadlineExceeded:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while encoding")
         identity = same_person(
@@ -58,6 +65,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             extra={
                 "fields": {
                     "images": len(images),
+                    "mode": recognition_pb2.EncodeMode.Name(request.mode),
                     "statuses": [o.status.value for o in observations],
                     "same_person": identity.same_person,
                 }
@@ -159,6 +167,7 @@ def _observation(observation: Observation, *, with_embedding: bool) -> recogniti
         quality=observation.quality,
         sharpness=observation.sharpness,
         brightness=observation.brightness,
+        faces_found=observation.faces_found,
     )
     if observation.box is not None:
         box = observation.box

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,3 +97,43 @@ def to_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
 @pytest.fixture(scope="session")
 def jpeg() -> Callable[..., bytes]:
     return to_jpeg
+
+
+def _face_patch(engine: FaceEngine, image: np.ndarray, width: int, margin: float = 0.6) -> np.ndarray:
+    """The largest face of ``image`` with ``margin`` of its width around it, resized so the face is ``width`` px."""
+    box = engine.detect(image, ENROLL)[0][0]
+    pad = round(margin * box.width)
+    top, left = max(0, box.top - pad), max(0, box.left - pad)
+    crop = image[top : box.bottom + pad, left : box.right + pad]
+    scale = width / box.width
+    return cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+
+def _paste(background: np.ndarray, patch: np.ndarray, centre_x: int, centre_y: int) -> np.ndarray:
+    out = background.copy()
+    top, left = centre_y - patch.shape[0] // 2, centre_x - patch.shape[1] // 2
+    out[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
+    return out
+
+
+@pytest.fixture(scope="session")
+def obama_with_a_smaller_face_in_the_corner(engine: FaceEngine, rgb: Callable[[str], np.ndarray]) -> np.ndarray:
+    """obama.jpg (face 257 px, upper middle) with Biden's face at 0.72x its width in the lower right corner
+    (a background person): detected at 0.49 of its area (over the live ratio 0.4), but off-centre."""
+    image = rgb("obama")
+    obama_box = engine.detect(image, ENROLL)[0][0]
+    patch = _face_patch(engine, rgb("biden"), round(0.72 * obama_box.width))
+    height, width = image.shape[:2]
+    return _paste(image, patch, width - patch.shape[1] // 2 - 5, height - patch.shape[0] // 2 - 5)
+
+
+@pytest.fixture(scope="session")
+def face_patch(engine: FaceEngine) -> Callable[..., np.ndarray]:
+    """``face_patch(image, width)``: the face of a photo with some context, resized to ``width`` px of face."""
+    return functools.partial(_face_patch, engine)
+
+
+@pytest.fixture(scope="session")
+def paste() -> Callable[..., np.ndarray]:
+    """``paste(background, patch, centre_x, centre_y)``: a copy of the background with the patch on it."""
+    return _paste

@@ -1,10 +1,13 @@
 """Operator commands of the recognition service.
 
     python -m recognition_service.tools.cli encode-folder DIR --out templates.json [--npz templates.npz]
+        [--mode photo|live]
 
 ``encode-folder`` bulk-encodes a folder tree with one sub-folder per person (the folder name is the
 username, like the old ``encode_faces.py``) into the template export format that auth-web's
-``import-templates`` reads. Images without one usable face are skipped and listed with the reason.
+``import-templates`` reads. Photos are encoded in photo mode by default (the dominant face; see
+``recognition_service.choice``); ``--mode live`` applies the camera's strict rules instead. Images
+without a usable face are skipped and listed with the reason.
 """
 
 from __future__ import annotations
@@ -41,14 +44,17 @@ def encode_folder(
     settings: Settings,
     min_quality: float = 0.0,
     progress: bool = True,
+    photo_mode: bool = True,
 ) -> dict:
     """Encode every person's images; returns the export document (see the module docstring)."""
+    photo = settings.photo if photo_mode else None
     people = person_images(root)
     total = sum(len(images) for images in people.values())
     document: dict = {
         "format": EXPORT_FORMAT,
         "model_version": MODEL_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "encode_mode": "photo" if photo_mode else "live",
         "people": [],
     }
     with tqdm(total=total, unit="img", disable=not progress, file=sys.stderr) as bar:
@@ -63,7 +69,7 @@ def encode_folder(
                     entry["skipped"].append({"source": source, "reason": FaceStatus.BAD_IMAGE.value})
                     bar.update()
                     continue
-                observation = engine.encode(image, settings.encode_detection, settings.quality)
+                observation = engine.encode(image, settings.encode_detection, settings.quality, photo)
                 if observation.status is not FaceStatus.OK or observation.embedding is None:
                     entry["skipped"].append({"source": source, "reason": observation.status.value})
                 elif observation.quality < min_quality:
@@ -117,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     encode.add_argument("--out", type=Path, required=True, help="template export JSON (faceauth-templates/1)")
     encode.add_argument("--npz", type=Path, help="also write the templates as a NumPy .npz")
     encode.add_argument("--min-quality", type=float, default=0.0, help="skip faces below this quality (0..1)")
+    encode.add_argument(
+        "--mode",
+        choices=("photo", "live"),
+        default="photo",
+        help="photo (default): the dominant face of each photo; live: the camera's strict rules",
+    )
     encode.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -125,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = Settings.from_env()
     engine = FaceEngine.load(settings.detector, settings.num_jitters)
-    document = encode_folder(args.folder, engine, settings, args.min_quality, progress=not args.no_progress)
+    document = encode_folder(
+        args.folder, engine, settings, args.min_quality, progress=not args.no_progress, photo_mode=args.mode == "photo"
+    )
     if not document["people"]:
         print(f"error: {args.folder} has no person sub-folders", file=sys.stderr)
         return 2

@@ -25,31 +25,33 @@ _sym_db = _symbol_database.Default()
 from faceauth.common.v1 import geometry_pb2 as faceauth_dot_common_dot_v1_dot_geometry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)faceauth/recognition/v1/recognition.proto\x12\x17\x66\x61\x63\x65\x61uth.recognition.v1\x1a!faceauth/common/v1/geometry.proto\"\xd8\x01\n\x0f\x46\x61\x63\x65Observation\x12\x33\n\x06status\x18\x01 \x01(\x0e\x32#.faceauth.recognition.v1.FaceStatus\x12,\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x1f.faceauth.common.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x03 \x01(\x02\x12\x0f\n\x07quality\x18\x04 \x01(\x02\x12\x11\n\tsharpness\x18\x05 \x01(\x02\x12\x12\n\nbrightness\x18\x06 \x01(\x02\x12\x11\n\tembedding\x18\x07 \x03(\x02\"\x1f\n\rEncodeRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"\xd9\x01\n\x0e\x45ncodeResponse\x12\x37\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32(.faceauth.recognition.v1.FaceObservation\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\'\n\x1amax_intra_capture_distance\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x13\n\x0bsame_person\x18\x04 \x01(\x08\x12\x1a\n\x12max_intra_distance\x18\x05 \x01(\x02\x42\x1d\n\x1b_max_intra_capture_distance\"\x1d\n\x08Template\x12\x11\n\tembedding\x18\x01 \x03(\x02\"U\n\rVerifyRequest\x12\x0e\n\x06\x66rames\x18\x01 \x03(\x0c\x12\x34\n\ttemplates\x18\x02 \x03(\x0b\x32!.faceauth.recognition.v1.Template\"\x8b\x01\n\nFrameMatch\x12\x36\n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32(.faceauth.recognition.v1.FaceObservation\x12\x15\n\x08\x64istance\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07matched\x18\x03 \x01(\x08\x12\x10\n\x08\x63ompared\x18\x04 \x01(\x08\x42\x0b\n\t_distance\"\xca\x02\n\x0eVerifyResponse\x12\r\n\x05match\x18\x01 \x01(\x08\x12\x35\n\x06reason\x18\x02 \x01(\x0e\x32%.faceauth.recognition.v1.VerifyReason\x12\x33\n\x06\x66rames\x18\x03 \x03(\x0b\x32#.faceauth.recognition.v1.FrameMatch\x12\x16\n\x0ematched_frames\x18\x04 \x01(\x05\x12\x11\n\tthreshold\x18\x05 \x01(\x02\x12\x1a\n\x12min_matched_frames\x18\x06 \x01(\x05\x12\'\n\x1amax_intra_capture_distance\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x17\n\x0f\x63ompared_frames\x18\t \x01(\x05\x42\x1d\n\x1b_max_intra_capture_distance*\xe7\x01\n\nFaceStatus\x12\x1b\n\x17\x46\x41\x43\x45_STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46\x41\x43\x45_STATUS_OK\x10\x01\x12\x17\n\x13\x46\x41\x43\x45_STATUS_NO_FACE\x10\x02\x12\x1e\n\x1a\x46\x41\x43\x45_STATUS_MULTIPLE_FACES\x10\x03\x12\x1e\n\x1a\x46\x41\x43\x45_STATUS_FACE_TOO_SMALL\x10\x04\x12\x1a\n\x16\x46\x41\x43\x45_STATUS_TOO_BLURRY\x10\x05\x12\x18\n\x14\x46\x41\x43\x45_STATUS_TOO_DARK\x10\x06\x12\x19\n\x15\x46\x41\x43\x45_STATUS_BAD_IMAGE\x10\x07*\xaf\x01\n\x0cVerifyReason\x12\x1d\n\x19VERIFY_REASON_UNSPECIFIED\x10\x00\x12\x17\n\x13VERIFY_REASON_MATCH\x10\x01\x12\x1a\n\x16VERIFY_REASON_NO_MATCH\x10\x02\x12\"\n\x1eVERIFY_REASON_NOT_ENOUGH_FACES\x10\x03\x12\'\n#VERIFY_REASON_INCONSISTENT_IDENTITY\x10\x04\x32\xca\x01\n\x12RecognitionService\x12Y\n\x06\x45ncode\x12&.faceauth.recognition.v1.EncodeRequest\x1a\'.faceauth.recognition.v1.EncodeResponse\x12Y\n\x06Verify\x12&.faceauth.recognition.v1.VerifyRequest\x1a\'.faceauth.recognition.v1.VerifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)faceauth/recognition/v1/recognition.proto\x12\x17\x66\x61\x63\x65\x61uth.recognition.v1\x1a!faceauth/common/v1/geometry.proto\"\xed\x01\n\x0f\x46\x61\x63\x65Observation\x12\x33\n\x06status\x18\x01 \x01(\x0e\x32#.faceauth.recognition.v1.FaceStatus\x12,\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x1f.faceauth.common.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x03 \x01(\x02\x12\x0f\n\x07quality\x18\x04 \x01(\x02\x12\x11\n\tsharpness\x18\x05 \x01(\x02\x12\x12\n\nbrightness\x18\x06 \x01(\x02\x12\x11\n\tembedding\x18\x07 \x03(\x02\x12\x13\n\x0b\x66\x61\x63\x65s_found\x18\x08 \x01(\x05\"R\n\rEncodeRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\x31\n\x04mode\x18\x02 \x01(\x0e\x32#.faceauth.recognition.v1.EncodeMode\"\xd9\x01\n\x0e\x45ncodeResponse\x12\x37\n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32(.faceauth.recognition.v1.FaceObservation\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\'\n\x1amax_intra_capture_distance\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x13\n\x0bsame_person\x18\x04 \x01(\x08\x12\x1a\n\x12max_intra_distance\x18\x05 \x01(\x02\x42\x1d\n\x1b_max_intra_capture_distance\"\x1d\n\x08Template\x12\x11\n\tembedding\x18\x01 \x03(\x02\"U\n\rVerifyRequest\x12\x0e\n\x06\x66rames\x18\x01 \x03(\x0c\x12\x34\n\ttemplates\x18\x02 \x03(\x0b\x32!.faceauth.recognition.v1.Template\"\x8b\x01\n\nFrameMatch\x12\x36\n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32(.faceauth.recognition.v1.FaceObservation\x12\x15\n\x08\x64istance\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x0f\n\x07matched\x18\x03 \x01(\x08\x12\x10\n\x08\x63ompared\x18\x04 \x01(\x08\x42\x0b\n\t_distance\"\xca\x02\n\x0eVerifyResponse\x12\r\n\x05match\x18\x01 \x01(\x08\x12\x35\n\x06reason\x18\x02 \x01(\x0e\x32%.faceauth.recognition.v1.VerifyReason\x12\x33\n\x06\x66rames\x18\x03 \x03(\x0b\x32#.faceauth.recognition.v1.FrameMatch\x12\x16\n\x0ematched_frames\x18\x04 \x01(\x05\x12\x11\n\tthreshold\x18\x05 \x01(\x02\x12\x1a\n\x12min_matched_frames\x18\x06 \x01(\x05\x12\'\n\x1amax_intra_capture_distance\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x15\n\rmodel_version\x18\x08 \x01(\t\x12\x17\n\x0f\x63ompared_frames\x18\t \x01(\x05\x42\x1d\n\x1b_max_intra_capture_distance*\xe7\x01\n\nFaceStatus\x12\x1b\n\x17\x46\x41\x43\x45_STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46\x41\x43\x45_STATUS_OK\x10\x01\x12\x17\n\x13\x46\x41\x43\x45_STATUS_NO_FACE\x10\x02\x12\x1e\n\x1a\x46\x41\x43\x45_STATUS_MULTIPLE_FACES\x10\x03\x12\x1e\n\x1a\x46\x41\x43\x45_STATUS_FACE_TOO_SMALL\x10\x04\x12\x1a\n\x16\x46\x41\x43\x45_STATUS_TOO_BLURRY\x10\x05\x12\x18\n\x14\x46\x41\x43\x45_STATUS_TOO_DARK\x10\x06\x12\x19\n\x15\x46\x41\x43\x45_STATUS_BAD_IMAGE\x10\x07*V\n\nEncodeMode\x12\x1b\n\x17\x45NCODE_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45NCODE_MODE_LIVE\x10\x01\x12\x15\n\x11\x45NCODE_MODE_PHOTO\x10\x02*\xaf\x01\n\x0cVerifyReason\x12\x1d\n\x19VERIFY_REASON_UNSPECIFIED\x10\x00\x12\x17\n\x13VERIFY_REASON_MATCH\x10\x01\x12\x1a\n\x16VERIFY_REASON_NO_MATCH\x10\x02\x12\"\n\x1eVERIFY_REASON_NOT_ENOUGH_FACES\x10\x03\x12\'\n#VERIFY_REASON_INCONSISTENT_IDENTITY\x10\x04\x32\xca\x01\n\x12RecognitionService\x12Y\n\x06\x45ncode\x12&.faceauth.recognition.v1.EncodeRequest\x1a\'.faceauth.recognition.v1.EncodeResponse\x12Y\n\x06Verify\x12&.faceauth.recognition.v1.VerifyRequest\x1a\'.faceauth.recognition.v1.VerifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceauth.recognition.v1.recognition_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FACESTATUS']._serialized_start=1171
-  _globals['_FACESTATUS']._serialized_end=1402
-  _globals['_VERIFYREASON']._serialized_start=1405
-  _globals['_VERIFYREASON']._serialized_end=1580
+  _globals['_FACESTATUS']._serialized_start=1243
+  _globals['_FACESTATUS']._serialized_end=1474
+  _globals['_ENCODEMODE']._serialized_start=1476
+  _globals['_ENCODEMODE']._serialized_end=1562
+  _globals['_VERIFYREASON']._serialized_start=1565
+  _globals['_VERIFYREASON']._serialized_end=1740
   _globals['_FACEOBSERVATION']._serialized_start=106
-  _globals['_FACEOBSERVATION']._serialized_end=322
-  _globals['_ENCODEREQUEST']._serialized_start=324
-  _globals['_ENCODEREQUEST']._serialized_end=355
-  _globals['_ENCODERESPONSE']._serialized_start=358
-  _globals['_ENCODERESPONSE']._serialized_end=575
-  _globals['_TEMPLATE']._serialized_start=577
-  _globals['_TEMPLATE']._serialized_end=606
-  _globals['_VERIFYREQUEST']._serialized_start=608
-  _globals['_VERIFYREQUEST']._serialized_end=693
-  _globals['_FRAMEMATCH']._serialized_start=696
-  _globals['_FRAMEMATCH']._serialized_end=835
-  _globals['_VERIFYRESPONSE']._serialized_start=838
-  _globals['_VERIFYRESPONSE']._serialized_end=1168
-  _globals['_RECOGNITIONSERVICE']._serialized_start=1583
-  _globals['_RECOGNITIONSERVICE']._serialized_end=1785
+  _globals['_FACEOBSERVATION']._serialized_end=343
+  _globals['_ENCODEREQUEST']._serialized_start=345
+  _globals['_ENCODEREQUEST']._serialized_end=427
+  _globals['_ENCODERESPONSE']._serialized_start=430
+  _globals['_ENCODERESPONSE']._serialized_end=647
+  _globals['_TEMPLATE']._serialized_start=649
+  _globals['_TEMPLATE']._serialized_end=678
+  _globals['_VERIFYREQUEST']._serialized_start=680
+  _globals['_VERIFYREQUEST']._serialized_end=765
+  _globals['_FRAMEMATCH']._serialized_start=768
+  _globals['_FRAMEMATCH']._serialized_end=907
+  _globals['_VERIFYRESPONSE']._serialized_start=910
+  _globals['_VERIFYRESPONSE']._serialized_end=1240
+  _globals['_RECOGNITIONSERVICE']._serialized_start=1743
+  _globals['_RECOGNITIONSERVICE']._serialized_end=1945
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,12 @@ class FaceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FACE_STATUS_TOO_DARK: _ClassVar[FaceStatus]
     FACE_STATUS_BAD_IMAGE: _ClassVar[FaceStatus]
 
+class EncodeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENCODE_MODE_UNSPECIFIED: _ClassVar[EncodeMode]
+    ENCODE_MODE_LIVE: _ClassVar[EncodeMode]
+    ENCODE_MODE_PHOTO: _ClassVar[EncodeMode]
+
 class VerifyReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERIFY_REASON_UNSPECIFIED: _ClassVar[VerifyReason]
@@ -34,6 +40,9 @@ FACE_STATUS_FACE_TOO_SMALL: FaceStatus
 FACE_STATUS_TOO_BLURRY: FaceStatus
 FACE_STATUS_TOO_DARK: FaceStatus
 FACE_STATUS_BAD_IMAGE: FaceStatus
+ENCODE_MODE_UNSPECIFIED: EncodeMode
+ENCODE_MODE_LIVE: EncodeMode
+ENCODE_MODE_PHOTO: EncodeMode
 VERIFY_REASON_UNSPECIFIED: VerifyReason
 VERIFY_REASON_MATCH: VerifyReason
 VERIFY_REASON_NO_MATCH: VerifyReason
@@ -41,7 +50,7 @@ VERIFY_REASON_NOT_ENOUGH_FACES: VerifyReason
 VERIFY_REASON_INCONSISTENT_IDENTITY: VerifyReason
 
 class FaceObservation(_message.Message):
-    __slots__ = ("status", "box", "detection_score", "quality", "sharpness", "brightness", "embedding")
+    __slots__ = ("status", "box", "detection_score", "quality", "sharpness", "brightness", "embedding", "faces_found")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +58,7 @@ class FaceObservation(_message.Message):
     SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     BRIGHTNESS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    FACES_FOUND_FIELD_NUMBER: _ClassVar[int]
     status: FaceStatus
     box: _geometry_pb2.BoundingBox
     detection_score: float
@@ -56,13 +66,16 @@ class FaceObservation(_message.Message):
     sharpness: float
     brightness: float
     embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, status: _Optional[_Union[FaceStatus, str]] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., quality: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    faces_found: int
+    def __init__(self, status: _Optional[_Union[FaceStatus, str]] = ..., box: _Optional[_Union[_geometry_pb2.BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., quality: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ..., faces_found: _Optional[int] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("images",)
+    __slots__ = ("images", "mode")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, images: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    mode: EncodeMode
+    def __init__(self, images: _Optional[_Iterable[bytes]] = ..., mode: _Optional[_Union[EncodeMode, str]] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
     __slots__ = ("faces", "model_version", "max_intra_capture_distance", "same_person", "max_intra_distance")
