@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
@@ -12,7 +11,7 @@ from faceauth_common.settings import SettingsError, env_float, env_int, env_list
 from liveness_service.challenge import ACTIONS, ChallengeThresholds
 from liveness_service.flash import FlashThresholds
 from liveness_service.motion import MotionThresholds
-from liveness_service.passive import DEFAULT_MODEL
+from liveness_service.passive import DEFAULT_PASSIVE, PassiveSpec, resolve_spec
 from liveness_service.planarity import PlanarityThresholds
 from liveness_service.sanity import SanityThresholds
 
@@ -25,8 +24,8 @@ class Settings:
     limits: ImageLimits
     log_level: str
     checks: frozenset[str]
-    model_path: Path
-    live_threshold: float | None  # None: the model's own threshold (from its .json)
+    passive_model: PassiveSpec
+    live_threshold: float | None  # None: the passive model's own threshold (from its .json spec)
     tflite_threads: int
     detect_max_side: int
     second_face_ratio: float
@@ -54,9 +53,15 @@ class Settings:
         threshold = (
             None if threshold_text == "" else env_float("LIVENESS_LIVE_THRESHOLD", 0.0, env, minimum=0.0, maximum=1.0)
         )
-        model_path = Path(env_str("LIVENESS_MODEL_PATH", str(DEFAULT_MODEL), env))
-        if not model_path.is_file() or not model_path.with_suffix(".json").is_file():
-            raise SettingsError(f"LIVENESS_MODEL_PATH: {model_path} (and its .json spec beside it) must exist")
+        if env_str("LIVENESS_MODEL_PATH", "", env):
+            # Renamed when the passive model became a spec that may fuse several models: refuse rather than
+            # silently run the default instead of the operator's model.
+            raise SettingsError("LIVENESS_MODEL_PATH was replaced by LIVENESS_PASSIVE_MODEL (a spec name or path)")
+        passive_value = env_str("LIVENESS_PASSIVE_MODEL", DEFAULT_PASSIVE, env)
+        try:
+            passive_model = PassiveSpec.load(resolve_spec(passive_value))
+        except (ValueError, KeyError) as error:
+            raise SettingsError(f"LIVENESS_PASSIVE_MODEL={passive_value!r}: {error}") from error
         max_actions = env_int("LIVENESS_MAX_CHALLENGE_ACTIONS", 4, env, minimum=0, maximum=4)
         return cls(
             server=ServerSettings.from_env("LIVENESS", "127.0.0.1:50051", "127.0.0.1:9101"),
@@ -69,7 +74,7 @@ class Settings:
             ),
             log_level=env_str("LOG_LEVEL", "INFO", env),
             checks=frozenset(checks),
-            model_path=model_path,
+            passive_model=passive_model,
             live_threshold=threshold,
             tflite_threads=env_int("LIVENESS_TFLITE_THREADS", 1, env, minimum=1, maximum=16),
             detect_max_side=env_int("LIVENESS_DETECT_MAX_SIDE", 320, env, minimum=80, maximum=4096),

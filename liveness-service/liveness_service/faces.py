@@ -18,8 +18,12 @@ class FaceObservation:
     """What the detector saw in one frame: every comparable face, the chosen one and its landmarks."""
 
     face_count: int
-    box: Box | None
+    box: Box | None  # clipped to the frame
     landmarks: np.ndarray | None  # (68, 2) float32 in frame pixels
+    # As the detector found it: past the frame's edges when the face is cut by them (a face at the border, a face
+    # filling the frame). Landmarks and the passive model's context crops use this one, so a cut face keeps its
+    # centre and size instead of a box squeezed to the visible part.
+    detected_box: Box | None = None
 
 
 class FaceAnalyzer:
@@ -44,7 +48,10 @@ class FaceAnalyzer:
         self.min_face_ratio = min_face_ratio
 
     def detect(self, image_rgb: np.ndarray) -> list[Box]:
-        """Face boxes in full-frame pixels, largest first; retries at full resolution when the small pass finds none."""
+        """Face boxes in full-frame pixels, largest first; retries at full resolution when the small pass finds none.
+
+        A box may reach past the frame (dlib finds faces cut by an edge, up to about a third of them); ``observe``
+        gives both it and the box clipped to the frame."""
         grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
         height, width = grey.shape
         scale = downscale_factor(width, height, self.detect_max_side)
@@ -60,10 +67,10 @@ class FaceAnalyzer:
             # blink thresholds were calibrated on these boxes.
             boxes = [
                 Box(
-                    max(0, round(r.left() / attempt)),
-                    max(0, round(r.top() / attempt)),
-                    min(width, round(r.right() / attempt)),
-                    min(height, round(r.bottom() / attempt)),
+                    round(r.left() / attempt),
+                    round(r.top() / attempt),
+                    round(r.right() / attempt),
+                    round(r.bottom() / attempt),
                 )
                 for r in rects
             ]
@@ -82,20 +89,29 @@ class FaceAnalyzer:
             boxes = self.detect(image_rgb)
         if not boxes:
             return FaceObservation(0, None, None)
-        largest = boxes[0]
-        comparable = [b for b in boxes if b.area >= self.min_face_ratio * largest.area]
+        height, width = image_rgb.shape[:2]
+        clipped = [clip_box(b, width, height) for b in boxes]
+        largest = max(range(len(boxes)), key=lambda i: clipped[i].area)
+        comparable = [b for b in clipped if b.area >= self.min_face_ratio * clipped[largest].area]
         points = None
         if with_landmarks:
             with observe_stage("landmarks"):
-                points = self.landmarks(image_rgb, largest)
-        return FaceObservation(len(comparable), largest, points)
+                points = self.landmarks(image_rgb, boxes[largest])
+        return FaceObservation(len(comparable), clipped[largest], points, boxes[largest])
+
+
+def clip_box(box: Box, width: int, height: int) -> Box:
+    return Box(max(0, box.left), max(0, box.top), min(width, box.right), min(height, box.bottom))
 
 
 def crop_with_context(image: np.ndarray, box: Box, scale: float, size: int) -> np.ndarray:
     """The face box scaled about its centre (limited to fit, shifted inside the image), resized to size x size.
 
     Same geometry as Silent-Face-Anti-Spoofing's CropImage, so the MiniFASNet weights see what they were
-    trained on; the context around the face carries the attack cues (paper edges, bezels, moiré).
+    trained on; the context around the face carries the attack cues (paper edges, bezels, moiré). Where the scaled
+    box would reach past the frame (a close face, a face at the border; at 4.0x most faces), the reference does not
+    pad: it lowers the scale until the box fits and shifts it inside, so the crop never fails and never shows
+    padding the model was not trained on. ``box`` may itself reach past the frame (a face cut by an edge).
     """
     src_h, src_w = image.shape[:2]
     box_w, box_h = max(box.width, 1), max(box.height, 1)

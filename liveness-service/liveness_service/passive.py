@@ -1,4 +1,10 @@
-"""Passive presentation-attack detection: p(live) for face crops with context, batched through TFLite."""
+"""Passive presentation-attack detection: p(live) for face crops with context, batched through TFLite.
+
+The passive model is described by a JSON spec in ``models/`` (or an operator's folder): either one model (its
+``.tflite`` beside the spec; input size, box scale, threshold) or a fusion of several (``members``: their specs' names
+beside it, the fused version string and threshold). A fusion scores every face with each member on the member's own
+context crop and averages their p(live), as Minivision's Silent-Face pipeline sums its two models' softmax outputs.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,15 @@ from liveness_service.faces import crop_with_context
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = PACKAGE_MODELS / "minifasnet_v2.tflite"
+# The shipped passive model: MiniFASNetV2 at 2.7x and MiniFASNetV1SE at 4.0x, fused (LIVENESS_PASSIVE_MODEL).
+DEFAULT_PASSIVE = "silent_face_fused"
+
+
+def resolve_spec(value: str) -> Path:
+    """A spec name shipped in models/ (``minifasnet_v2``), or a path to a spec .json or to a .tflite with its .json."""
+    if "/" not in value and not value.endswith((".json", ".tflite")):
+        return PACKAGE_MODELS / f"{value}.json"
+    return Path(value).with_suffix(".json")
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,33 @@ class ModelSpec:
             box_scale=float(meta["box_scale"]),
             threshold=float(meta["threshold"]),
         )
+
+
+@dataclass(frozen=True)
+class PassiveSpec:
+    """What the service runs as its passive model: one or more member models (.tflite paths) and one threshold."""
+
+    name: str
+    version: str
+    threshold: float
+    members: tuple[Path, ...]
+
+    @classmethod
+    def load(cls, spec_path: Path) -> PassiveSpec:
+        """Raises ValueError (missing files, no members) so settings can report the bad value."""
+        if not spec_path.is_file():
+            raise ValueError(f"{spec_path} does not exist")
+        meta = json.loads(spec_path.read_text())
+        if "members" in meta:
+            members = tuple(spec_path.with_name(f"{member}.tflite") for member in meta["members"])
+            if not members:
+                raise ValueError(f"{spec_path}: a fusion needs at least one member")
+        else:
+            members = (spec_path.with_suffix(".tflite"),)
+        for member in members:
+            if not member.is_file() or not member.with_suffix(".json").is_file():
+                raise ValueError(f"{spec_path}: member {member} (and its .json spec beside it) must exist")
+        return cls(str(meta["name"]), str(meta["version"]), float(meta["threshold"]), members)
 
 
 class TFLiteScorer:
@@ -86,8 +128,8 @@ class _BatchInterpreter:
         return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32).reshape(-1)
 
 
-class PassiveModel:
-    """A model file plus its spec: face boxes in, p(live) per face out."""
+class MemberModel:
+    """One model file plus its spec: face boxes in, p(live) per face out (on its own context crop)."""
 
     def __init__(self, model_path: Path, num_threads: int = 1, instances: int = 1) -> None:
         self.path = model_path
@@ -107,3 +149,21 @@ class PassiveModel:
 
     def score(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
         return self.scorer.score(self.crops(images_rgb, boxes))
+
+
+class PassiveModel:
+    """The passive model the service runs: its members each score every face (one batched invoke per member, one
+    interpreter per member and server thread), the p(live) is their mean."""
+
+    def __init__(self, spec: PassiveSpec, num_threads: int = 1, instances: int = 1) -> None:
+        self.spec = spec
+        self.members = [MemberModel(path, num_threads, instances) for path in spec.members]
+
+    def member_scores(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
+        """p(live) per face and member, (N, members)."""
+        if not boxes:
+            return np.zeros((0, len(self.members)), np.float32)
+        return np.stack([member.score(images_rgb, boxes) for member in self.members], axis=1)
+
+    def score(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
+        return self.member_scores(images_rgb, boxes).mean(axis=1)

@@ -62,6 +62,7 @@ class FrameResult:
     face_count: int
     box: Box | None
     live_score: float | None = None
+    detected_box: Box | None = None  # may reach past the frame (see FaceObservation); the passive crops use it
     eye_aspect_ratio: float | None = None
     yaw_degrees: float | None = None
     difference_to_previous: float | None = None
@@ -105,7 +106,7 @@ class LivenessEngine:
         threads = settings.server.threads
         analyzer = FaceAnalyzer(settings.detect_max_side, settings.second_face_ratio, threads)
         passive = (
-            PassiveModel(settings.model_path, settings.tflite_threads, threads)
+            PassiveModel(settings.passive_model, settings.tflite_threads, threads)
             if "passive" in settings.checks
             else None
         )
@@ -176,7 +177,7 @@ class LivenessEngine:
                 raise Cancelled
             seen = self.analyzer.observe(image, with_landmarks=bool({"active", "flash", "sanity"} & checks))
             landmarks.append(seen.landmarks)
-            result = FrameResult(seen.face_count, seen.box)
+            result = FrameResult(seen.face_count, seen.box, detected_box=seen.detected_box)
             if seen.landmarks is not None:
                 result.eye_aspect_ratio = eye_aspect_ratio(seen.landmarks)
                 result.yaw_degrees = head_yaw_degrees(seen.landmarks, image.shape[1], image.shape[0])
@@ -239,9 +240,12 @@ class LivenessEngine:
             if cancelled():
                 raise Cancelled
             stage = time.perf_counter()
-            with_face = [i for i, f in enumerate(frames) if f.box is not None]
+            with_face = [i for i, f in enumerate(frames) if f.detected_box is not None]
             with observe_stage("cnn"):
-                scores = self.passive.score([images_rgb[i] for i in with_face], [frames[i].box for i in with_face])  # type: ignore[misc]
+                scores = self.passive.score(
+                    [images_rgb[i] for i in with_face],
+                    [frames[i].detected_box for i in with_face],  # type: ignore[misc]
+                )
             for index, score in zip(with_face, scores, strict=True):
                 frames[index].live_score = float(score)
             timings["passive"] = (time.perf_counter() - stage) * 1000

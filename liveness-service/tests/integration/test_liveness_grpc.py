@@ -70,7 +70,7 @@ def test_d9_blink_capture_is_live_with_diagnostics(server, d9_flashed):
     assert response.HasField("live_score") and response.live_score >= response.live_threshold > 0
     [blink] = response.actions
     assert blink.action == liveness_pb2.ACTION_BLINK and blink.performed and blink.frame_index >= 1
-    assert response.model_version.startswith("minifasnet-v2")
+    assert response.model_version.startswith("silent-face-fused")  # both Silent-Face models by default
     # The flash result and its per-frame measurements.
     assert response.HasField("flash") and response.flash.reflected
     assert not response.HasField("planarity_residual")  # no turn in this capture: planarity not judged

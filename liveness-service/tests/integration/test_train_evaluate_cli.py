@@ -12,6 +12,7 @@ import sys
 import cv2
 import numpy as np
 
+from liveness_service.config import Settings
 from liveness_service.passive import PassiveModel
 from liveness_service.tools import evaluate
 
@@ -82,5 +83,8 @@ def test_train_then_evaluate_on_a_labels_csv(tmp_path, video_dir, sample_capture
     assert numbers["live"] == 3 and numbers["attacks"] == {"print": 3}
     assert plot.read_bytes().startswith(b"\x89PNG")
 
-    scores = PassiveModel(model).scorer.score(np.zeros((2, 80, 80, 3), np.uint8))
+    # The trained model is what LIVENESS_PASSIVE_MODEL takes: a .tflite path with its spec beside it.
+    loaded = PassiveModel(Settings.from_env({"LIVENESS_PASSIVE_MODEL": str(model)}).passive_model)
+    scores = loaded.members[0].scorer.score(np.zeros((2, 80, 80, 3), np.uint8))
     assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    assert loaded.spec.threshold == spec["threshold"]
