@@ -15,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from auth_web import audit, context, db, errors, redis_store
+from auth_web import audit, context, db, errors, oidc, redis_store
 from auth_web import metrics as auth_metrics
 from auth_web.challenges import ChallengeStore
 from auth_web.config import Settings
@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
         SESSION_COOKIE_SECURE=settings.force_secure_cookies,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # A parent domain (".example.com") lets forward-auth see the session on the apps' subdomains.
+        SESSION_COOKIE_DOMAIN=settings.session_cookie_domain or None,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         # Flask-WTF's HTTPS Referer check would refuse every POST behind the gateway, which sends
         # Referrer-Policy: no-referrer; the Origin check below does that job instead.
@@ -152,9 +154,17 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     errors.register(app)
 
     from auth_web.blueprints import account, admin, api, auth, enroll, health
+    from auth_web.blueprints import admin_oidc as admin_oidc_bp
+    from auth_web.blueprints import forward_auth as forward_auth_bp
+    from auth_web.blueprints import oidc as oidc_bp
 
     for blueprint in (health.bp, auth.bp, enroll.bp, account.bp, admin.bp, api.bp):
         app.register_blueprint(blueprint)
+    # The OpenID Connect provider and forward-auth (auth_web/oidc.py, docs/oidc.md).
+    app.register_blueprint(oidc_bp.bp)
+    app.register_blueprint(forward_auth_bp.bp)
+    app.register_blueprint(admin_oidc_bp.bp)
+    oidc.init_app(app)
     init_limiter(app, settings)
 
     @app.context_processor

@@ -1,5 +1,5 @@
 """Operator commands: ``python -m auth_web {serve,migrate,create-admin,set-password,import-templates,
-reencrypt-templates,generate-template-key}``."""
+reencrypt-templates,generate-template-key,client,rotate-signing-key}``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from auth_web import audit, reasons
+from auth_web import audit, oidc_cli, reasons
 from auth_web.accounts import (
     ValidationError,
     hash_password,
@@ -254,6 +254,16 @@ def reencrypt_templates(settings: Settings, args: argparse.Namespace) -> str:
             session.commit()
             session.expunge_all()
             batches += 1
+        # The OIDC signing keys are sealed with the same cipher: re-sealed too, or they would be lost with the old key.
+        from auth_web import oidc_keys
+
+        try:
+            reencrypted_keys = oidc_keys.reseal_all(session, cipher)
+            session.commit()
+        except TemplateDecryptionError as error:
+            session.rollback()
+            unreadable[f"{error.key_id} ({error.reason}, an OIDC signing key)"] += 1
+            reencrypted_keys = 0
         if reencrypted:
             _audit(session, reasons.TEMPLATES_REENCRYPT, None, {"templates": reencrypted, "key_id": current})
             session.commit()
@@ -261,7 +271,7 @@ def reencrypt_templates(settings: Settings, args: argparse.Namespace) -> str:
     report = (
         f"re-encrypted {reencrypted} templates under key {current} in {batches} batches; {already} were already "
         f"under it; {left} left under other keys"
-    )
+    ) + (f"; {reencrypted_keys} OIDC signing keys re-sealed" if reencrypted_keys else "")
     if unreadable:
         details = ", ".join(f"{count} with key id {key}" for key, count in sorted(unreadable.items()))
         raise CommandError(
@@ -312,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--batch-size", type=_positive_int, default=500, help="templates per transaction (500)")
     commands.add_parser("generate-template-key", help="print a new random FACEAUTH_TEMPLATE_KEY")
+    oidc_cli.add_commands(commands)
     return parser
 
 
@@ -329,7 +340,16 @@ COMMANDS = {
     "set-password": set_password,
     "import-templates": import_templates,
     "reencrypt-templates": reencrypt_templates,
+    "client": lambda settings, args: _oidc(oidc_cli.client_command, settings, args),
+    "rotate-signing-key": lambda settings, args: _oidc(oidc_cli.rotate_signing_key, settings, args),
 }
+
+
+def _oidc(command: Any, settings: Settings, args: argparse.Namespace) -> str:
+    try:
+        return str(command(settings, args))
+    except oidc_cli.OidcCommandError as error:
+        raise CommandError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,6 +119,23 @@ class Settings:
     # Accounts
     password_min_length: int = 10
     allow_registration: bool = True
+    # OpenID Connect provider (oidc.py; docs/configuration.md "OpenID Connect and forward-auth")
+    # The issuer URL (https://auth.example.com); empty: this request's own root URL (development only).
+    oidc_issuer: str = ""
+    oidc_signing_alg: str = "ES256"
+    oidc_id_token_seconds: int = 600
+    oidc_access_token_seconds: int = 300
+    oidc_refresh_token_seconds: int = 30 * 86400
+    oidc_code_seconds: int = 60
+    oidc_request_seconds: int = 600
+    # A rotated-out signing key stays in JWKS this long (longer than any ID token it signed lives).
+    oidc_retired_key_seconds: int = 86400
+    # Forward-auth (/auth/verify): the hosts a return URL may point to (a leading "." also allows subdomains).
+    forward_auth_domains: tuple[str, ...] = ()
+    # Where a proxy sends a signed-out visitor: faceauth's public /auth/start URL; empty: this request's host.
+    forward_auth_login_url: str = ""
+    # The session cookie's Domain (e.g. ".example.com", so that apps on subdomains share it); empty: host-only.
+    session_cookie_domain: str = ""
 
     @property
     def production(self) -> bool:
@@ -248,6 +265,7 @@ class Settings:
             rate_limit_enroll_per_user=env_str("AUTH_RATE_LIMIT_ENROLL_PER_USER", cls.rate_limit_enroll_per_user, env),
             password_min_length=env_int("AUTH_PASSWORD_MIN_LENGTH", 10, env, minimum=8, maximum=128),
             allow_registration=env_bool("AUTH_ALLOW_REGISTRATION", True, env),
+            **_oidc_settings(env, mode),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -270,6 +288,51 @@ def _flash_policy(env: Mapping[str, str] | None) -> FlashPolicy:
         )
     notice = env_int("AUTH_FLASH_NOTICE_MS", defaults.notice_ms, env, minimum=0, maximum=10_000)
     return FlashPolicy(steps=steps, min_duration_ms=shortest, max_duration_ms=longest, notice_ms=notice)
+
+
+def _oidc_settings(env: Mapping[str, str] | None, mode: str) -> dict[str, object]:
+    """AUTH_OIDC_*, AUTH_FORWARD_AUTH_* and AUTH_SESSION_COOKIE_DOMAIN."""
+    issuer = env_str("AUTH_OIDC_ISSUER", "", env).rstrip("/")
+    if issuer and not issuer.startswith(("https://", "http://")):
+        raise SettingsError(f"AUTH_OIDC_ISSUER must be an http(s) URL, got {issuer!r}")
+    if mode == "production" and issuer and not issuer.startswith("https://"):
+        raise SettingsError("AUTH_OIDC_ISSUER must be an https URL in production")
+    id_token_seconds = env_int("AUTH_OIDC_ID_TOKEN_SECONDS", 600, env, minimum=60, maximum=86400)
+    retired = env_int("AUTH_OIDC_RETIRED_KEY_SECONDS", 86400, env, minimum=60, maximum=365 * 86400)
+    if retired < id_token_seconds:
+        raise SettingsError(
+            f"AUTH_OIDC_RETIRED_KEY_SECONDS ({retired}) must be >= AUTH_OIDC_ID_TOKEN_SECONDS ({id_token_seconds}): "
+            "a retired key must verify every ID token it signed until they expire"
+        )
+    domains = tuple(d.strip().lower() for d in env_list("AUTH_FORWARD_AUTH_DOMAINS", (), env) if d.strip())
+    for domain in domains:
+        if "/" in domain or ":" in domain or domain in (".", ""):
+            raise SettingsError(
+                f"AUTH_FORWARD_AUTH_DOMAINS takes host names (a leading '.' for subdomains): {domain!r}"
+            )
+    login_url = env_str("AUTH_FORWARD_AUTH_LOGIN_URL", "", env)
+    if login_url and not login_url.startswith(("https://", "http://")):
+        raise SettingsError(f"AUTH_FORWARD_AUTH_LOGIN_URL must be an http(s) URL, got {login_url!r}")
+    return {
+        "oidc_issuer": issuer,
+        "oidc_signing_alg": env_choice("AUTH_OIDC_SIGNING_ALG", "ES256", ("ES256", "RS256"), env),
+        "oidc_id_token_seconds": id_token_seconds,
+        "oidc_access_token_seconds": env_int("AUTH_OIDC_ACCESS_TOKEN_SECONDS", 300, env, minimum=30, maximum=86400),
+        "oidc_refresh_token_seconds": env_int(
+            "AUTH_OIDC_REFRESH_TOKEN_SECONDS", 30 * 86400, env, minimum=300, maximum=365 * 86400
+        ),
+        "oidc_code_seconds": env_int("AUTH_OIDC_CODE_SECONDS", 60, env, minimum=10, maximum=600),
+        "oidc_request_seconds": env_int("AUTH_OIDC_REQUEST_SECONDS", 600, env, minimum=60, maximum=3600),
+        "oidc_retired_key_seconds": retired,
+        "forward_auth_domains": domains,
+        "forward_auth_login_url": login_url,
+        "session_cookie_domain": env_str("AUTH_SESSION_COOKIE_DOMAIN", "", env).strip(),
+    }
+
+
+SMTP_SECURITY = ("starttls", "tls", "none")
+#: Where ``make run`` serves faceauth: the CLI's links point there when AUTH_PUBLIC_URL is not set.
+LOCAL_RUN_URL = "https://localhost:8443"
 
 
 def _addresses(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:

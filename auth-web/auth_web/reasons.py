@@ -53,3 +53,17 @@ ENROLL_TOO_FEW_FACES = "ENROLL_TOO_FEW_FACES"
 ENROLL_INCONSISTENT_IDENTITY = "ENROLL_INCONSISTENT_IDENTITY"
 LIVENESS_UNSPECIFIED = "LIVENESS_UNSPECIFIED"  # the service answered "not live" without saying why
 VERIFY_UNSPECIFIED = "VERIFY_UNSPECIFIED"  # the service answered "no match" without saying why
+
+# -- the OpenID Connect provider, forward-auth, clients and groups (oidc.py, blueprints/oidc.py) ----------------
+OIDC_AUTHORIZE = "oidc_authorize"  # a code issued to a client (success) or the user said no (ACCESS_DENIED)
+OIDC_TOKEN = "oidc_token"  # noqa: S105 (an event name) — tokens issued, or a family revoked (the reuse reasons)
+OIDC_CONSENT_REVOKE = "oidc_consent_revoke"
+CLIENT_CREATE = "client_create"
+CLIENT_DELETE = "client_delete"
+CLIENT_ROTATE_SECRET = "client_rotate_secret"  # noqa: S105 (an event name)
+SIGNING_KEY_ROTATE = "signing_key_rotate"
+ADMIN_SET_GROUPS = "admin_set_groups"
+
+ACCESS_DENIED = "ACCESS_DENIED"  # the user refused the consent screen
+OIDC_REFRESH_REUSE = "REFRESH_TOKEN_REUSED"  # a spent refresh token again → its family revoked
+OIDC_CODE_REUSE = "CODE_REUSED"  # a spent authorization code again → what it issued is revoked
