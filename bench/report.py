@@ -22,6 +22,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VERSIONED_PACKAGES = (
     "tensorflow-cpu",
     "tensorflow",
+    "ai-edge-litert",
     "keras",
     "dlib-bin",
     "dlib",

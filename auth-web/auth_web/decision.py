@@ -82,6 +82,16 @@ def flash_details(check: liveness_pb2.CheckResponse) -> dict[str, Any]:
     return {"flash": flash, "planarity_residual": planarity}
 
 
+def same_embedding_space(template_version: str, service_version: str) -> bool:
+    """Whether a template of ``template_version`` can be compared with the service's embeddings.
+
+    What follows a "+" in a model version is build metadata: recognition-service reports its descriptor's
+    runtime there (``...+tflite`` for the TFLite port of dlib's network, nothing for dlib's own), and both
+    compute the same embeddings (bench/results/descriptor_parity.md). The part before it must be equal.
+    """
+    return template_version.split("+", 1)[0] == service_version.split("+", 1)[0]
+
+
 def decide_login(
     check: liveness_pb2.CheckResponse,
     verify: recognition_pb2.VerifyResponse,
@@ -121,7 +131,7 @@ def decide_login(
     liveness_failure = liveness_passed(check, challenge_length, flash_sent)
     if liveness_failure is not None:
         return Decision(False, liveness_failure, details=details, **scores)
-    if any(version != verify.model_version for version in template_model_versions):
+    if any(not same_embedding_space(version, verify.model_version) for version in template_model_versions):
         return Decision(False, reasons.TEMPLATES_OUTDATED, details=details, **scores)
     if not verify.match or verify.reason != recognition_pb2.VERIFY_REASON_MATCH:
         reason = verify.reason if verify.reason != recognition_pb2.VERIFY_REASON_MATCH else 0

@@ -8,7 +8,7 @@ from faceauth_common.grpc_server import ServerSettings
 from faceauth_common.imaging import ImageLimits
 from faceauth_common.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
 from recognition_service.choice import PhotoSettings
-from recognition_service.engine import DetectionSettings
+from recognition_service.engine import DESCRIPTORS, DetectionSettings
 from recognition_service.quality import QualitySettings
 from recognition_service.verify import MatchSettings
 
@@ -20,6 +20,10 @@ class Settings:
     max_templates: int
     detector: str  # "hog" (default) or "cnn"
     num_jitters: int
+    # The face descriptor: "tflite" (default, the port of dlib's ResNet) or "dlib" (dlib's own, for
+    # comparison and jitter); threads per TFLite interpreter (there is one interpreter per server thread).
+    descriptor: str
+    descriptor_threads: int
     # Login frames: small and fast. Enrollment images: any size, so a larger working size and a retry.
     verify_detection: DetectionSettings
     encode_detection: DetectionSettings
@@ -30,6 +34,11 @@ class Settings:
     log_level: str
 
     def __post_init__(self) -> None:
+        if self.num_jitters > 1 and self.descriptor != "dlib":
+            raise SettingsError(
+                f"RECOGNITION_NUM_JITTERS={self.num_jitters} needs RECOGNITION_DESCRIPTOR=dlib "
+                "(the TFLite descriptor does not jitter)"
+            )
         match = self.match
         if 0 < match.max_embeddings < match.min_matched_frames:
             raise SettingsError(
@@ -51,6 +60,8 @@ class Settings:
             max_templates=env_int("RECOGNITION_MAX_TEMPLATES", 64, minimum=1, maximum=1024),
             detector=env_choice("RECOGNITION_DETECTOR", "hog", ("hog", "cnn")),
             num_jitters=env_int("RECOGNITION_NUM_JITTERS", 1, minimum=1, maximum=100),
+            descriptor=env_choice("RECOGNITION_DESCRIPTOR", "tflite", DESCRIPTORS),
+            descriptor_threads=env_int("RECOGNITION_DESCRIPTOR_THREADS", 1, minimum=1, maximum=16),
             verify_detection=DetectionSettings(
                 max_side=env_int("RECOGNITION_VERIFY_MAX_SIDE", 400, minimum=80, maximum=4096),
                 upsample=env_int("RECOGNITION_VERIFY_UPSAMPLE", 0, minimum=0, maximum=3),

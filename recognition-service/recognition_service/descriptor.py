@@ -15,6 +15,7 @@ The chip is dlib's (``dlib.get_face_chip(image, landmarks, 150, 0.25)``, the sam
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +37,10 @@ class Descriptor(Protocol):
         """(n, 150, 150, 3) uint8 RGB chips -> (n, 128) float64 embeddings."""
         ...
 
+    def warm_up(self, chip: np.ndarray) -> list[np.ndarray]:
+        """Run every instance on ``chip`` alone and on a batch of two (the usual Verify batch)."""
+        ...
+
 
 def _check_chips(chips: np.ndarray) -> None:
     if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
@@ -51,6 +56,7 @@ class TFLiteDescriptor:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"descriptor model {self.model_path} is missing")
+        self.instances = instances
         self._interpreters = InstancePool(lambda: _BatchInterpreter(self.model_path, num_threads), instances)
 
     def compute(self, chips: np.ndarray) -> np.ndarray:
@@ -60,6 +66,16 @@ class TFLiteDescriptor:
         batch = np.ascontiguousarray(chips, dtype=np.float32)
         with self._interpreters.borrow() as interpreter:
             return interpreter.run(batch).astype(np.float64)
+
+    def warm_up(self, chip: np.ndarray) -> list[np.ndarray]:
+        batches = [chip[None].astype(np.float32), np.stack([chip, chip]).astype(np.float32)]
+        outputs = []
+        with contextlib.ExitStack() as stack:
+            # Borrow every interpreter at once, so each is run (the pool has exactly ``instances``).
+            interpreters = [stack.enter_context(self._interpreters.borrow()) for _ in range(self.instances)]
+            for interpreter in interpreters:
+                outputs += [interpreter.run(batch).astype(np.float64) for batch in batches]
+        return outputs
 
 
 class _BatchInterpreter:
@@ -106,3 +122,6 @@ class DlibDescriptor:
         with self._lock:
             descriptors = self._encoder.compute_face_descriptor(batch, self.num_jitters)
         return np.asarray([np.asarray(d) for d in descriptors], dtype=np.float64)
+
+    def warm_up(self, chip: np.ndarray) -> list[np.ndarray]:
+        return [self.compute(chip[None]), self.compute(np.stack([chip, chip]))]

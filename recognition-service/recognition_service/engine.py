@@ -3,9 +3,9 @@
 Numpy in, numpy out; no gRPC here. Quality judgement is in ``quality``, the 1:1 decision in ``verify``.
 Models are dlib's (files from the ``face_recognition_models`` package, the same ones ``face_recognition``
 uses): the HOG frontal-face detector (or the MMOD CNN detector as an option), the 5-point landmark predictor
-and the ResNet face encoder (128-d).
-Embeddings are computed exactly as ``face_recognition.face_encodings(model="small")`` does them,
-so templates made with ``face_recognition`` stay comparable.
+and the ResNet face encoder (128-d), the encoder by default through its TFLite port (``descriptor``).
+Embeddings are computed as ``face_recognition.face_encodings(model="small")`` does them (dlib's 150x150
+chip of the 5 landmarks, then the ResNet), so templates made with ``face_recognition`` stay comparable.
 """
 
 from __future__ import annotations
@@ -26,12 +26,33 @@ from faceauth_common.boxes import Box, downscale_factor
 from faceauth_common.metrics import observe_stage
 from faceauth_common.threadsafe import InstancePool
 from recognition_service.choice import PhotoSettings, choose_live, choose_photo
+from recognition_service.descriptor import (
+    CHIP_PADDING,
+    CHIP_SIZE,
+    DEFAULT_MODEL_PATH,
+    EMBEDDING_SIZE,
+    Descriptor,
+    DlibDescriptor,
+    TFLiteDescriptor,
+)
 from recognition_service.quality import QualitySettings, quality_score, sharpness_brightness
 from recognition_service.warmup import synthetic_face
 
 # Embeddings are only comparable within one version: encoder weights + alignment (5-point chip).
 MODEL_VERSION = "dlib-resnet-v1/5pt/fr-models-0.3.0"
-EMBEDDING_SIZE = 128
+# The descriptor's runtime (RECOGNITION_DESCRIPTOR). It is reported after a "+" (build metadata, as in
+# semantic versioning): the TFLite port computes dlib's embedding space (bench/results/descriptor_parity.md:
+# no match decision changes), so templates of either are valid for the other; the part before "+" is what
+# must be equal (auth-web's decision compares that).
+DESCRIPTORS = ("tflite", "dlib")
+
+
+def model_version(descriptor: str) -> str:
+    """``MODEL_VERSION`` for dlib's own descriptor, ``MODEL_VERSION+tflite`` for the port."""
+    if descriptor not in DESCRIPTORS:
+        raise ValueError(f"unknown descriptor {descriptor!r}")
+    return MODEL_VERSION if descriptor == "dlib" else f"{MODEL_VERSION}+{descriptor}"
+
 
 DeadlineCheck = Callable[[], None]
 
@@ -120,28 +141,44 @@ def model_paths() -> dict[str, Path]:
 class FaceEngine:
     """Loaded models. Build once per process with ``FaceEngine.load`` (it also warms up)."""
 
-    def __init__(self, detector: str = "hog", num_jitters: int = 1, threads: int = 1) -> None:
+    def __init__(
+        self,
+        detector: str = "hog",
+        num_jitters: int = 1,
+        threads: int = 1,
+        descriptor: str = "tflite",
+        descriptor_threads: int = 1,
+    ) -> None:
         paths = model_paths()
         self.detector_kind = detector
+        self.descriptor_kind = descriptor
+        self.model_version = model_version(descriptor)
         # No dlib object may be used by two threads at once (gRPC serves calls on ``threads`` threads;
         # a shared HOG detector segfaults). HOG releases the GIL, so there is one detector per server
         # thread (copies of one, made at load) and threads detect in parallel; the shape
-        # predictor and the DNNs hold the GIL, so one instance each behind a lock costs no
-        # parallelism (bench/results/gil.md).
+        # predictor and dlib's DNNs hold the GIL, so one instance each behind a lock costs no
+        # parallelism (bench/results/gil.md). The TFLite descriptor releases the GIL in ``invoke``: one
+        # interpreter per server thread, each with ``descriptor_threads`` threads.
         if detector == "cnn":
             self._cnn_detector = dlib.cnn_face_detection_model_v1(str(paths["cnn_detector"]))
         else:
             self._hog_detectors = InstancePool.of_copies(dlib.get_frontal_face_detector(), threads)
         self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
-        self._encoder = dlib.face_recognition_model_v1(str(paths["encoder"]))
+        self._descriptor = load_descriptor(descriptor, paths["encoder"], num_jitters, descriptor_threads, threads)
         self.num_jitters = num_jitters
-        self._encoder_lock = threading.Lock()
         self._cnn_lock = threading.Lock()
         self._shape_lock = threading.Lock()
 
     @classmethod
-    def load(cls, detector: str = "hog", num_jitters: int = 1, threads: int = 1) -> FaceEngine:
-        engine = cls(detector, num_jitters, threads)
+    def load(
+        cls,
+        detector: str = "hog",
+        num_jitters: int = 1,
+        threads: int = 1,
+        descriptor: str = "tflite",
+        descriptor_threads: int = 1,
+    ) -> FaceEngine:
+        engine = cls(detector, num_jitters, threads, descriptor, descriptor_threads)
         engine.warm_up()
         return engine
 
@@ -150,17 +187,17 @@ class FaceEngine:
 
         The input is a synthetic face-like image (skin-toned oval, dark eyes and mouth): detection
         runs over it, and landmarks + the encoder run on its central box whether or not HOG accepts
-        it, so the encoder is always exercised. Its output must be 128 finite numbers.
+        it, so the encoder is always exercised (every TFLite interpreter, at batch sizes 1 and 2).
+        Its output must be 128 finite numbers per chip.
         """
         image = synthetic_face(240)
         self.detect(image, DetectionSettings(max_side=240, upsample=0))
         box = Box(60, 50, 180, 190)
         landmarks = self._landmarks(image, box)
-        with self._encoder_lock:
-            descriptor = self._encoder.compute_face_descriptor(image, landmarks, 1)
-        embedding = np.asarray(descriptor, dtype=np.float64)
-        if embedding.shape != (EMBEDDING_SIZE,) or not np.all(np.isfinite(embedding)):
-            raise RuntimeError("the face encoder produced an invalid embedding during warm-up")
+        chip = self.chip(image, landmarks)
+        for embeddings in self._descriptor.warm_up(chip):
+            if embeddings.shape[1:] != (EMBEDDING_SIZE,) or not np.all(np.isfinite(embeddings)):
+                raise RuntimeError("the face encoder produced an invalid embedding during warm-up")
 
     # -- detection ---------------------------------------------------------------------------------
 
@@ -283,14 +320,26 @@ class FaceEngine:
         with self._shape_lock:
             return self._shape_predictor(image, rect)
 
+    @staticmethod
+    def chip(image: np.ndarray, landmarks: dlib.full_object_detection) -> np.ndarray:
+        """dlib's aligned 150x150 RGB face chip, the one ``compute_face_descriptor(image, landmarks)`` uses."""
+        return np.asarray(dlib.get_face_chip(image, landmarks, size=CHIP_SIZE, padding=CHIP_PADDING))
+
     def embed(self, image: np.ndarray, observation: Observation) -> np.ndarray:
         """The 128-d embedding of an observed face (only for status OK)."""
-        if observation.landmarks is None:
+        return self.embed_many([image], [observation])[0]
+
+    def embed_many(self, images: list[np.ndarray], observations: list[Observation]) -> np.ndarray:
+        """The embeddings of observed faces, (n, 128): every chip in one descriptor call."""
+        if any(observation.landmarks is None for observation in observations):
             raise ValueError("no landmarks: observe() the image first")
-        with observe_stage("embedding"), self._encoder_lock:
-            descriptor = self._encoder.compute_face_descriptor(image, observation.landmarks, self.num_jitters)
-        observation.embedding = np.asarray(descriptor, dtype=np.float64)
-        return observation.embedding
+        with observe_stage("embedding"):
+            chips = [self.chip(image, o.landmarks) for image, o in zip(images, observations, strict=True)]
+            batch = np.stack(chips) if chips else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+            embeddings = self._descriptor.compute(batch)
+        for observation, embedding in zip(observations, embeddings, strict=True):
+            observation.embedding = embedding
+        return embeddings
 
     def encode(
         self,
@@ -304,3 +353,15 @@ class FaceEngine:
         if observation.status is FaceStatus.OK:
             self.embed(image, observation)
         return observation
+
+
+def load_descriptor(kind: str, dlib_model: Path, num_jitters: int, num_threads: int, instances: int) -> Descriptor:
+    """The face descriptor ``kind`` (``RECOGNITION_DESCRIPTOR``): the TFLite port with ``instances``
+    interpreters of ``num_threads`` threads, or dlib's own (the only one that jitters)."""
+    if kind == "dlib":
+        return DlibDescriptor(dlib_model, num_jitters)
+    if kind != "tflite":
+        raise ValueError(f"unknown descriptor {kind!r}")
+    if num_jitters > 1:
+        raise ValueError("num_jitters > 1 needs dlib's descriptor (RECOGNITION_DESCRIPTOR=dlib)")
+    return TFLiteDescriptor(DEFAULT_MODEL_PATH, num_threads, instances)

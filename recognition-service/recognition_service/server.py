@@ -12,9 +12,13 @@ from recognition_service.servicer import RecognitionServicer
 
 
 def load_engine(settings: Settings) -> FaceEngine:
-    """Load the dlib models once and warm them up (detector, landmarks and encoder)."""
+    """Load the models once and warm them up (detector, landmarks and descriptor)."""
     return FaceEngine.load(
-        detector=settings.detector, num_jitters=settings.num_jitters, threads=settings.server.threads
+        detector=settings.detector,
+        num_jitters=settings.num_jitters,
+        threads=settings.server.threads,
+        descriptor=settings.descriptor,
+        descriptor_threads=settings.descriptor_threads,
     )
 
 

@@ -14,7 +14,6 @@ from faceauth_common.imaging import ImageError, decode_frames
 from faceauth_common.metrics import metrics, observe_stage
 from recognition_service.config import Settings
 from recognition_service.engine import (
-    MODEL_VERSION,
     DeadlineCheck,
     DeadlineExceeded,
     FaceEngine,
@@ -73,7 +72,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
         )
         response = recognition_pb2.EncodeResponse(
             faces=[_observation(o, with_embedding=True) for o in observations],
-            model_version=MODEL_VERSION,
+            model_version=engine.model_version,
             same_person=identity.same_person,
             max_intra_distance=self._settings.match.max_intra_distance,
         )
@@ -126,7 +125,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             min_matched_frames=settings.match.min_matched_frames,
             # Only a distance between two compared frames is one (fewer: nothing was measured).
             max_intra_capture_distance=result.max_intra_distance if result.compared_frames >= 2 else None,
-            model_version=MODEL_VERSION,
+            model_version=engine.model_version,
         )
 
 

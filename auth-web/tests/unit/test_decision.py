@@ -121,6 +121,19 @@ def test_templates_from_another_model_version_refuse() -> None:
     assert not decision.accepted and decision.reason == TEMPLATES_OUTDATED
 
 
+def test_a_runtime_after_plus_in_the_model_version_keeps_templates_valid() -> None:
+    # Templates enrolled with dlib's descriptor stay valid under its TFLite port and back (same embeddings).
+    dlib_version, port_version = "dlib-resnet-v1/5pt/fr-models-0.3.0", "dlib-resnet-v1/5pt/fr-models-0.3.0+tflite"
+    assert decide(live(), match(model_version=port_version), versions=(dlib_version, port_version)).accepted
+    assert decide(live(), match(model_version=dlib_version), versions=(port_version,)).accepted
+    # Only the part before "+" is compared: another model or alignment is still outdated, whatever its runtime.
+    for template_version in ("dlib-resnet-v2/5pt/fr-models-0.3.0+tflite", "dlib-resnet-v1/68pt/fr-models-0.3.0"):
+        decision = decide(live(), match(model_version=port_version), versions=(template_version,))
+        assert not decision.accepted and decision.reason == TEMPLATES_OUTDATED
+    decision = decide(live(), match(model_version=port_version), versions=("dlib-resnet-v1/5pt/fr-models-0.3.0tflite",))
+    assert not decision.accepted
+
+
 def test_liveness_is_reported_before_recognition() -> None:
     spoof = live(live=False, reason=lv.LIVENESS_REASON_SPOOF_SUSPECTED)
     decision = decide(spoof, match(match=False, reason=rc.VERIFY_REASON_NO_MATCH))

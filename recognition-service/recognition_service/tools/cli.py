@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from recognition_service.config import Settings
-from recognition_service.engine import MODEL_VERSION, FaceEngine, FaceStatus
+from recognition_service.engine import FaceEngine, FaceStatus
 from recognition_service.tools.images import IMAGE_SUFFIXES, load_image_file
 
 EXPORT_FORMAT = "faceauth-templates/1"
@@ -52,7 +52,7 @@ def encode_folder(
     total = sum(len(images) for images in people.values())
     document: dict = {
         "format": EXPORT_FORMAT,
-        "model_version": MODEL_VERSION,
+        "model_version": engine.model_version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "encode_mode": "photo" if photo_mode else "live",
         "people": [],
@@ -136,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.folder} is not a folder", file=sys.stderr)
         return 2
     settings = Settings.from_env()
-    engine = FaceEngine.load(settings.detector, settings.num_jitters)
+    engine = FaceEngine.load(
+        settings.detector,
+        settings.num_jitters,
+        descriptor=settings.descriptor,
+        descriptor_threads=settings.descriptor_threads,
+    )
     document = encode_folder(
         args.folder, engine, settings, args.min_quality, progress=not args.no_progress, photo_mode=args.mode == "photo"
     )

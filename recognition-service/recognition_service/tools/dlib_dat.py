@@ -125,7 +125,14 @@ class _Stream:
         return float(np.ldexp(float(mantissa), exponent))
 
     def string(self) -> str:
-        return self.take(self.integer()).decode("ascii")
+        start = self.position
+        length = self.integer()
+        if not 0 <= length <= 256:
+            raise DatFormatError(f"expected a layer name at {start}")
+        try:
+            return self.take(length).decode("ascii")
+        except UnicodeDecodeError:
+            raise DatFormatError(f"expected a layer name at {start}") from None
 
     def boolean(self) -> bool:
         char = self.take(1)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from recognition_service.config import Settings
-from recognition_service.engine import MODEL_VERSION, FaceEngine, FaceStatus
+from recognition_service.engine import FaceEngine, FaceStatus
 from recognition_service.tools.images import IMAGE_SUFFIXES, load_image_file
 
 TARGET_FMRS = (1e-1, 1e-2, 1e-3)
@@ -192,11 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give at least one pairs CSV or --folders DIR")
     settings = Settings.from_env()
     threshold = settings.match.threshold if args.threshold is None else args.threshold
-    engine = FaceEngine.load(settings.detector, settings.num_jitters)
+    engine = FaceEngine.load(
+        settings.detector,
+        settings.num_jitters,
+        descriptor=settings.descriptor,
+        descriptor_threads=settings.descriptor_threads,
+    )
     sets = {str(path): read_pairs_csv(path) for path in args.pairs}
     sets.update({f"{path} (all pairs)": folder_pairs(path) for path in args.folders})
     report = {
-        "model_version": MODEL_VERSION,
+        "model_version": engine.model_version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpu": platform.processor()},
         "sets": {},

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from faceauth.recognition.v1 import recognition_pb2 as pb
-from recognition_service.engine import MODEL_VERSION, DetectionSettings
+from recognition_service.engine import DetectionSettings, model_version
 
 TIMEOUT = 30
 
@@ -46,7 +46,8 @@ def enrolled(stub, photo_bytes):
 
 def test_encode_reports_face_box_quality_and_embedding(stub, photo_bytes, photos):
     response = stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama2"]]), timeout=TIMEOUT)
-    assert response.model_version == MODEL_VERSION
+    # The default descriptor is the TFLite port; its version names it after the "+" (engine.model_version).
+    assert response.model_version == model_version("tflite")
     (face,) = response.faces
     assert face.status == pb.FACE_STATUS_OK
     assert len(face.embedding) == 128 and np.all(np.isfinite(face.embedding))
@@ -222,7 +223,8 @@ def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(stub, photo_
 def test_expired_deadline_is_honoured_and_the_server_keeps_serving(stub, enrolled, login_frames):
     frames = login_frames("obama2", 8) * 2
     with pytest.raises(grpc.RpcError) as raised:
-        stub.Verify(pb.VerifyRequest(frames=frames, templates=[enrolled["obama"]]), timeout=0.15)
+        # 30 ms: less than decoding 16 frames takes (with the TFLite descriptor a whole Verify can fit in 150 ms).
+        stub.Verify(pb.VerifyRequest(frames=frames, templates=[enrolled["obama"]]), timeout=0.03)
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     response = stub.Verify(pb.VerifyRequest(frames=frames[:4], templates=[enrolled["obama"]]), timeout=TIMEOUT)
     assert response.match

@@ -10,7 +10,7 @@ import pytest
 
 from faceauth_common.settings import SettingsError
 from recognition_service.config import Settings
-from recognition_service.engine import MODEL_VERSION
+from recognition_service.engine import model_version
 from recognition_service.tools import cli, evaluate
 
 
@@ -31,7 +31,7 @@ def test_encode_folder_writes_the_template_export_format(people_tree, tmp_path, 
     assert cli.main(["encode-folder", str(people_tree), "--out", str(out), "--npz", str(npz), "--no-progress"]) == 0
     document = json.loads(out.read_text())
     assert document["format"] == "faceauth-templates/1"
-    assert document["model_version"] == MODEL_VERSION
+    assert document["model_version"] == model_version("tflite")  # the default descriptor
     assert document["created"]
     people = {p["name"]: p for p in document["people"]}
     assert set(people) == {"obama", "biden", "nobody"}
