@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
@@ -91,7 +91,7 @@ def verify() -> Response:
 @bp.get("/start")
 def start() -> Response:
     """Sign in (when needed), then back to ``rd``: nginx's ``error_page 401`` and the 302 above send visitors here."""
-    return_url = allowed_return_url(request.args.get("rd"))
+    return_url = allowed_return_url(_rd_from_query())
     if return_url is None:
         return render_template(  # type: ignore[return-value]
             "error.html",
@@ -119,6 +119,18 @@ def back(return_id: str) -> Response:
         return redirect(url_for("account.dashboard"))  # type: ignore[return-value]
     return_url = allowed_return_url(json.loads(raw)["rd"])
     return redirect(return_url or url_for("account.dashboard"))  # type: ignore[return-value]
+
+
+def _rd_from_query() -> str | None:
+    """``rd``, taken whole from the raw query string when it comes first: nginx cannot percent-encode the URL it
+    puts there (``?rd=$scheme://$http_host$request_uri``), so the page's own ``&`` parameters belong to it."""
+    raw = request.query_string.decode("latin-1")
+    if not raw.startswith("rd="):
+        return request.args.get("rd")
+    value = raw[3:]
+    if value.lower().startswith(("http%3a", "https%3a")):  # percent-encoded (/auth/verify's own redirect)
+        value = unquote(value)
+    return value
 
 
 def _return_key(return_id: str) -> str:

@@ -128,3 +128,14 @@ def test_group_names_are_validated() -> None:
     for bad in ("", "a b", "a,b", "admin", "-x", "x" * 65):
         with pytest.raises(GroupNameError):
             validate_group_name(bad)
+
+
+def test_start_takes_an_unencoded_return_url_whole(app: Flask, db_engine) -> None:  # type: ignore[no-untyped-def]
+    """nginx's error_page puts the URL after rd= as it is; its own & parameters belong to it."""
+    browser = Browser(app.test_client())
+    sign_in_as(browser, create_user(db_engine, unique_username("fwd")))
+    response = browser.client.get("/auth/start?rd=https://wiki.apps.test/p?a=1&b=2")
+    assert response.status_code == 302 and response.headers["Location"] == "https://wiki.apps.test/p?a=1&b=2"
+    encoded = browser.client.get("/auth/start?rd=" + quote("https://wiki.apps.test/p?a=1&b=2", safe=""))
+    assert encoded.headers["Location"] == "https://wiki.apps.test/p?a=1&b=2"
+    assert browser.client.get("/auth/start?rd=https://evil.test/?https://wiki.apps.test/").status_code == 400
