@@ -238,11 +238,13 @@ class FaceEngine:
             left, top, right, bottom = rect.left() - pad, rect.top() - pad, rect.right() - pad, rect.bottom() - pad
             box = Box.from_scaled(left, top, right, bottom, scale, width, height)
             if box.width > 0 and box.height > 0:
+                # The box's exclusive right/bottom as the rectangle's, as the landmarks always had
+                # (``_dlib_rect``), only not clipped: embeddings of faces inside the image do not move.
                 unclipped = dlib.rectangle(
                     math.floor(left / scale),
                     math.floor(top / scale),
-                    math.ceil((right + 1) / scale) - 1,
-                    math.ceil((bottom + 1) / scale) - 1,
+                    math.ceil((right + 1) / scale),
+                    math.ceil((bottom + 1) / scale),
                 )
                 faces.append(Face(box, unclipped, float(score)))
         faces.sort(key=lambda face: face.box.area, reverse=True)

@@ -236,3 +236,54 @@ def test_concurrent_calls_are_answered_independently(stub, enrolled, login_frame
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda r: stub.Verify(r, timeout=TIMEOUT), [genuine, impostor, genuine, impostor]))
     assert [r.match for r in results] == [True, False, True, False]
+
+
+# -- photo mode ------------------------------------------------------------------------------------------
+
+
+def test_encode_photo_mode_uses_the_dominant_face_where_live_rules_refuse(
+    stub, enrolled, photo_bytes, jpeg, obama_with_a_smaller_face_in_the_corner
+):
+    """One request per mode with the same images: a portrait with a background face, a group photo, a
+    small face; the default (unset) mode is the live rules, as camera enrollment sends it."""
+    images = [jpeg(obama_with_a_smaller_face_in_the_corner), photo_bytes["selfie_many"], photo_bytes["obama_240p"]]
+    default = stub.Encode(pb.EncodeRequest(images=images), timeout=TIMEOUT)
+    live = stub.Encode(pb.EncodeRequest(images=images, mode=pb.ENCODE_MODE_LIVE), timeout=TIMEOUT)
+    photo = stub.Encode(pb.EncodeRequest(images=images, mode=pb.ENCODE_MODE_PHOTO), timeout=TIMEOUT)
+    live_statuses = [pb.FACE_STATUS_MULTIPLE_FACES, pb.FACE_STATUS_MULTIPLE_FACES, pb.FACE_STATUS_FACE_TOO_SMALL]
+    assert [f.status for f in default.faces] == [f.status for f in live.faces] == live_statuses
+    assert [f.status for f in photo.faces] == [pb.FACE_STATUS_OK, pb.FACE_STATUS_MULTIPLE_FACES, pb.FACE_STATUS_OK]
+    assert default.faces[0].faces_found == photo.faces[0].faces_found == 2
+    assert photo.faces[1].faces_found >= 2 and len(photo.faces[1].embedding) == 0
+    # The chosen face is the subject: both photo-mode templates verify as Obama's against his enrolled one.
+    subject, small = (np.asarray(photo.faces[i].embedding) for i in (0, 2))
+    obama, biden = (np.asarray(enrolled[name].embedding) for name in ("obama", "biden"))
+    assert np.linalg.norm(subject - obama) <= 0.55 < np.linalg.norm(subject - biden)
+    assert np.linalg.norm(small - obama) <= 0.55
+    assert photo.same_person and photo.max_intra_capture_distance <= photo.max_intra_distance
+
+
+def test_encode_refuses_an_unknown_mode_and_keeps_serving(stub, photo_bytes):
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama2"]], mode=7), timeout=TIMEOUT)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown encode mode 7" in raised.value.details()
+    assert stub.Encode(pb.EncodeRequest(images=[photo_bytes["obama2"]]), timeout=TIMEOUT).faces[0].status == (
+        pb.FACE_STATUS_OK
+    )
+
+
+def test_verify_accepts_login_frames_of_a_face_filling_the_frame(stub, enrolled, rgb, engine, jpeg):
+    """The user leaned in: 640x480 frames showing 60 % of the face box's height."""
+    image = rgb("obama")
+    box = engine.detect(image, DetectionSettings(max_side=800))[0][0]
+    centre_x, centre_y = box.centre
+    height = 0.6 * box.height
+    width = height * 4 / 3
+    frames = []
+    for shift in (0, 10, 20, 30):
+        left, top = round(centre_x + shift - width / 2), round(centre_y - height / 2)
+        crop = image[top : top + round(height), left : left + round(width)]
+        frames.append(jpeg(cv2.resize(crop, (640, 480), interpolation=cv2.INTER_AREA)))
+    response = stub.Verify(pb.VerifyRequest(frames=frames, templates=[enrolled["obama"]]), timeout=TIMEOUT)
+    assert response.match and response.reason == pb.VERIFY_REASON_MATCH

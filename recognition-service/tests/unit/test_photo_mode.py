@@ -137,6 +137,15 @@ def test_photo_mode_refuses_what_cannot_give_a_template_with_the_reason(engine, 
 # -- faces that fill the frame or are cut by the border ---------------------------------------------------
 
 
+def test_a_face_inside_the_image_is_landmarked_in_the_same_box_as_before(engine, rgb):
+    """The unclipped detector box changes nothing for faces inside the image: the landmark predictor gets
+    the box's exclusive right/bottom as before, so embeddings (and every measured distance) stay put."""
+    observation = engine.observe(rgb("obama2"), ENROLL, QUALITY)
+    box, rect = observation.box, observation.landmarks.rect
+    assert box.left > 0 and box.right < rgb("obama2").shape[1]
+    assert (rect.left(), rect.top(), rect.right(), rect.bottom()) == (box.left, box.top, box.right, box.bottom)
+
+
 def close_frame(image: np.ndarray, box: Box, shift: int = 0) -> np.ndarray:
     """A 640x480 frame showing 60 % of the face box's height and 80 % of its width (the user leaned in)."""
     centre_x, centre_y = box.centre
