@@ -15,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from auth_web import audit, context, db, errors, oidc, redis_store
+from auth_web import audit, context, db, errors, oidc, redis_store, templating
 from auth_web import metrics as auth_metrics
 from auth_web.challenges import ChallengeStore
 from auth_web.config import Settings
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     _register_request_hooks(app, settings)
     csrf.init_app(app)
     errors.register(app)
+    templating.init_app(app)
 
     from auth_web.blueprints import account, admin, api, auth, enroll, health
     from auth_web.blueprints import admin_oidc as admin_oidc_bp
