@@ -51,8 +51,12 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServiceServicer):
             for image in images:
                 check()
                 observations.append(
-                    engine.encode(image, self._settings.encode_detection, self._settings.quality, photo)
+                    engine.observe(image, self._settings.encode_detection, self._settings.quality, photo)
                 )
+            check()
+            # Every usable face's chip in one descriptor call.
+            usable = [index for index, o in enumerate(observations) if o.status is FaceStatus.OK]
+            engine.embed_many([images[index] for index in usable], [observations[index] for index in usable])
         except DeadlineExceeded:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline ran out while encoding")
         identity = same_person(
