@@ -166,6 +166,9 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     app.register_blueprint(forward_auth_bp.bp)
     app.register_blueprint(admin_oidc_bp.bp)
     oidc.init_app(app)
+    from auth_web.blueprints import recovery as recovery_bp
+
+    app.register_blueprint(recovery_bp.bp)  # recovery links and self-service (auth_web/recovery.py)
     init_limiter(app, settings)
 
     @app.context_processor

@@ -27,10 +27,18 @@ from auth_web.accounts import (
     validate_password,
     validate_username,
 )
-from auth_web.config import Settings
+from auth_web.config import LOCAL_RUN_URL, Settings
 from auth_web.context import find_user
 from auth_web.db import make_engine
-from auth_web.models import ROLE_ADMIN, FaceTemplate, User, pack_embedding
+from auth_web.models import (
+    RECOVERY_BOTH,
+    RECOVERY_FACE,
+    RECOVERY_PURPOSES,
+    ROLE_ADMIN,
+    FaceTemplate,
+    User,
+    pack_embedding,
+)
 from auth_web.template_crypto import TemplateDecryptionError, generate_key, key_id_for, parse_key
 from faceauth_common.logs import configure_logging
 from faceauth_common.settings import SettingsError
@@ -77,6 +85,8 @@ def _audit(session: Session, event: str, user: User | None, details: dict[str, A
 
 
 def create_admin(settings: Settings, args: argparse.Namespace) -> str:
+    """The first admin, and a one-time enrollment link: signing in needs a face, so the admin enrolls it (and
+    sets the password, with ``--no-password``) through the link, then signs in."""
     try:
         username = validate_username(args.username)
     except ValidationError as error:
@@ -85,17 +95,88 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> str:
         user = find_user(session, username)
         if user is not None and not args.promote:
             raise CommandError(f"user {username!r} exists; use --promote to make them an admin (and set the password)")
-        password = _read_password(args, username, settings)
+        password = None if args.no_password else _read_password(args, username, settings)
         if user is None:
             user = User(username=username, username_key=normalize_username(username))
             session.add(user)
         user.role = ROLE_ADMIN
         user.status = "active"
-        user.password_hash = hash_password(password)
+        if password is not None:
+            user.password_hash = hash_password(password)
         session.flush()
         _audit(session, reasons.ADMIN_CREATE, user)
+        purpose = RECOVERY_BOTH if user.password_hash is None else RECOVERY_FACE
+        if user.templates and password is not None:
+            session.commit()
+            return f"admin {username!r} is ready (a face is enrolled already); sign in at {_public_url(settings)}/login"
+        url = _link(settings, session, user, purpose)
+    steps = "set your password, then enroll your face" if purpose == RECOVERY_BOTH else "enroll your face"
+    hours = max(1, settings.recovery_link_ttl_seconds // 3600)
+    return (
+        f"admin {username!r} is ready. Signing in needs a face, so enroll it first:\n"
+        f"  1. Open this one-time link in a browser with a camera (it works once, for {hours} hours):\n"
+        f"     {url}\n"
+        f"  2. Choose Continue and {steps}.\n"
+        f"  3. Sign in at {_public_url(settings)}/login with your username"
+        f"{' and password' if settings.password_required else ''} and your face.\n"
+        f"Lost the link? Run: python -m auth_web recovery-link {username} --purpose {purpose}"
+    )
+
+
+def _public_url(settings: Settings) -> str:
+    return settings.public_url or LOCAL_RUN_URL
+
+
+def _link(settings: Settings, session: Session, user: User, purpose: str) -> str:
+    """A recovery link issued by the operator (committed and audited in the command's transaction)."""
+    from auth_web import account_security, recovery
+
+    issued = account_security.issue_link(
+        session,
+        user,
+        purpose,
+        channel=recovery.CHANNEL_CLI,
+        ttl_seconds=settings.recovery_link_ttl_seconds,
+        client_address="cli",
+        in_request=False,
+    )
+    return recovery.link_url(_public_url(settings), issued.token)
+
+
+def recovery_link(settings: Settings, args: argparse.Namespace) -> str:
+    """A one-time link for a user: set the password, enroll the face, or both; older unused ones for the same
+    purpose stop working."""
+    with Session(make_engine(settings)) as session:
+        user = find_user(session, args.username)
+        if user is None:
+            raise CommandError(f"no user {args.username!r}")
+        if not user.is_active:
+            raise CommandError(f"user {user.username!r} is disabled; enable them first (the admin page)")
+        if args.purpose in (RECOVERY_FACE, RECOVERY_BOTH) and args.reset_face:
+            from auth_web import account_security
+
+            account_security.reset_face(session, user, client_address="cli", commit=False)
+        url = _link(settings, session, user, args.purpose)
+        username = user.username
+    hours = max(1, settings.recovery_link_ttl_seconds // 3600)
+    return (
+        f"one-time link for {username!r} (works once, for {hours} hours; give it only to them):\n  {url}\n"
+        f"They open it, choose Continue, follow the steps, then sign in at {_public_url(settings)}/login"
+    )
+
+
+def unlock(settings: Settings, args: argparse.Namespace) -> str:
+    """Clear a user's failed sign-ins (delays and locks) in Redis."""
+    with Session(make_engine(settings)) as session:
+        user = find_user(session, args.username)
+        if user is None:
+            raise CommandError(f"no user {args.username!r}")
+        note = _forget_failed_logins(settings, user.username)
+        if note:
+            raise CommandError(note.strip(" ()"))
+        _audit(session, reasons.ADMIN_UNLOCK, user)
         session.commit()
-    return f"admin {username!r} is ready; sign in and enroll a face at /enroll"
+        return f"failed sign-ins of {user.username!r} are cleared"
 
 
 def set_password(settings: Settings, args: argparse.Namespace) -> str:
@@ -310,6 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--username", required=True)
     sub.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     sub.add_argument("--promote", action="store_true", help="make an existing user an admin")
+    sub.add_argument(
+        "--no-password", action="store_true", help="no password now: the admin sets it through the printed link"
+    )
+    sub = commands.add_parser("recovery-link", help="print a one-time link to set a password and/or enroll the face")
+    sub.add_argument("username")
+    sub.add_argument("--purpose", choices=RECOVERY_PURPOSES, default=RECOVERY_BOTH)
+    sub.add_argument("--reset-face", action="store_true", help="remove the current face templates first")
+    sub = commands.add_parser("unlock", help="clear a user's failed sign-ins (delays and locks)")
+    sub.add_argument("username")
     sub = commands.add_parser("set-password", help="set a user's password (e.g. after import-templates)")
     sub.add_argument("username")
     sub.add_argument("--password-stdin", action="store_true")
@@ -337,6 +427,8 @@ COMMANDS = {
     "serve": serve,
     "migrate": migrate,
     "create-admin": create_admin,
+    "recovery-link": recovery_link,
+    "unlock": unlock,
     "set-password": set_password,
     "import-templates": import_templates,
     "reencrypt-templates": reencrypt_templates,

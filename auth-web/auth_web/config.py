@@ -119,6 +119,23 @@ class Settings:
     # Accounts
     password_min_length: int = 10
     allow_registration: bool = True
+    # Re-authentication and recovery (reauth.py, recovery.py; docs/configuration.md "Accounts and recovery")
+    # A sensitive change needs a ceremony this recent (the session's auth_time).
+    reauth_max_age_seconds: int = 300
+    recovery_link_ttl_seconds: int = 86400
+    # The narrow session a recovery link opens: long enough to set a password and enroll, then it ends.
+    recovery_session_seconds: int = 900
+    # The public root URL of faceauth (https://auth.example.com): links printed by the CLI and sent by e-mail.
+    public_url: str = ""
+    # Self-service recovery by e-mail: on when smtp_host is set.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_security: str = "starttls"
+    smtp_timeout_seconds: float = 10.0
+    rate_limit_recovery_per_address: str = "5/hour"
     # OpenID Connect provider (oidc.py; docs/configuration.md "OpenID Connect and forward-auth")
     # The issuer URL (https://auth.example.com); empty: this request's own root URL (development only).
     oidc_issuer: str = ""
@@ -140,6 +157,11 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def self_service_recovery(self) -> bool:
+        """Self-service recovery ("Forgot password or face?") by e-mail: only where mail can be sent."""
+        return bool(self.smtp_host)
 
     @property
     def password_required(self) -> bool:
@@ -265,6 +287,7 @@ class Settings:
             rate_limit_enroll_per_user=env_str("AUTH_RATE_LIMIT_ENROLL_PER_USER", cls.rate_limit_enroll_per_user, env),
             password_min_length=env_int("AUTH_PASSWORD_MIN_LENGTH", 10, env, minimum=8, maximum=128),
             allow_registration=env_bool("AUTH_ALLOW_REGISTRATION", True, env),
+            **_account_settings(env, mode),
             **_oidc_settings(env, mode),
         )
 
@@ -333,6 +356,41 @@ def _oidc_settings(env: Mapping[str, str] | None, mode: str) -> dict[str, object
 SMTP_SECURITY = ("starttls", "tls", "none")
 #: Where ``make run`` serves faceauth: the CLI's links point there when AUTH_PUBLIC_URL is not set.
 LOCAL_RUN_URL = "https://localhost:8443"
+
+
+SMTP_SECURITY = ("starttls", "tls", "none")
+#: Where ``make run`` serves faceauth: the CLI's links point there when AUTH_PUBLIC_URL is not set.
+LOCAL_RUN_URL = "https://localhost:8443"
+
+
+def _account_settings(env: Mapping[str, str] | None, mode: str) -> dict[str, object]:
+    """AUTH_REAUTH_*, AUTH_RECOVERY_*, AUTH_PUBLIC_URL and SMTP_*."""
+    public_url = env_str("AUTH_PUBLIC_URL", "", env).strip().rstrip("/")
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise SettingsError(f"AUTH_PUBLIC_URL must be an http(s) URL, got {public_url!r}")
+    smtp_host = env_str("SMTP_HOST", "", env).strip()
+    smtp_from = env_str("SMTP_FROM", "", env).strip()
+    if smtp_host and "@" not in smtp_from:
+        raise SettingsError("SMTP_FROM must be an e-mail address when SMTP_HOST is set")
+    if smtp_host and mode == "production" and not public_url:
+        raise SettingsError("AUTH_PUBLIC_URL must be set in production when SMTP_HOST is (the links in the mail)")
+    security = env_choice("SMTP_SECURITY", "starttls", SMTP_SECURITY, env)
+    return {
+        "reauth_max_age_seconds": env_int("AUTH_REAUTH_MAX_AGE_SECONDS", 300, env, minimum=30, maximum=86400),
+        "recovery_link_ttl_seconds": env_int(
+            "AUTH_RECOVERY_LINK_TTL_SECONDS", 86400, env, minimum=300, maximum=30 * 86400
+        ),
+        "recovery_session_seconds": env_int("AUTH_RECOVERY_SESSION_SECONDS", 900, env, minimum=120, maximum=3600),
+        "public_url": public_url,
+        "smtp_host": smtp_host,
+        "smtp_port": env_int("SMTP_PORT", 465 if security == "tls" else 587, env, minimum=1, maximum=65535),
+        "smtp_username": env_str("SMTP_USERNAME", "", env),
+        "smtp_password": env_str("SMTP_PASSWORD", "", env),
+        "smtp_from": smtp_from,
+        "smtp_security": security,
+        "smtp_timeout_seconds": env_float("SMTP_TIMEOUT_SECONDS", 10.0, env, minimum=1.0, maximum=120.0),
+        "rate_limit_recovery_per_address": env_str("AUTH_RATE_LIMIT_RECOVERY_PER_ADDRESS", "5/hour", env),
+    }
 
 
 def _addresses(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:

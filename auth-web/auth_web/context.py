@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the types only: these modules import Flask pieces that must
     from auth_web.challenges import ChallengeStore
     from auth_web.config import Settings
     from auth_web.face_services import FaceServices
+    from auth_web.mail import Mailer
     from auth_web.proxies import AddressMatcher
     from auth_web.sessions import RedisSession, RedisSessionInterface
 
@@ -36,6 +37,7 @@ _INTERNAL_ADDRESSES = "faceauth_internal_addresses"
 _SESSION_FACTORY = "faceauth_db"
 _ENGINE = "faceauth_engine"
 _LIMITER = "faceauth_limiter"
+_MAILER = "faceauth_mailer"
 
 
 def bind(
@@ -95,6 +97,16 @@ def session_factory() -> sessionmaker[Session]:
 
 def limiter() -> Limiter | None:
     return cast("Limiter | None", current_app.extensions.get(_LIMITER))
+
+
+def mailer() -> Mailer:
+    """Outgoing mail (SMTP_*; ``enabled`` is False without SMTP_HOST), made on first use."""
+    from auth_web.mail import Mailer
+
+    existing = current_app.extensions.get(_MAILER)
+    if existing is None:
+        existing = current_app.extensions.setdefault(_MAILER, Mailer(settings()))
+    return cast("Mailer", existing)
 
 
 def failure_log() -> throttle.FailureLog:

@@ -13,7 +13,7 @@ from werkzeug.datastructures import FileStorage
 from auth_web import audit, context, reasons
 from auth_web.ceremony import ENROLLMENT, Enrolled, Issued, Refusal, Refused, Scores, Subject
 from auth_web.db import db
-from auth_web.models import FaceTemplate
+from auth_web.models import FaceTemplate, User
 from auth_web.uploads import CaptureError
 
 ADVICE = {
@@ -31,15 +31,24 @@ CAPTURE_TOO_EARLY = "This capture arrived sooner than it could have been recorde
 ENROLLED = "Your face is enrolled. Next time, sign in with your camera."
 
 
-def issue_challenge() -> Issued:
-    return Issued(ENROLLMENT.issue(user_id=g.user.id))
+def issue_challenge(user: User | None = None) -> Issued:
+    """A challenge for enrolling ``user`` (default: the signed-in user; a recovery session passes its own)."""
+    return Issued(ENROLLMENT.issue(user_id=(user or g.user).id))
 
 
 def enroll(
-    nonce: str, files: list[FileStorage], frame_times_raw: str | None, flash_start_raw: str | None = None
+    nonce: str,
+    files: list[FileStorage],
+    frame_times_raw: str | None,
+    flash_start_raw: str | None = None,
+    *,
+    user: User | None = None,
+    channel: str = "account",
 ) -> Enrolled | Refused:
+    """``channel`` goes into the success's audit row: "account" (a signed-in user) or "recovery_link"."""
     config = context.settings()
-    user = g.user
+    user = user or g.user
+    replaced = len(user.templates)
     subject = Subject(user.id, user.username)
 
     challenge = ENROLLMENT.consume_for(nonce, subject, CAPTURE_EXPIRED)
@@ -77,13 +86,14 @@ def enroll(
         )
     session_db.commit()
     session_db.expire(user, ["templates"])
-    details = {**result.details, "templates": len(result.templates)}
+    details = {**result.details, "templates": len(result.templates), "replaced": replaced, "channel": channel}
     ENROLLMENT.record(subject, reasons.SUCCESS, reasons.OK, Scores(result.live_score, details=details))
     return Enrolled(reasons.OK, len(result.templates), ENROLLED)
 
 
-def delete_templates() -> int:
-    user = g.user
+def delete_templates(user: User | None = None) -> int:
+    """Remove the user's templates (default: the signed-in user's) and audit it."""
+    user = user or g.user
     count = db().execute(delete(FaceTemplate).where(FaceTemplate.user_id == user.id)).rowcount
     db().commit()
     audit.record(

@@ -90,6 +90,9 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         ],
         "api.login_attempt": [(settings.rate_limit_login_per_address, None)],
         "auth.register": [(settings.rate_limit_register_per_address, None)],
+        # Self-service mail and following recovery links (tokens are 256-bit, but mail costs and floods).
+        "recovery.forgot": [(settings.rate_limit_recovery_per_address, None)],
+        "recovery.use": [(settings.rate_limit_recovery_per_address, None)],
         "api.enroll_challenge": [(settings.rate_limit_enroll_per_user, user_key)],
         "api.enroll": [(settings.rate_limit_enroll_per_user, user_key)],
         "api.flash_calibration_challenge": [(settings.rate_limit_enroll_per_user, user_key)],

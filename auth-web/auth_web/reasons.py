@@ -54,6 +54,43 @@ ENROLL_INCONSISTENT_IDENTITY = "ENROLL_INCONSISTENT_IDENTITY"
 LIVENESS_UNSPECIFIED = "LIVENESS_UNSPECIFIED"  # the service answered "not live" without saying why
 VERIFY_UNSPECIFIED = "VERIFY_UNSPECIFIED"  # the service answered "no match" without saying why
 
+# -- accounts: re-authentication, recovery links, self-service, admin actions (reauth.py, recovery.py) ----------
+PASSWORD_CHANGE = "password_change"  # noqa: S105 (an event name) — the account page or a recovery link
+EMAIL_CHANGE = "email_change"
+STEP_UP = "step_up"  # a sensitive change refused for want of a fresh ceremony (reason NOT_FRESH)
+RECOVERY_ISSUE = "recovery_issue"  # a recovery link issued (details: purpose, channel)
+RECOVERY_USE = "recovery_use"  # a recovery link followed (success) or refused (the LINK_* reasons)
+RECOVERY_REQUEST = "recovery_request"  # "Forgot password or face?": OK (mailed) or NO_ADDRESS
+ADMIN_RESET_FACE = "admin_reset_face"
+ADMIN_UNLOCK = "admin_unlock"
+
+NOT_FRESH = "NOT_FRESH"
+LINK_UNKNOWN = "LINK_UNKNOWN"
+LINK_USED = "LINK_USED"
+LINK_EXPIRED = "LINK_EXPIRED"
+LINK_REVOKED = "LINK_REVOKED"  # a newer link for the same purpose replaced it
+NO_ADDRESS = "NO_ADDRESS"  # no active account with that username or e-mail address, or none with an address
+MAIL_FAILED = "MAIL_FAILED"  # result "error": the SMTP server could not be reached or refused the mail
+BAD_CURRENT_PASSWORD = "BAD_CURRENT_PASSWORD"  # noqa: S105 (a reason code)
+
+#: The events listed on the account page as "Security activity" (read from the audit log, successes only).
+SECURITY_EVENTS = (
+    ENROLL,
+    ENROLL_DELETE,
+    PASSWORD_CHANGE,
+    PASSWORD_SET,
+    EMAIL_CHANGE,
+    RECOVERY_ISSUE,
+    RECOVERY_USE,
+    ADMIN_RESET_FACE,
+    ADMIN_UNLOCK,
+    ADMIN_DISABLE,
+    ADMIN_ENABLE,
+    ADMIN_CREATE,
+    "passkey_add",
+    "passkey_remove",
+)
+
 # -- the OpenID Connect provider, forward-auth, clients and groups (oidc.py, blueprints/oidc.py) ----------------
 OIDC_AUTHORIZE = "oidc_authorize"  # a code issued to a client (success) or the user said no (ACCESS_DENIED)
 OIDC_TOKEN = "oidc_token"  # noqa: S105 (an event name) — tokens issued, or a family revoked (the reuse reasons)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from flask import abort, g, jsonify, redirect, request, url_for
 
-from auth_web import context
+from auth_web import audit, context, reasons
 from auth_web.auth_helpers import session_auth_time
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +81,14 @@ def fresh_auth_required(view: F) -> F:
             return redirect(url_for("auth.login", next=request.path))
         if not is_fresh():
             target = reauth_url()
+            audit.record(
+                reasons.STEP_UP,
+                reasons.FAILURE,
+                reasons.NOT_FRESH,
+                user_id=g.user.id,
+                claimed_username=g.user.username,
+                details={"path": request.path[:200]},
+            )
             if is_api:
                 body = {
                     "ok": False,

@@ -1,13 +1,16 @@
-"""The signed-in user's dashboard: face data, active sessions (revoke)."""
+"""The signed-in user's dashboard: face data, security activity, e-mail address, password, active sessions."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from auth_web import audit, context, reasons
+from auth_web import account_security, audit, context, reasons, reauth
+from auth_web.accounts import ValidationError, verify_password
 from auth_web.auth_helpers import login_required
-from auth_web.forms import ActionForm
+from auth_web.db import db
+from auth_web.forms import ActionForm, ChangePasswordForm, EmailForm
+from auth_web.reauth import fresh_auth_required
 from auth_web.user_agents import describe_user_agent
 
 bp = Blueprint("account", __name__)
@@ -22,7 +25,77 @@ def dashboard() -> str:
     for item in sessions:
         item["current"] = item["hash"] == current_hash
         item["browser"] = describe_user_agent(item["agent"])
-    return render_template("account.html", user=user, templates=user.templates, sessions=sessions, form=ActionForm())
+    return render_template(
+        "account.html",
+        user=user,
+        templates=user.templates,
+        sessions=sessions,
+        form=ActionForm(),
+        email_form=EmailForm(email=user.email or ""),
+        activity=account_security.security_activity(db(), user),
+        fresh_seconds=reauth.seconds_left(),
+    )
+
+
+def end_other_sessions(user_id: int) -> int:
+    """Every session of the user but this browser's (a password change signs out everyone else)."""
+    current = context.browser_session().hash
+    store = context.sessions()
+    ended = 0
+    for item in store.list_user_sessions(user_id):
+        if item["hash"] != current and store.revoke(user_id, item["hash"]):
+            ended += 1
+    return ended
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+@fresh_auth_required
+def change_password() -> str | Response:
+    """Current password + a fresh ceremony (the decorator) + the existing policy; other sessions end."""
+    user = g.user
+    settings = context.settings()
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        if not verify_password(user.password_hash, form.current.data or ""):
+            form.current.errors.append("That is not your current password.")  # type: ignore[union-attr]
+            audit.record(
+                reasons.PASSWORD_CHANGE,
+                reasons.FAILURE,
+                reasons.BAD_CURRENT_PASSWORD,
+                user_id=user.id,
+                claimed_username=user.username,
+            )
+        else:
+            try:
+                account_security.change_password(
+                    db(), user, form.password.data or "", min_length=settings.password_min_length, channel="account"
+                )
+            except ValidationError as error:
+                form.password.errors.append(str(error))  # type: ignore[union-attr]
+            else:
+                ended = end_other_sessions(user.id)
+                others = f" You are signed out on {ended} other device{'s' if ended != 1 else ''}." if ended else ""
+                flash("Your password is changed." + others, "success")
+                return redirect(url_for("account.dashboard"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("password.html", form=form, has_password=user.password_hash is not None), status  # type: ignore[return-value]
+
+
+@bp.post("/account/email")
+@login_required
+@fresh_auth_required
+def change_email() -> Response:
+    form = EmailForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        email = account_security.change_email(db(), g.user, form.email.data or "")
+    except ValidationError as error:
+        flash(str(error), "error")
+    else:
+        flash(f"Your e-mail address is now {email}." if email else "Your e-mail address is removed.", "success")
+    return redirect(url_for("account.dashboard"))
 
 
 @bp.post("/account/sessions/<handle>/revoke")

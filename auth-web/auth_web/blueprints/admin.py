@@ -6,12 +6,20 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from auth_web import audit, context, reasons
+from auth_web import account_security, audit, context, reasons, recovery
 from auth_web.accounts import normalize_username
 from auth_web.auth_helpers import admin_required
 from auth_web.db import db
 from auth_web.forms import ActionForm
-from auth_web.models import STATUS_ACTIVE, STATUS_DISABLED, AuditEvent, FaceTemplate, User
+from auth_web.models import (
+    RECOVERY_FACE,
+    RECOVERY_PURPOSES,
+    STATUS_ACTIVE,
+    STATUS_DISABLED,
+    AuditEvent,
+    FaceTemplate,
+    User,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -130,6 +138,71 @@ def delete(user_id: int) -> Response:
     )
     flash(f"{username} is deleted, with their face data and sessions.", "success")
     return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/unlock")
+@admin_required
+def unlock(user_id: int) -> Response:
+    """Clear the user's failed sign-ins (every address's delays and locks for the name)."""
+    user = _target(user_id)
+    cleared = context.failure_log().forget_username(user.username)
+    audit.record(
+        reasons.ADMIN_UNLOCK,
+        reasons.SUCCESS,
+        reasons.OK,
+        user_id=user.id,
+        claimed_username=user.username,
+        details={"keys_cleared": cleared},
+    )
+    flash(f"{user.username}'s failed sign-ins are cleared: they can sign in again at once.", "success")
+    return redirect(request.referrer or url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/reset-face")
+@admin_required
+def reset_face(user_id: int) -> str:
+    """Remove the user's templates, sign them out, and issue an enrollment link (shown once, on this page)."""
+    user = _target(user_id)
+    removed = account_security.reset_face(db(), user)
+    ended = context.sessions().end_all(user.id)
+    issued = _issue(user, RECOVERY_FACE)
+    note = f"{removed} face templates removed, {ended} sessions ended."
+    return _link_page(user, issued, note)
+
+
+@bp.post("/users/<int:user_id>/recovery-link")
+@admin_required
+def recovery_link(user_id: int) -> str:
+    user = _target(user_id)
+    purpose = request.form.get("purpose", "")
+    if purpose not in RECOVERY_PURPOSES:
+        abort(400)
+    return _link_page(user, _issue(user, purpose), "")
+
+
+def _issue(user: User, purpose: str) -> recovery.IssuedLink:
+    return account_security.issue_link(
+        db(),
+        user,
+        purpose,
+        channel=recovery.CHANNEL_ADMIN,
+        ttl_seconds=context.settings().recovery_link_ttl_seconds,
+        issued_by=g.user,
+    )
+
+
+def _link_page(user: User, issued: recovery.IssuedLink, note: str) -> str:
+    settings = context.settings()
+    base = settings.public_url or request.host_url
+    return render_template(
+        "admin/link.html",
+        target=user,
+        url=recovery.link_url(base, issued.token),
+        purpose=recovery.PURPOSE_LABELS[issued.link.purpose],
+        hours=max(1, settings.recovery_link_ttl_seconds // 3600),
+        revoked=issued.revoked,
+        note=note,
+    )
 
 
 @bp.get("/flash")

@@ -12,13 +12,16 @@ import json
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, flash, g, jsonify, request
 
-from auth_web import actions, calibration, context, enrollment, login, reasons
+from auth_web import actions, calibration, context, enrollment, login, reasons, recovery
 from auth_web.auth_helpers import admin_required, login_required
 from auth_web.calibration import Calibrated
 from auth_web.ceremony import Enrolled, Issued, Refusal, Refused, Result, SignedIn
+from auth_web.db import db
 from auth_web.flash import LEAD_MS
+from auth_web.models import User
+from auth_web.reauth import fresh_auth_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -124,23 +127,55 @@ def login_attempt() -> Response:
     )
 
 
+def _recovering_face() -> tuple[recovery.RecoveryState, User] | None:
+    """This browser's recovery session when it may enroll the face (a link for ``face`` or ``both``)."""
+    if g.get("user") is not None:
+        return None
+    found = recovery.current(db())
+    return found if found is not None and found[0].allows(recovery.STEP_FACE) else None
+
+
 @bp.post("/enroll/challenge")
-@login_required
 def enroll_challenge() -> Response:
+    """A signed-in user with a fresh ceremony, or a recovery session whose link enrolls the face."""
+    recovering = _recovering_face()
+    if recovering is not None:
+        return _json(enrollment.issue_challenge(recovering[1]))
+    return _signed_in_enroll_challenge()
+
+
+@login_required
+@fresh_auth_required
+def _signed_in_enroll_challenge() -> Response:
     return _json(enrollment.issue_challenge())
 
 
-@bp.post("/enroll")
-@login_required
-def enroll() -> Response:
-    return _json(
-        enrollment.enroll(
-            request.form.get("nonce", ""),
-            request.files.getlist("frames"),
-            request.form.get("frame_times_ms"),
-            request.form.get("flash_start_ms"),
-        )
+def _enroll_fields() -> tuple[str, list[Any], str | None, str | None]:
+    form = request.form
+    return (
+        form.get("nonce", ""),
+        request.files.getlist("frames"),
+        form.get("frame_times_ms"),
+        form.get("flash_start_ms"),
     )
+
+
+@bp.post("/enroll")
+def enroll() -> Response:
+    recovering = _recovering_face()
+    if recovering is None:
+        return _signed_in_enroll()
+    state, user = recovering
+    result = enrollment.enroll(*_enroll_fields(), user=user, channel="recovery_link")
+    if isinstance(result, Enrolled) and recovery.finish_step(state, recovery.STEP_FACE):
+        flash("Your account is ready. Sign in now with your face.", "success")
+    return _json(result)
+
+
+@login_required
+@fresh_auth_required
+def _signed_in_enroll() -> Response:
+    return _json(enrollment.enroll(*_enroll_fields()))
 
 
 @bp.post("/admin/flash/challenge")

@@ -69,6 +69,22 @@ def login() -> str | Response:
     )
 
 
+@bp.get("/reauth")
+def reauth() -> str | Response:
+    """Confirm it's you: the login page and flow with the username fixed to the signed-in user. Its success signs
+    the same user in again (sign_in: a new session id and auth_time) and the page goes on to ``next``."""
+    next_url = safe_next(request.args.get("next")) or url_for("account.dashboard")
+    if g.get("user") is None:
+        return redirect(url_for("auth.login", next=next_url))
+    return render_template(
+        "login.html",
+        capture=context.settings().capture,
+        form=ActionForm(),
+        next_url=next_url,
+        fixed_username=g.user.username,
+    )
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> str | Response:
     settings = context.settings()

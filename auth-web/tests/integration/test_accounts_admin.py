@@ -183,6 +183,17 @@ def test_deleting_face_data(make_app, db_engine) -> None:  # type: ignore[no-unt
     browser = Browser(app.test_client())
     sign_in_directly(browser, user_id)
     token = csrf_of(browser, "/account")
-    assert browser.client.post("/enroll/delete", data={"csrf_token": token}).status_code == 302
+    # Without the confirmation field: to the confirmation page, nothing deleted.
+    response = browser.client.post("/enroll/delete", data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/enroll/delete")
+    with Session(db_engine) as session:
+        assert session.scalar(select(func.count()).where(FaceTemplate.user_id == user_id)) == 3
+    page = browser.client.get("/enroll/delete").get_data(as_text=True)
+    assert "you cannot sign in" in page and 'name="confirm" value="delete"' in page
+    response = browser.client.post("/enroll/delete", data={"csrf_token": token, "confirm": "delete"})
+    assert response.status_code == 302
     with Session(db_engine) as session:
         assert session.scalar(select(func.count()).where(FaceTemplate.user_id == user_id)) == 0
+    # The account page says how to get back: enroll now, while the sign-in is fresh.
+    page = browser.client.get("/account").get_data(as_text=True)
+    assert "Enroll now" in page and "Face data deleted" in page

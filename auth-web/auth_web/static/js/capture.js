@@ -36,6 +36,12 @@
         }
         body.status = response.status;
         body.ok = response.ok && body.ok !== false;
+        if (body.error === "reauth_required" && typeof body.reauth_url === "string" &&
+            body.reauth_url.charAt(0) === "/" && body.reauth_url.charAt(1) !== "/") {
+          // A sensitive change needs a fresh sign-in (reauth.py): the re-authentication page brings the user back.
+          body.message = "Confirm it's you first: taking you to sign in again…";
+          window.location.assign(body.reauth_url);
+        }
         return body;
       });
     });
