@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from localrun.certificates import prepare_grpc_tls
+from localrun.demo import demo_app
+from localrun.demo import enabled as demo_enabled
 from localrun.gateway import nginx_command, prepare_gateway
 from localrun.network import check_ports, connect_host, listen_spec, split_address
 from localrun.readiness import http_status, wait_until_ready
@@ -99,6 +101,13 @@ def run(env: Mapping[str, str], console: Console) -> int:
         else:
             ready_url = f"{auth_web_url(settings)}/readyz"
         checks.append(("stack (/readyz)", lambda: http_status(ready_url) == 200))
+        demo = demo_app(settings, env, child_env, python) if demo_enabled(env) else None
+        if demo is not None:
+            # The demo relying party: its client registered at faceauth, then its own process.
+            if supervisor.run_once("demo-register", demo.register, child_env, timeout=120) != 0:
+                raise RunError("registering the demo app's client failed; see the [demo-register] lines above")
+            supervisor.start("demo-app", demo.argv, demo.env)
+            checks.append(("demo-app", demo.ready))
         wait_until_ready(supervisor, checks, settings.ready_timeout, started)
         if supervisor.stopping.is_set():
             return 0
@@ -107,6 +116,10 @@ def run(env: Mapping[str, str], console: Console) -> int:
         banner = f"faceauth is running at {url}"
         console.say("=" * len(banner))
         console.say(banner)
+        if demo is not None:
+            console.say(f"demo app (Sign in with faceauth): {demo.url}/")
+        if use_gateway:
+            console.say(f"forward-auth demo (nginx auth_request): {url.rstrip('/')}/demo/protected/")
         if use_gateway and settings.tls_cert is None:
             console.say("(self-signed certificate: your browser asks you to accept it once)")
         console.say("Ctrl-C stops everything.")

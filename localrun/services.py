@@ -72,6 +72,13 @@ def child_environment(
         "FACEAUTH_ENV": env.get("FACEAUTH_ENV") or "development",
         "FACEAUTH_SECRET_KEY": env.get("FACEAUTH_SECRET_KEY") or secret_key(settings.var_dir),
         "FACEAUTH_TEMPLATE_KEY": env.get("FACEAUTH_TEMPLATE_KEY") or template_key(settings.var_dir),
+        # The OpenID Connect issuer: the URL the browser uses (the gateway's, or auth-web's own without nginx).
+        "AUTH_OIDC_ISSUER": env.get("AUTH_OIDC_ISSUER")
+        or (
+            settings.url.rstrip("/")
+            if use_gateway
+            else f"http://localhost:{split_address(settings.auth_web_listen)[1]}"
+        ),
         **settings.grpc_tls_env,
     }
     if use_gateway:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,6 +36,11 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--first-party", action="store_true", help="no consent screen")
     create.add_argument("--refresh-tokens", action="store_true", help="issue rotating refresh tokens")
     create.add_argument("--allow-http", action="store_true", help="allow http:// redirect URIs on non-loopback hosts")
+    create.add_argument(
+        "--secret-stdin", action="store_true", help="take the secret from the first stdin line (>= 32 characters)"
+    )
+    create.add_argument("--secret-file", help="take the secret from the first line of this file (>= 32 characters)")
+    create.add_argument("--replace", action="store_true", help="replace a client with the same --client-id")
     actions.add_parser("list", help="the registered clients")
     delete = actions.add_parser("delete", help="remove a client (its consents and refresh tokens go with it)")
     delete.add_argument("client_id")
@@ -58,6 +64,11 @@ def client_command(settings: Settings, args: argparse.Namespace) -> str:
                 return "no clients"
             return "\n".join(oidc_clients.describe(client) for client in clients)
         if args.client_command == "create":
+            secret = _given_secret(args)
+            existing = oidc_clients.find_client(session, args.client_id) if args.client_id else None
+            if existing is not None and args.replace:
+                session.delete(existing)
+                session.flush()
             try:
                 created = oidc_clients.create_client(
                     session,
@@ -70,13 +81,14 @@ def client_command(settings: Settings, args: argparse.Namespace) -> str:
                     first_party=args.first_party,
                     refresh_tokens=args.refresh_tokens,
                     allow_http=args.allow_http,
+                    secret=secret,
                 )
             except oidc_clients.ClientError as error:
                 raise OidcCommandError(str(error)) from None
             _audit(session, reasons.CLIENT_CREATE, {"client": created.client.client_id})
             session.commit()
             lines = [f"client_id: {created.client.client_id}"]
-            if created.secret:
+            if created.secret and secret is None:
                 lines.append(f"client_secret: {created.secret}")
                 lines.append("(the secret is shown only now; faceauth keeps a hash of it)")
             else:
@@ -97,6 +109,18 @@ def client_command(settings: Settings, args: argparse.Namespace) -> str:
         _audit(session, reasons.CLIENT_ROTATE_SECRET, {"client": args.client_id})
         session.commit()
         return f"client_secret: {secret}\n(the old secret no longer works; this one is shown only now)"
+
+
+def _given_secret(args: argparse.Namespace) -> str | None:
+    if args.secret_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if args.secret_file:
+        try:
+            with open(args.secret_file, encoding="utf-8") as handle:
+                return handle.readline().strip()
+        except OSError as error:
+            raise OidcCommandError(f"cannot read {args.secret_file}: {error.strerror}") from None
+    return None
 
 
 def rotate_signing_key(settings: Settings, args: argparse.Namespace) -> str:

@@ -22,6 +22,7 @@ from auth_web.oidc_models import OAuthClient
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 DEFAULT_SCOPES = "openid profile email groups"
+MIN_SECRET_LENGTH = 32
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -73,8 +74,12 @@ def create_client(
     first_party: bool = False,
     refresh_tokens: bool = False,
     allow_http: bool = False,
+    secret: str | None = None,
 ) -> CreatedClient:
-    """A new client (not committed); ``auth_method`` "none" makes a public client (PKCE S256 required)."""
+    """A new client (not committed); ``auth_method`` "none" makes a public client (PKCE S256 required).
+
+    ``secret``: the operator's own (at least 32 characters, e.g. from a deployment's secret store); default random.
+    """
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise ClientError("a client needs a name of 1-100 characters")
@@ -89,7 +94,14 @@ def create_client(
     if not uris:
         raise ClientError("a client needs at least one redirect URI")
     logout_uris = [validate_uri(uri, allow_http=allow_http) for uri in post_logout_redirect_uris if uri.strip()]
-    secret = None if auth_method == "none" else new_secret()
+    if auth_method == "none":
+        if secret:
+            raise ClientError("a public client has no secret")
+    elif secret is not None:
+        if len(secret) < MIN_SECRET_LENGTH or not secret.isascii() or not secret.isprintable():
+            raise ClientError(f"a client secret must be at least {MIN_SECRET_LENGTH} printable ASCII characters")
+    else:
+        secret = new_secret()
     row = OAuthClient(
         client_id=client_id,
         name=name,

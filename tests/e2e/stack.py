@@ -36,6 +36,7 @@ from psycopg2 import sql
 
 from conftest import free_port
 from localrun.certificates import prepare_grpc_tls
+from localrun.demo import DemoApp, demo_app
 from localrun.gateway import nginx_command, prepare_gateway
 from localrun.network import check_ports, port_is_free, split_address
 from localrun.readiness import http_status, wait_until_ready
@@ -47,7 +48,7 @@ from localrun.supervisor import Console, Supervisor
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres", "connect_timeout": 5}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 READY_TIMEOUT = 300.0  # a cold start on a busy 2-core machine loads TensorFlow and dlib side by side
-_OWN_PREFIXES = ("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_", "GRPC_")
+_OWN_PREFIXES = ("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_", "GRPC_", "DEMO_", "LOCALRUN_")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Stack:
             "AUTH_WEB_LISTEN": f"127.0.0.1:{free_port()}",
             "LIVENESS_LISTEN": f"127.0.0.1:{free_port()}",
             "RECOGNITION_LISTEN": f"127.0.0.1:{free_port()}",
+            "DEMO_LISTEN": f"127.0.0.1:{free_port()}",
             "DATABASE_URL": self.database_url,
             "REDIS_URL": REDIS_URL,
             "AUTH_REDIS_PREFIX": self.redis_prefix,
@@ -88,6 +90,7 @@ class Stack:
         self.supervisor: Supervisor | None = None
         self.child_env: dict[str, str] = {}
         self.services = {service.name: service for service in service_commands(self.settings, sys.executable)}
+        self.demo: DemoApp | None = None
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class Stack:
             split_address(self.settings.liveness_listen),
             split_address(self.settings.recognition_listen),
             split_address(self.settings.auth_web_listen),
+            split_address(self.env["DEMO_LISTEN"]),
         ]
         if self.use_gateway:
             ports += [
@@ -153,6 +157,12 @@ class Stack:
             assert self.settings.nginx is not None
             config = prepare_gateway(self.settings, self.console)
             self.supervisor.start("gateway", nginx_command(self.settings.nginx, config), self.child_env)
+        # The demo relying party, as `make run` starts it (localrun/demo.py).
+        self.demo = demo_app(self.settings, self.env, self.child_env)
+        if self.supervisor.run_once("demo-register", self.demo.register, self.child_env, 120) != 0:
+            raise RuntimeError(f"registering the demo app failed; see {self.log_path}")
+        self.supervisor.start("demo-app", self.demo.argv, self.demo.env)
+        checks.append(("demo-app", self.demo.ready))
         checks.append(("stack (/readyz)", self.ready))
         wait_until_ready(self.supervisor, checks, READY_TIMEOUT, started)
         self.console.say(f"e2e stack ready at {self.base_url} ({time.monotonic() - started:.1f}s)")

@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(
 
 BANNER = re.compile(r"faceauth is running at (https://localhost:\d+/)")
 STARTED = re.compile(r"\[run\]\s+started (\S+) \(pid (\d+)\)")
-_SERVICE_LISTEN = ("AUTH_WEB_LISTEN", "LIVENESS_LISTEN", "RECOGNITION_LISTEN")
+_SERVICE_LISTEN = ("AUTH_WEB_LISTEN", "LIVENESS_LISTEN", "RECOGNITION_LISTEN", "DEMO_LISTEN")
+_OWN_PREFIXES = ("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_", "GRPC_", "DEMO_", "LOCALRUN_")
 START_TIMEOUT = 240  # first start on a busy 2-core machine loads TensorFlow and dlib in parallel
 
 
@@ -77,8 +78,7 @@ def _stack_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("GATEWAY_", "FACEAUTH_", "AUTH_", "LIVENESS_", "RECOGNITION_", "GRPC_"))
-        and key not in ("DATABASE_URL", "REDIS_URL")
+        if not key.startswith(_OWN_PREFIXES) and key not in ("DATABASE_URL", "REDIS_URL")
     }
     env.update(
         FACEAUTH_VAR_DIR=str(var_dir),
@@ -87,6 +87,7 @@ def _stack_env(var_dir: Path, **overrides: str) -> dict[str, str]:
         AUTH_WEB_LISTEN=f"127.0.0.1:{free_port()}",
         LIVENESS_LISTEN=f"127.0.0.1:{free_port()}",
         RECOGNITION_LISTEN=f"127.0.0.1:{free_port()}",
+        DEMO_LISTEN=f"127.0.0.1:{free_port()}",
         AUTH_WEB_WORKERS="1",
         FACEAUTH_READY_TIMEOUT=str(START_TIMEOUT),
         NO_COLOR="1",
@@ -235,6 +236,15 @@ def test_run_serves_the_stack_through_the_gateway_and_stops_cleanly(
             assert too_large.status_code == 413
             redirect = client.get(f"http://127.0.0.1:{env['GATEWAY_HTTP_PORT']}/login", follow_redirects=False)
             assert redirect.status_code == 301
+            # The demo relying party runs beside it (its URL printed), registered as a client, its sign-in going to
+            # faceauth's authorization endpoint; the forward-auth demo path sends a signed-out visitor to sign in.
+            demo_url = f"http://localhost:{env['DEMO_LISTEN'].rsplit(':', 1)[1]}/"
+            assert f"demo app (Sign in with faceauth): {demo_url}" in stack.output
+            sign_in = httpx.get(f"http://{env['DEMO_LISTEN']}/login", follow_redirects=False, timeout=30)
+            assert sign_in.status_code == 302, stack.output[-3000:]
+            assert sign_in.headers["location"].startswith(f"{stack.url}oauth2/authorize?")
+            protected = client.get(f"{stack.base()}/demo/protected/", follow_redirects=False)
+            assert protected.status_code == 302 and "/auth/start?rd=" in protected.headers["location"]
     finally:
         code = stop_stack(stack)
     assert code == 0, stack.output[-4000:]

@@ -166,3 +166,27 @@ def test_admin_sets_groups_audited(admin_browser: Browser, db_engine) -> None:  
             select(AuditEvent).where(AuditEvent.user_id == user_id, AuditEvent.event == "admin_set_groups")
         ).first()
         assert row is not None and row.details == {"added": ["staff", "wiki-editors"], "removed": []}
+
+
+def test_cli_create_with_a_given_secret_and_replace(  # type: ignore[no-untyped-def]
+    monkeypatch, capsys, database_url: str, db_engine, tmp_path
+) -> None:
+    """What the local run and compose's demo-register do: the operator's secret (a file, stdin), re-run safely."""
+    env = {"DATABASE_URL": database_url}
+    client_id = unique_username("given")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("s" * 40 + "\n")
+    args = ("client", "create", "--client-id", client_id, "--name", "Given", "--redirect-uri", REDIRECT)
+    first = run_cli_in_process(monkeypatch, capsys, *args, "--secret-file", str(secret_file), env=env)
+    assert first.returncode == 0 and "s" * 40 not in first.stdout  # not echoed
+    again = run_cli_in_process(monkeypatch, capsys, *args, "--secret-file", str(secret_file), env=env)
+    assert again.returncode == 1 and "exists" in again.stderr
+    replaced = run_cli_in_process(monkeypatch, capsys, *args, "--replace", "--secret-stdin", env=env, stdin="t" * 40)
+    assert replaced.returncode == 0, replaced.stderr
+    short = run_cli_in_process(monkeypatch, capsys, *args, "--replace", "--secret-stdin", env=env, stdin="short")
+    assert short.returncode == 1 and "at least 32" in short.stderr
+    from auth_web.accounts import verify_password
+
+    with Session(db_engine) as session:
+        row = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+        assert row is not None and verify_password(row.secret_hash, "t" * 40)
