@@ -50,7 +50,8 @@ def test_dashboard_after_registration(make_app, db_engine) -> None:  # type: ign
     assert browser.register(username).status_code == 302
     page = browser.client.get("/account").get_data(as_text=True)
     # Registration signed the user in: that is their last sign-in, not "never".
-    last_sign_in = re.search(r"<dt>Last sign-in</dt><dd>([^<]*)</dd>", page)
+    # A <time> in UTC (static/js/page.js shows it in the browser's time zone).
+    last_sign_in = re.search(r"<dt>Last sign-in</dt><dd><time [^>]*>([^<]*)</time></dd>", page)
     assert last_sign_in and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", last_sign_in.group(1)), page
     with Session(db_engine) as session:
         user = session.scalar(select(User).where(User.username == username))
