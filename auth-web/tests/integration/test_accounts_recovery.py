@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from auth_web.accounts import verify_password
 from auth_web.models import AuditEvent, FaceTemplate, RecoveryLink, User
-from conftest import free_port
+from conftest import REDIS_URL, free_port
 
 from .conftest import PASSWORD, Browser, create_user, sign_in_directly, unique_username
 
@@ -444,3 +444,76 @@ def test_self_service_is_off_without_smtp_and_rate_limited_with_it(make_app, fak
         response = browser.client.post("/recover/forgot", data={"csrf_token": token, "identifier": "nobody-here"})
         statuses.append(response.status_code)
     assert statuses == [200, 200, 429]
+
+
+# -- the CLI ----------------------------------------------------------------------------------------------------
+
+
+def test_create_admin_prints_a_one_time_link_that_sets_the_password_then_asks_for_the_face(
+    app, database_url: str, db_engine, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from .test_cli import run_cli_in_process
+
+    env = {"DATABASE_URL": database_url, "AUTH_PUBLIC_URL": "https://auth.example"}
+    name = unique_username("root")
+    result = run_cli_in_process(monkeypatch, capsys, "create-admin", "--username", name, "--no-password", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Signing in needs a face" in result.stdout and "set your password, then enroll your face" in result.stdout
+    assert "https://auth.example/login" in result.stdout
+    match = LINK.search(result.stdout)
+    assert match and match.group(0).startswith("https://auth.example/recover/")
+    with Session(db_engine) as session:
+        admin = session.scalar(select(User).where(User.username == name))
+        assert admin.role == "admin" and admin.password_hash is None
+        admin_id = admin.id
+    assert events(db_engine, admin_id, "recovery_issue")[-1].details["channel"] == "cli"
+
+    browser, response = follow(app, match.group(1))
+    assert response.status_code == 302
+    page = browser.client.get("/recover").get_data(as_text=True)
+    assert "Step 1 of 2" in page
+    browser.refresh_csrf("/recover")
+    done = browser.client.post(
+        "/recover/password", data={"csrf_token": browser.csrf, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert done.status_code == 302 and done.headers["Location"].endswith("/recover")  # next: the face
+    page = browser.client.get("/recover").get_data(as_text=True)
+    assert 'id="enroll-form"' in page and f"({name})" in page
+    assert browser.post_json("/api/enroll/challenge", {}).status_code == 200
+
+    # A new link for the same purpose (lost the first one) revokes it; the operator's text says how.
+    assert f"recovery-link {name} --purpose both" in result.stdout
+    again = run_cli_in_process(monkeypatch, capsys, "recovery-link", name, "--purpose", "password", env=env)
+    assert again.returncode == 0 and LINK.search(again.stdout)
+    unknown = run_cli_in_process(monkeypatch, capsys, "recovery-link", "nobody-" + name, env=env)
+    assert unknown.returncode == 1 and "no user" in unknown.stderr
+    unlocked = run_cli_in_process(monkeypatch, capsys, "unlock", name, env={**env, "REDIS_URL": REDIS_URL})
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert events(db_engine, admin_id, "admin_unlock")
+
+
+def test_create_admin_with_a_password_prints_an_enrollment_link(
+    database_url: str, db_engine, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from .test_cli import run_cli_in_process
+
+    name = unique_username("root")
+    result = run_cli_in_process(
+        monkeypatch,
+        capsys,
+        "create-admin",
+        "--username",
+        name,
+        "--password-stdin",
+        env={"DATABASE_URL": database_url},
+        stdin=PASSWORD + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Choose Continue and enroll your face" in result.stdout and "https://localhost:8443/recover/" in result.stdout
+    )
+    with Session(db_engine) as session:
+        link = session.scalar(
+            select(RecoveryLink).join(User, User.id == RecoveryLink.user_id).where(User.username == name)
+        )
+        assert link.purpose == "face"
