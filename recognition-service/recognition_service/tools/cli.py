@@ -7,7 +7,8 @@
 username, like the old ``encode_faces.py``) into the template export format that auth-web's
 ``import-templates`` reads. Photos are encoded in photo mode by default (the dominant face; see
 ``recognition_service.choice``); ``--mode live`` applies the camera's strict rules instead. Images
-without a usable face are skipped and listed with the reason.
+without a usable face are skipped and listed with the reason; so is a face chosen among others that matches
+none of the person's single-face photos (``INCONSISTENT_IDENTITY``: it is somebody else).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def encode_folder(
     with tqdm(total=total, unit="img", disable=not progress, file=sys.stderr) as bar:
         for name, images in people.items():
             entry: dict = {"name": name, "templates": [], "skipped": []}
+            chosen_among_others: list[int] = []  # templates of photos where other faces were set aside
             for path in images:
                 source = path.relative_to(root).as_posix()
                 bar.set_postfix_str(source[-40:], refresh=False)
@@ -75,6 +77,8 @@ def encode_folder(
                 elif observation.quality < min_quality:
                     entry["skipped"].append({"source": source, "reason": "LOW_QUALITY"})
                 else:
+                    if observation.faces_ignored:
+                        chosen_among_others.append(len(entry["templates"]))
                     entry["templates"].append(
                         {
                             "embedding": [round(float(v), 7) for v in observation.embedding],
@@ -83,8 +87,30 @@ def encode_folder(
                         }
                     )
                 bar.update()
+            _drop_other_people(entry, chosen_among_others, settings.match.max_intra_distance)
             document["people"].append(entry)
     return document
+
+
+def _drop_other_people(entry: dict, chosen_among_others: list[int], max_distance: float) -> None:
+    """A face chosen in a photo with other people is checked against the person's single-face photos: when
+    it is further than ``max_distance`` (RECOGNITION_MAX_INTRA_DISTANCE) from every one of them, it is someone
+    else (a photo whose most prominent face is not the folder's person) and is skipped as
+    ``INCONSISTENT_IDENTITY`` instead of being enrolled for the wrong user. Without single-face photos to
+    compare with, photo mode's choice stands."""
+    checked = set(chosen_among_others)
+    anchors = [np.asarray(t["embedding"]) for i, t in enumerate(entry["templates"]) if i not in checked]
+    if not anchors or not checked:
+        return
+    anchor_array = np.stack(anchors)
+    dropped = set()
+    for index in chosen_among_others:
+        template = entry["templates"][index]
+        closest = float(np.min(np.linalg.norm(anchor_array - np.asarray(template["embedding"]), axis=1)))
+        if closest > max_distance:
+            dropped.add(index)
+            entry["skipped"].append({"source": template["source"], "reason": "INCONSISTENT_IDENTITY"})
+    entry["templates"] = [t for i, t in enumerate(entry["templates"]) if i not in dropped]
 
 
 def write_npz(document: dict, path: Path) -> None:

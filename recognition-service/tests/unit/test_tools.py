@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
 from faceauth_common.settings import SettingsError
 from recognition_service.config import Settings
-from recognition_service.engine import model_version
+from recognition_service.engine import DetectionSettings, model_version
 from recognition_service.tools import cli, evaluate
+
+ENROLL = DetectionSettings(max_side=800, upsample=0, retry_upsample=True)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,47 @@ def test_encode_folder_writes_the_template_export_format(people_tree, tmp_path, 
     summary = capsys.readouterr().err
     assert "3 people, 3 templates, 2 images skipped" in summary
     assert "MULTIPLE_FACES: 1" in summary and "people with no usable image: nobody" in summary
+
+
+def test_encode_folder_photo_mode_keeps_the_subject_and_drops_someone_else(
+    tmp_path, photos, rgb, engine, face_patch, paste, obama_with_a_smaller_face_in_the_corner
+):
+    """An attack on photo mode's choice: a photo in obama/ whose most prominent face is Biden's (Obama small in
+    a corner) would enroll Biden for obama. It is skipped as INCONSISTENT_IDENTITY because it matches none of
+    the folder's single-face photos; the portrait with a background face is kept. The live rules refuse both."""
+    folder = tmp_path / "people" / "obama"
+    folder.mkdir(parents=True)
+    for name in ("obama", "obama2"):
+        shutil.copy(photos[name], folder / f"{name}.jpg")
+    biden = rgb("biden")
+    biden_box = engine.detect(biden, ENROLL)[0][0]
+    obama_small = face_patch(rgb("obama"), round(0.65 * biden_box.width))
+    someone_else = paste(
+        biden, obama_small, obama_small.shape[1] // 2 + 5, biden.shape[0] - obama_small.shape[0] // 2 - 5
+    )
+    for name, image in {
+        "with_background.jpg": obama_with_a_smaller_face_in_the_corner,
+        "zz_biden.jpg": someone_else,
+    }.items():
+        assert cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    settings = Settings.from_env()
+    assert engine.encode(someone_else, settings.encode_detection, settings.quality, settings.photo).faces_found == 2
+
+    photo = cli.encode_folder(tmp_path / "people", engine, settings, progress=False)
+    (person,) = photo["people"]
+    assert photo["encode_mode"] == "photo"
+    assert [t["source"] for t in person["templates"]] == [
+        "obama/obama.jpg",
+        "obama/obama2.jpg",
+        "obama/with_background.jpg",
+    ]
+    assert person["skipped"] == [{"source": "obama/zz_biden.jpg", "reason": "INCONSISTENT_IDENTITY"}]
+
+    live = cli.encode_folder(tmp_path / "people", engine, settings, progress=False, photo_mode=False)
+    assert {s["source"]: s["reason"] for s in live["people"][0]["skipped"]} == {
+        "obama/with_background.jpg": "MULTIPLE_FACES",
+        "obama/zz_biden.jpg": "MULTIPLE_FACES",
+    }
 
 
 def test_encode_folder_refuses_a_missing_folder(tmp_path, capsys):
