@@ -56,8 +56,12 @@ def change_password() -> str | Response:
     user = g.user
     settings = context.settings()
     form = ChangePasswordForm()
+    if user.password_hash is None:
+        # An account imported without a password sets its first one: there is no current one to ask for (the
+        # fresh ceremony still is).
+        form.current.validators = []
     if form.validate_on_submit():
-        if not verify_password(user.password_hash, form.current.data or ""):
+        if user.password_hash is not None and not verify_password(user.password_hash, form.current.data or ""):
             form.current.errors.append("That is not your current password.")  # type: ignore[union-attr]
             audit.record(
                 reasons.PASSWORD_CHANGE,

@@ -160,23 +160,29 @@ def unlock(user_id: int) -> Response:
 
 @bp.post("/users/<int:user_id>/reset-face")
 @admin_required
-def reset_face(user_id: int) -> str:
+def reset_face(user_id: int) -> str | Response:
     """Remove the user's templates, sign them out, and issue an enrollment link (shown once, on this page)."""
     user = _target(user_id)
     removed = account_security.reset_face(db(), user)
     ended = context.sessions().end_all(user.id)
-    issued = _issue(user, RECOVERY_FACE)
     note = f"{removed} face templates removed, {ended} sessions ended."
-    return _link_page(user, issued, note)
+    if not user.is_active:
+        flash(f"{user.username}: {note} No enrollment link: the account is disabled (enable it first).", "info")
+        return redirect(url_for("admin.users"))
+    return _link_page(user, _issue(user, RECOVERY_FACE), note)
 
 
 @bp.post("/users/<int:user_id>/recovery-link")
 @admin_required
-def recovery_link(user_id: int) -> str:
+def recovery_link(user_id: int) -> str | Response:
     user = _target(user_id)
     purpose = request.form.get("purpose", "")
     if purpose not in RECOVERY_PURPOSES:
         abort(400)
+    if not user.is_active:
+        # Its link would be refused when followed: say so now instead of handing out a dead end.
+        flash(f"{user.username} is disabled: enable the account first, then issue the link.", "error")
+        return redirect(url_for("admin.users"))
     return _link_page(user, _issue(user, purpose), "")
 
 

@@ -517,3 +517,33 @@ def test_create_admin_with_a_password_prints_an_enrollment_link(
             select(RecoveryLink).join(User, User.id == RecoveryLink.user_id).where(User.username == name)
         )
         assert link.purpose == "face"
+
+
+def test_no_link_is_handed_out_for_a_disabled_account(app, db_engine) -> None:  # type: ignore[no-untyped-def]
+    admin, _ = admin_browser(app, db_engine)
+    user_id = create_user(db_engine, unique_username(), templates=2)
+    with Session(db_engine) as session:
+        session.get(User, user_id).status = "disabled"
+        session.commit()
+    token = csrf(admin, "/admin/users")
+    response = admin.client.post(f"/admin/users/{user_id}/recovery-link", data={"csrf_token": token, "purpose": "both"})
+    assert response.status_code == 302 and not LINK.search(admin.client.get("/admin/users").get_data(as_text=True))
+    response = admin.client.post(f"/admin/users/{user_id}/reset-face", data={"csrf_token": token})
+    assert response.status_code == 302 and templates_of(db_engine, user_id) == 0
+    with Session(db_engine) as session:
+        assert session.scalar(select(func.count()).where(RecoveryLink.user_id == user_id)) == 0
+
+
+def test_an_account_without_a_password_sets_its_first_one_without_a_current_one(app, db_engine) -> None:  # type: ignore[no-untyped-def]
+    user_id = create_user(db_engine, unique_username(), password=None, templates=1)
+    browser = Browser(app.test_client())
+    sign_in_directly(browser, user_id)
+    page = browser.client.get("/account/password").get_data(as_text=True)
+    assert "Set a password" in page and 'name="current"' not in page
+    token = browser.csrf = csrf(browser, "/account/password")
+    response = browser.client.post(
+        "/account/password", data={"csrf_token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert response.status_code == 302
+    with Session(db_engine) as session:
+        assert verify_password(session.get(User, user_id).password_hash, NEW_PASSWORD)
