@@ -69,6 +69,13 @@ def frame_files(capture: list[Frame]) -> list[tuple[str, tuple[str, bytes, str]]
     return [("frames", (f"frame{index}.jpg", frame.jpeg, "image/jpeg")) for index, frame in enumerate(capture)]
 
 
+def capture_seconds(capture: list[Frame]) -> float:
+    """How long the page films the capture: auth-web refuses a capture posted sooner after its challenge than
+    the span of its frame times (CAPTURE_TOO_EARLY), so the bench waits that long, as a browser does."""
+    times = relative_times(capture)
+    return (times[-1] - times[0]) / 1000.0 if times else 0.0
+
+
 @dataclass
 class Api:
     """The HTTP API as the browser uses it (paths of auth-web behind the gateway)."""
@@ -103,6 +110,7 @@ class Api:
         if challenge.status_code != 200:
             raise FlowError(f"enroll challenge: HTTP {challenge.status_code}: {challenge.text[:300]}")
         body = challenge.json()
+        await asyncio.sleep(capture_seconds(capture))
         response = await self.client.post(
             "/api/enroll",
             data={"nonce": body["nonce"], "frame_times_ms": json.dumps(relative_times(capture))},
@@ -146,6 +154,7 @@ async def one_login(
         body = challenge.json()
         if list(body.get("actions", [])) != actions:
             raise FlowError(f"challenge asked for {body.get('actions')}, the bench capture shows {actions}")
+        await asyncio.sleep(capture_seconds(capture))
         posted = time.perf_counter()
         response = await client.post(
             "/api/login",
