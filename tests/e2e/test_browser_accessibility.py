@@ -205,6 +205,9 @@ def test_pages_have_no_serious_accessibility_violations(
     check_page(person, "enroll", axe, output_dir, failures)
     person.open(stack.base_url, "/account")
     check_page(person, "account", axe, output_dir, failures)
+    person.open(stack.base_url, "/account/password")
+    assert person.path() == "/account/password", person.path()
+    check_page(person, "account-password", axe, output_dir, failures)
 
     user_id = user_id_of(db, username)
     with Session(db) as session:

@@ -127,3 +127,20 @@ def test_focus_ring_and_controls_use_the_checked_properties() -> None:
             assert re.search(r"\.capture__|\.flash-|\.legend__|\.is-flashing", selector), (
                 f"hard-coded colour in {selector.strip()!r}: use a custom property"
             )
+
+
+def _rule_colour(css: str, selector: str, prop: str) -> str:
+    body = re.search(rf"(?m)^{re.escape(selector)}\s*\{{([^}}]*)\}}", css)
+    assert body, selector
+    value = re.search(rf"(?:^|;|\s){prop}\s*:\s*(#[0-9a-fA-F]{{3,6}})\b", body.group(1))
+    assert value, (selector, prop)
+    return value.group(1).lower()
+
+
+def test_camera_stage_text_contrast() -> None:
+    """The camera stage keeps its own dark colours in both schemes (axe cannot judge text over the video)."""
+    css = STYLESHEET.read_text()
+    stage = _rule_colour(css, ".capture__stage", "background")
+    for selector in (".capture__placeholder", ".capture--unavailable .capture__placeholder"):
+        ratio = contrast_ratio(_rule_colour(css, selector, "color"), stage)
+        assert ratio >= TEXT, (selector, ratio)
