@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -393,10 +394,9 @@ def test_self_service_mails_a_password_link_and_answers_the_same_for_everyone(
         text = re.sub(r'<meta name="csrf-token" content="[^"]+">', "", text)
         return text, elapsed
 
-    known, known_time = ask(enrolled)
-    unknown, unknown_time = ask(unique_username("nobody"))
+    known, _ = ask(enrolled)
+    unknown, _ = ask(unique_username("nobody"))
     assert known == unknown and "we sent it a link" in known
-    assert abs(known_time - unknown_time) < 0.25, (known_time, unknown_time)
     inbox.wait(1)
     assert len(inbox.messages) == 1
     recipients, message = inbox.messages[0]
@@ -422,6 +422,39 @@ def test_self_service_mails_a_password_link_and_answers_the_same_for_everyone(
             select(AuditEvent.reason).where(AuditEvent.event == "recovery_request").order_by(AuditEvent.id)
         ).all()
     assert "NO_ADDRESS" in reasons_seen and reasons_seen.count("OK") >= 2
+
+
+def test_self_service_answers_as_fast_for_an_unknown_name_as_for_a_known_one(make_app, db_engine, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """The lookup, the link and the mail run after the answer: the answer's time does not depend on them (medians
+    of interleaved requests; the bound is generous against a shared machine's noise, yet a synchronous answer
+    would exceed it for a known address: a link written to the database and an SMTP conversation)."""
+    inbox, port = smtp_server
+    app = make_app(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_from="faceauth@example.com",
+        rate_limit_recovery_per_address="1000/hour",
+    )
+    name = unique_username("timed")
+    user_id = create_user(db_engine, name, templates=1)
+    with Session(db_engine) as session:
+        user = session.get(User, user_id)
+        user.email = user.email_key = f"{name}@example.com"
+        session.commit()
+    browser = Browser(app.test_client())
+    token = csrf(browser, "/recover/forgot")
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for _ in range(7):
+        for kind, identifier in (("known", name), ("unknown", unique_username("nobody"))):
+            started = time.perf_counter()
+            response = browser.client.post("/recover/forgot", data={"csrf_token": token, "identifier": identifier})
+            times[kind].append(time.perf_counter() - started)
+            assert response.status_code == 200
+    inbox.wait(7, timeout=30)
+    assert len(inbox.messages) == 7  # the known name's mails did go out, after their answers
+    known, unknown = statistics.median(times["known"]), statistics.median(times["unknown"])
+    assert abs(known - unknown) < 0.1, times
 
 
 def test_self_service_is_off_without_smtp_and_rate_limited_with_it(make_app, fakes, smtp_server) -> None:  # type: ignore[no-untyped-def]
