@@ -154,12 +154,13 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     errors.register(app)
     templating.init_app(app)
 
-    from auth_web.blueprints import account, admin, api, auth, enroll, health
+    from auth_web.blueprints import account, admin, api, auth, enroll, health, login_steps
     from auth_web.blueprints import admin_oidc as admin_oidc_bp
     from auth_web.blueprints import forward_auth as forward_auth_bp
     from auth_web.blueprints import oidc as oidc_bp
+    from auth_web.blueprints import passkeys as passkeys_bp
 
-    for blueprint in (health.bp, auth.bp, enroll.bp, account.bp, admin.bp, api.bp):
+    for blueprint in (health.bp, auth.bp, enroll.bp, account.bp, admin.bp, api.bp, login_steps.bp, passkeys_bp.bp):
         app.register_blueprint(blueprint)
     # The OpenID Connect provider and forward-auth (auth_web/oidc.py, docs/oidc.md).
     app.register_blueprint(oidc_bp.bp)

@@ -41,6 +41,10 @@ class Refusal(enum.StrEnum):
     CHALLENGE_INVALID = "challenge_invalid"
     RATE_LIMITED = "rate_limited"
     LOGIN_FAILED = "login_failed"
+    # The first factor was right but the account cannot finish the face step (no face data, disabled).
+    ACCOUNT_UNUSABLE = "account_unusable"
+    PASSKEY_FAILED = "passkey_failed"  # a passkey could not be registered
+    FALLBACK_NOT_ALLOWED = "fallback_not_allowed"
     BAD_CAPTURE = "bad_capture"
     ENROLLMENT_FAILED = "enrollment_failed"
 
@@ -60,6 +64,8 @@ class Refused:
     reason: str
     message: str
     retry_after: int | None = None  # seconds, for RATE_LIMITED
+    # After a failed face check whose first factor passed: another way to finish ("passkey"), when policy allows.
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 (refused in p
 MIN_PRODUCTION_SECRET_LENGTH = 32
 
 LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
-FACTORS = ("password+face", "face")
+FACTORS = ("password+face", "passkey+face", "face")
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,13 @@ class Settings:
     # Accounts
     password_min_length: int = 10
     allow_registration: bool = True
+    # Passkeys (passkeys.py; docs/configuration.md "Passkeys"). Empty origin: this request's own origin (the
+    # gateway's X-Forwarded-Proto/Host applied); empty RP id: the origin's host name.
+    webauthn_origin: str = ""
+    webauthn_rp_id: str = ""
+    webauthn_rp_name: str = "faceauth"
+    # After a failed face check (first factor passed), the user may sign in with a passkey instead.
+    passkey_fallback: bool = True
     # Re-authentication and recovery (reauth.py, recovery.py; docs/configuration.md "Accounts and recovery")
     # A sensitive change needs a ceremony this recent (the session's auth_time).
     reauth_max_age_seconds: int = 300
@@ -287,6 +294,7 @@ class Settings:
             rate_limit_enroll_per_user=env_str("AUTH_RATE_LIMIT_ENROLL_PER_USER", cls.rate_limit_enroll_per_user, env),
             password_min_length=env_int("AUTH_PASSWORD_MIN_LENGTH", 10, env, minimum=8, maximum=128),
             allow_registration=env_bool("AUTH_ALLOW_REGISTRATION", True, env),
+            **_passkey_settings(env),
             **_account_settings(env, mode),
             **_oidc_settings(env, mode),
         )
@@ -390,6 +398,22 @@ def _account_settings(env: Mapping[str, str] | None, mode: str) -> dict[str, obj
         "smtp_security": security,
         "smtp_timeout_seconds": env_float("SMTP_TIMEOUT_SECONDS", 10.0, env, minimum=1.0, maximum=120.0),
         "rate_limit_recovery_per_address": env_str("AUTH_RATE_LIMIT_RECOVERY_PER_ADDRESS", "5/hour", env),
+    }
+
+
+def _passkey_settings(env: Mapping[str, str] | None) -> dict[str, object]:
+    """AUTH_WEBAUTHN_* and AUTH_PASSKEY_FALLBACK."""
+    origin = env_str("AUTH_WEBAUTHN_ORIGIN", "", env).rstrip("/")
+    if origin and (not origin.startswith(("https://", "http://")) or "/" in origin.split("://", 1)[1]):
+        raise SettingsError(f"AUTH_WEBAUTHN_ORIGIN must be scheme://host[:port] without a path, got {origin!r}")
+    rp_id = env_str("AUTH_WEBAUTHN_RP_ID", "", env).strip().lower()
+    if rp_id and ("/" in rp_id or ":" in rp_id):
+        raise SettingsError(f"AUTH_WEBAUTHN_RP_ID is a host name (e.g. auth.example.com), got {rp_id!r}")
+    return {
+        "webauthn_origin": origin,
+        "webauthn_rp_id": rp_id,
+        "webauthn_rp_name": env_str("AUTH_WEBAUTHN_RP_NAME", "faceauth", env),
+        "passkey_fallback": env_bool("AUTH_PASSKEY_FALLBACK", True, env),
     }
 
 

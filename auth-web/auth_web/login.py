@@ -1,63 +1,73 @@
-"""The login flow: challenge → capture → password (when required) → liveness ∥ recognition → decision → session.
+"""The login's face step: challenge → capture → liveness ∥ recognition → decision → session.
 
-The capture ceremony itself (challenge, frames, the two services, the decision, the audit row) is
-``ceremony.LOGIN``; this module adds what only a login has: the password, the failed-login throttle, decoy
-templates for claimed users without any, and the session. The browser learns accepted or refused; the audit log
-learns why.
+The flow's first factor (password or passkey) comes before it (``login_flow.py``): the page checks it before the
+camera starts, and the face challenge is then bound to that pre-auth state. The capture ceremony itself
+(challenge, frames, the two services, the decision, the audit row) is ``ceremony.LOGIN``; this module adds what
+only a login has: the failed-login throttle, decoy templates for claimed users without any, and the session.
+
+API clients may still send the password with the capture instead of before it (``password+face`` only): the same
+password step (``login_flow.PASSWORD_STEP``) then runs here, with the same work and the same answer whatever
+failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from flask import request, session
+from flask import session
 from werkzeug.datastructures import FileStorage
 
-from auth_web import audit, context, reasons, throttle
+from auth_web import context, login_flow, passkeys, reasons, throttle
 from auth_web import metrics as auth_metrics
-from auth_web.accounts import (
-    ThrottleVerdict,
-    ValidationError,
-    hash_password,
-    needs_rehash,
-    validate_username,
-    verify_password,
-)
+from auth_web.accounts import ThrottleVerdict, hash_password, needs_rehash, normalize_username
 from auth_web.auth_helpers import sign_in
 from auth_web.ceremony import LOGIN, Capture, Issued, Refusal, Refused, Scores, SignedIn, Subject
 from auth_web.challenges import Challenge
 from auth_web.db import db
 from auth_web.decision import Decision
-from auth_web.errors import RATE_LIMITED_MESSAGE
 from auth_web.face_services import CaptureRejected, ServiceUnavailable
 from auth_web.models import EMBEDDING_DIMENSIONS, User
 from auth_web.template_crypto import TemplateDecryptionError
 from auth_web.uploads import CaptureError
 
+FACE_FAILED = "The face check did not pass. Try again in good light, keep your face inside the oval, follow the prompt."
+USE_PASSKEY = "Or use your passkey instead."
 GENERIC_FAILURE = (
     "We couldn't sign you in. Check your username and password, keep your face inside the oval in good light, "
     "follow the prompt, and try again."
 )
-CHALLENGE_EXPIRED = "This sign-in attempt expired or was already used. Please start again."
-ENTER_USERNAME = "Enter your username."
+CHALLENGE_EXPIRED = login_flow.STEP_MISSING
+FIRST_FACTOR_FIRST = "Sign in with your passkey first, then look at the camera."
 
 
 def issue_challenge(username_raw: object) -> Issued | Refused:
-    """A challenge for any well-formed username: whether the account exists is not revealed here."""
-    # Every account's name follows the username rules (registration, CLI and import all check them), so a name
-    # that breaks them is refused as input without revealing anything; that also keeps NUL bytes, control
-    # characters and surrogates out of Redis, Postgres and the audit log.
-    if not isinstance(username_raw, str) or not username_raw.strip():
-        return Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, ENTER_USERNAME)
-    try:
-        username = validate_username(username_raw)
-    except ValidationError as error:
-        return Refused(Refusal.BAD_USERNAME, reasons.BAD_USERNAME, str(error))
+    """The face step's challenge. After the flow's first factor (the pre-auth state in this session) it is for
+    that account and bound to that state; in ``face`` (and for API clients that send the password with the
+    capture) it is for any well-formed username: whether the account exists is not revealed here."""
+    flow = login_flow.current_flow()
+    preauth = login_flow.load()
+    if preauth is not None and login_flow.next_step(flow, preauth.passed) != login_flow.FACE:
+        preauth = None
+    typed = username_raw.strip() if isinstance(username_raw, str) else ""
+    if preauth is not None and typed and normalize_username(typed) != normalize_username(preauth.claimed):
+        # A name typed now that is not the one the first factor was for starts over (the password-in-the-capture
+        # contract): it does not inherit the other account's first factor.
+        login_flow.clear()
+        preauth = None
+    if preauth is None and flow[0] not in (login_flow.FACE, login_flow.PASSWORD):
+        return Refused(Refusal.CHALLENGE_INVALID, reasons.STEP_OUT_OF_ORDER, FIRST_FACTOR_FIRST)
+    if preauth is not None:
+        username = preauth.claimed
+    else:
+        checked = login_flow.validated_username(username_raw)
+        if isinstance(checked, Refused):
+            return checked
+        username = checked
     # Told before the capture, not after it: an attempt now would only be answered 429 (nothing is revealed:
     # the failures are counted by claimed name and address, whether or not the account exists).
     failures = context.failure_log()
@@ -70,7 +80,14 @@ def issue_challenge(username_raw: object) -> Issued | Refused:
     if charge.locked:
         auth_metrics.metrics().lockouts.inc(len(charge.locked))
     session["challenge_bound"] = True  # make sure this browser session is stored, so the binding holds
-    return Issued(LOGIN.issue(username=username, throttle_member=charge.member))
+    challenge = LOGIN.issue(
+        username=username,
+        user_id=preauth.user_id if preauth is not None else None,
+        throttle_member=charge.member,
+    )
+    if preauth is not None:
+        login_flow.save(dataclasses.replace(preauth, nonce=challenge.nonce, face_failed=False))
+    return Issued(challenge)
 
 
 def _subject(user: User | None, claimed: str) -> Subject:
@@ -84,24 +101,10 @@ def _scores(face: Decision | None, details: dict[str, Any] | None = None) -> Sco
     return Scores(face.live_score, face.match_distance, face.matched_frames, {**face.details, **(details or {})})
 
 
-def _client_address() -> str:
-    """The client's address (the gateway's X-Forwarded-For already applied by the trusted-proxy fix)."""
-    return request.remote_addr or ""
-
-
-def _throttled(verdict: ThrottleVerdict, claimed: str) -> Refused:
-    """A soft delay: 429 with Retry-After at once, no work done and no failure counted (a gunicorn thread is
-    not held for the delay; the client waits, and the capture page says so)."""
-    seconds = max(1, math.ceil(verdict.retry_after))
-    auth_metrics.metrics().rate_limited.labels(endpoint=request.endpoint or "unmatched").inc()
-    audit.record(
-        reasons.RATE_LIMIT,
-        reasons.FAILURE,
-        reasons.RATE_LIMITED,
-        claimed_username=claimed,
-        details={"path": request.path, "throttle": verdict.by, "retry_after": seconds},
-    )
-    return Refused(Refusal.RATE_LIMITED, reasons.RATE_LIMITED, RATE_LIMITED_MESSAGE, retry_after=seconds)
+_client_address = login_flow.client_address
+# A soft delay: 429 with Retry-After at once, no work done and no failure counted (a gunicorn thread is not held
+# for the delay; the client waits, and the capture page says so).
+_throttled = login_flow.throttled
 
 
 @functools.lru_cache(maxsize=4)
@@ -155,7 +158,14 @@ def _refusal(
 
 
 def _refuse(
-    reason: str, subject: Subject, challenge: Challenge, failures: throttle.FailureLog, scores: Scores
+    reason: str,
+    subject: Subject,
+    challenge: Challenge,
+    failures: throttle.FailureLog,
+    scores: Scores,
+    fallback: str | None = None,
+    *,
+    first_factor_passed: bool = False,
 ) -> Refused:
     """Every refused attempt after a valid challenge: counted once (by claimed name and address, whether or not
     the account exists: the challenge's charge settled), audited with the user id when there is a user, and one
@@ -170,7 +180,11 @@ def _refuse(
             details["locked"] = locked
     shown = Scores(scores.live_score, scores.match_distance, scores.matched_frames, details)
     LOGIN.record(subject, reasons.FAILURE, reason, shown)
-    return Refused(Refusal.LOGIN_FAILED, reason, GENERIC_FAILURE)
+    # Only someone whose first factor was right learns what went wrong with the face.
+    message = login_flow.face_advice(reason, FACE_FAILED) if first_factor_passed else GENERIC_FAILURE
+    if fallback is not None:
+        message = f"{message} {USE_PASSKEY}"
+    return Refused(Refusal.LOGIN_FAILED, reason, message, fallback=fallback)
 
 
 def attempt(
@@ -180,12 +194,13 @@ def attempt(
     frame_times_raw: str | None,
     flash_start_raw: str | None = None,
 ) -> SignedIn | Refused:
-    """One login attempt. Whatever fails — the challenge aside — the same work is done and the same answer given:
-
-    the password is checked with one argon2 verification on every path (unknown user, no password, locked
-    account, unusable capture), and liveness ∥ recognition run on every usable capture (against decoy templates
-    when the claimed user has none), whatever the password was. So neither the status, the body nor the time
-    of a refusal says whether the password was right, unless the face passed too.
+    """The face step. After the flow's first factor (the challenge's pre-auth state) only the face is judged.
+    Without one (``face``, or the password sent with the capture), whatever fails — the challenge aside — the same
+    work is done and the same answer given: the password is checked with one argon2 verification on every path
+    (unknown user, no password, locked account, unusable capture), and liveness ∥ recognition run on every
+    usable capture (against decoy templates when the claimed user has none), whatever the password was. So
+    neither the status, the body nor the time of a refusal says whether the password was right, unless the face
+    passed too.
     """
     config = context.settings()
     challenge, invalid = LOGIN.consume(nonce)
@@ -216,10 +231,21 @@ def attempt(
             details["elapsed_seconds"] = round(context.challenges().clock() - challenge.issued_at, 2)
             capture = None
 
-    # One argon2 verification on every path (a dummy hash without a user or password); its result is used last.
-    password_ok = not config.password_required or verify_password(
-        user.password_hash if user is not None else None, password or ""
-    )
+    flow = login_flow.current_flow()
+    preauth = login_flow.bound_to(challenge.nonce, challenge.user_id) if challenge.user_id is not None else None
+    first_amr: tuple[str, ...] = ()
+    if preauth is not None:
+        password_ok, first_amr = True, preauth.amr  # the first factor passed before the camera started
+        details["steps"] = [*preauth.passed, login_flow.FACE]
+    elif flow[0] == login_flow.PASSWORD:
+        # The password sent with the capture: one argon2 verification on every path (a dummy hash without a user
+        # or password); its result is used last.
+        outcome = login_flow.PASSWORD_STEP.check(user, password or "")
+        password_ok = outcome.passed
+        first_amr = outcome.amr
+    else:
+        # ``face``: no first factor. (``passkey+face`` issues no challenge without its first factor.)
+        password_ok = flow[0] == login_flow.FACE
 
     enrolled = user if user is not None and user.is_active and user.templates else None
     face: Decision | None = None
@@ -236,14 +262,21 @@ def attempt(
     if reason is not None:
         # Scores against decoy templates mean nothing: only an enrolled user's are audited.
         shown = face if enrolled is not None else None
-        return _refuse(reason, subject, challenge, failures, _scores(shown, details))
+        fallback = None
+        if preauth is not None:
+            preauth = login_flow.face_failed(preauth)
+            if login_flow.fallback_allowed(config.passkey_fallback, preauth, passkeys.has_passkey(preauth.user_id)):
+                fallback = login_flow.PASSKEY
+        return _refuse(
+            reason, subject, challenge, failures, _scores(shown, details), fallback, first_factor_passed=bool(preauth)
+        )
     assert user is not None and face is not None
 
     failures.record_success(claimed, _client_address(), challenge.throttle_member)
-    if config.password_required and user.password_hash is not None and needs_rehash(user.password_hash):
+    if preauth is None and "pwd" in first_amr and user.password_hash is not None and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = dt.datetime.now(dt.UTC)
     db().commit()
-    sign_in(user, ["pwd", "face", "mfa"] if config.password_required else ["face"])
-    LOGIN.record(subject, reasons.SUCCESS, reasons.OK, _scores(face))
+    sign_in(user, login_flow.signed_in_amr(first_amr, ["face"]))
+    LOGIN.record(subject, reasons.SUCCESS, reasons.OK, _scores(face, {"steps": details["steps"]} if preauth else None))
     return SignedIn(reasons.OK, user.username, f"Welcome, {user.username}.")

@@ -29,6 +29,10 @@ PASSWORD_SET = "password_set"  # noqa: S105 (an event name) — CLI
 IMPORT_TEMPLATES = "import_templates"  # CLI
 TEMPLATES_REENCRYPT = "templates_reencrypt"  # CLI
 
+PASSKEY_ADD = "passkey_add"
+PASSKEY_REMOVE = "passkey_remove"
+PASSKEY_RENAME = "passkey_rename"
+
 # Reason codes (result "failure" unless noted).
 OK = "OK"
 BAD_PASSWORD = "BAD_PASSWORD"  # noqa: S105 (a reason code)
@@ -53,6 +57,14 @@ ENROLL_TOO_FEW_FACES = "ENROLL_TOO_FEW_FACES"
 ENROLL_INCONSISTENT_IDENTITY = "ENROLL_INCONSISTENT_IDENTITY"
 LIVENESS_UNSPECIFIED = "LIVENESS_UNSPECIFIED"  # the service answered "not live" without saying why
 VERIFY_UNSPECIFIED = "VERIFY_UNSPECIFIED"  # the service answered "no match" without saying why
+# The login's steps (login_flow.py) and passkeys (passkeys.py).
+PASSKEY_FALLBACK = "PASSKEY_FALLBACK"  # result "success": signed in with a passkey after the face check failed
+FALLBACK_NOT_ALLOWED = "FALLBACK_NOT_ALLOWED"  # the passkey fallback without a failed face, or policy forbids it
+STEP_OUT_OF_ORDER = "STEP_OUT_OF_ORDER"  # a step asked for without the steps before it (or after they expired)
+PASSKEY_INVALID = "PASSKEY_INVALID"  # the assertion or attestation did not verify (origin, RP id, signature, UV)
+PASSKEY_UNKNOWN = "PASSKEY_UNKNOWN"  # no such credential
+PASSKEY_OTHER_USER = "PASSKEY_OTHER_USER"  # the credential belongs to another account than the one claimed
+PASSKEY_SIGN_COUNT = "PASSKEY_SIGN_COUNT"  # the signature counter went back (a cloned authenticator)
 
 # -- accounts: re-authentication, recovery links, self-service, admin actions (reauth.py, recovery.py) ----------
 PASSWORD_CHANGE = "password_change"  # noqa: S105 (an event name) — the account page or a recovery link

@@ -104,12 +104,16 @@ class Api:
         return self.submit("/api/enroll", challenge.json()["nonce"], frames)
 
     def login(self, username: str, frames: list[bytes], password: str = PASSWORD) -> httpx.Response:
+        """As the page does it: the password step before the camera, then the face step."""
         self.client.cookies.clear()
         self.page("/login")
+        checked = self.post_json("/api/login/password", {"username": username, "password": password})
+        if checked.status_code != 200:
+            return checked
         challenge = self.post_json("/api/login/challenge", {"username": username})
         assert challenge.status_code == 200, challenge.text[:300]
         assert challenge.json()["actions"] == ["BLINK"], challenge.json()
-        return self.submit("/api/login", challenge.json()["nonce"], frames, password)
+        return self.submit("/api/login", challenge.json()["nonce"], frames)
 
 
 def client_for(stack: ComposeProject) -> httpx.Client:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from auth_web.flash import LEAD_MS
-from auth_web.login import GENERIC_FAILURE
+from auth_web.login_flow import FACE_ADVICE
 from auth_web.models import ROLE_ADMIN, ROLE_USER, User
 
 from .browser import Browser
@@ -131,7 +131,7 @@ def test_8_a_camera_that_does_not_see_the_screen_is_refused(
     kind, message = person.login(stack.base_url, person_a.username, PASSWORD)
     events = audit_events(db, person_a.username)[before:]
     assert kind == "error", (message, [(e.reason, e.details) for e in events])
-    assert message == GENERIC_FAILURE
+    assert message == FACE_ADVICE["LIVENESS_FLASH_NOT_REFLECTED"]  # told after the right password
     assert [(e.result, e.reason) for e in events] == [("failure", "LIVENESS_FLASH_NOT_REFLECTED")]
     assert events[0].details["flash"]["reflected"] is False
     assert events[0].details["flash"]["score"] < events[0].details["flash"]["threshold"]

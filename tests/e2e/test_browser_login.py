@@ -7,7 +7,6 @@ Each scenario asserts what the person sees on the page and what Postgres (audit 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,7 +15,7 @@ import redis
 from sqlalchemy.engine import Engine
 
 from auth_web.errors import UNAVAILABLE_MESSAGE
-from auth_web.login import GENERIC_FAILURE
+from auth_web.login_flow import FACE_ADVICE
 from auth_web.models import AuditEvent
 
 from .browser import Browser
@@ -110,9 +109,8 @@ def test_2_someone_else_is_refused(
     before = len(audit_events(db, person_a.username))
     person_b = browser("b_login")
     message, events = refused(person_b, stack, db, person_a.username, before)
-    # Generic: the page does not say whether the face, the password or the liveness check failed.
-    assert message == GENERIC_FAILURE
-    assert message.startswith("We couldn't sign you in.")
+    # The password was right (checked before the camera), so the page says what went wrong with the face.
+    assert message == FACE_ADVICE["VERIFY_NO_MATCH"]
     assert_still_on_login_page(person_b)
     person_b.screenshot(output_dir / "2_wrong_face_refused.png")
     # The audit log says why: B was live (the blink was seen) but is not A.
@@ -137,7 +135,7 @@ def test_3_a_still_picture_is_refused(
     # missing blink instead.)
     photo = browser("a_still", reflection=None)
     message, events = refused(photo, stack, db, person_a.username, before)
-    assert message == GENERIC_FAILURE
+    assert message == FACE_ADVICE["LIVENESS_STATIC_CAPTURE"]
     assert_still_on_login_page(photo)
     photo.screenshot(output_dir / "3_still_picture_refused.png")
     assert [(e.result, e.reason) for e in events] == [("failure", "LIVENESS_STATIC_CAPTURE")]
@@ -167,7 +165,7 @@ def test_4_the_challenge_is_not_met(
     before = len(audit_events(db, person_a.username))
     person = browser("a_login")  # A blinks but never turns to the left
     message, events = refused(person, stack, db, person_a.username, before)
-    assert message == GENERIC_FAILURE
+    assert message == FACE_ADVICE["LIVENESS_CHALLENGE_NOT_MET"]
     assert_still_on_login_page(person)
     person.screenshot(output_dir / "4_challenge_not_met.png")
     assert [(e.result, e.reason) for e in events] == [("failure", "LIVENESS_CHALLENGE_NOT_MET")]
@@ -176,13 +174,16 @@ def test_4_the_challenge_is_not_met(
 
 
 def test_5_camera_permission_denied(
+    person_a: PersonA,
     stack: Stack,
     browser: Callable[..., Browser],
     db: Engine,
     redis_client: redis.Redis,
     output_dir,  # type: ignore[no-untyped-def]
 ) -> None:
-    username = f"nocamera_{secrets.token_hex(3)}"
+    # The password is checked before the camera starts, so the camera problem shows after a right one.
+    username = person_a.username
+    before = len(audit_events(db, username))
     person = browser("a_login", grant_camera=False)
     kind, message = person.login(stack.base_url, username, PASSWORD)
     assert kind == "error"
@@ -195,8 +196,8 @@ def test_5_camera_permission_denied(
     assert person.text("#capture-placeholder") == "Camera access is blocked"
     assert not person.overlay_painted()
     person.screenshot(output_dir / "5_camera_blocked.png")
-    # Nothing reached the server's login flow: no challenge was issued for this name, nothing was audited.
-    assert audit_events(db, username) == []
+    # Nothing reached the face step: no challenge was issued for this name, nothing was audited.
+    assert len(audit_events(db, username)) == before
     for key in redis_client.scan_iter(match=f"{stack.redis_prefix}challenge:*", count=1000):
         raw = redis_client.get(key)
         assert raw is None or json.loads(raw).get("username") != username
@@ -226,6 +227,7 @@ CAMERA_PROBLEMS = {
 
 
 def test_5b_other_camera_problems(
+    person_a: PersonA,
     stack: Stack,
     browser: Callable[..., Browser],
     output_dir,  # type: ignore[no-untyped-def]
@@ -235,7 +237,7 @@ def test_5b_other_camera_problems(
         person.open(stack.base_url, "/login")
         assert person.text("#capture-placeholder") == "Your camera turns on when you start."
         person.driver.execute_script(break_camera)
-        person.fill("#username", f"nocamera_{secrets.token_hex(3)}")
+        person.fill("#username", person_a.username)  # a right password: the camera comes next
         person.fill("#password", PASSWORD)
         assert person.capture() == ("error", message), name
         assert person.text("#capture-placeholder") == title, name

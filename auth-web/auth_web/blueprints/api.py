@@ -38,6 +38,9 @@ REFUSAL_STATUS = {
     Refusal.LOGIN_FAILED: 401,
     Refusal.ENROLLMENT_FAILED: 422,
     Refusal.RATE_LIMITED: 429,
+    Refusal.ACCOUNT_UNUSABLE: 403,
+    Refusal.PASSKEY_FAILED: 400,
+    Refusal.FALLBACK_NOT_ALLOWED: 403,
 }
 #: Where the page goes after a sign-in or an enrollment.
 AFTER_CAPTURE = "/account"
@@ -97,6 +100,8 @@ def _json(result: Result | Calibrated) -> Response:
     else:
         status = REFUSAL_STATUS[result.refusal]
         body = {"ok": False, "error": str(result.refusal), "message": result.message}
+        if result.fallback is not None:
+            body["fallback"] = result.fallback
         if result.retry_after is not None:
             body["retry_after"] = result.retry_after
             headers["Retry-After"] = str(result.retry_after)

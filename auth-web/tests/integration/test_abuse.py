@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from auth_web import login
+from auth_web import login_flow
 from auth_web.errors import RATE_LIMITED_MESSAGE
 from auth_web.login import GENERIC_FAILURE
 from auth_web.models import STATUS_DISABLED, User
@@ -80,13 +80,13 @@ def at(app: Flask, address: str) -> Browser:
 def argon2_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the argon2 verifications a login does (one element per call)."""
     calls: list[int] = []
-    real = login.verify_password
+    real = login_flow.verify_password
 
     def counting(password_hash: str | None, password: str) -> bool:
         calls.append(1)
         return real(password_hash, password)
 
-    monkeypatch.setattr(login, "verify_password", counting)
+    monkeypatch.setattr(login_flow, "verify_password", counting)
     return calls
 
 
@@ -180,16 +180,16 @@ def test_an_attackers_address_cannot_lock_the_victim_out(make_app, fakes, db_eng
     user_id = create_user(db_engine, username, templates=2)
     attacker, victim = at(app, ATTACKER), at(app, VICTIM)
     for _ in range(3):
-        assert attacker.login(username, frames, password="wrong password!").status_code == 401
+        assert attacker.login_with_password_in_capture(username, frames, password="wrong password!").status_code == 401
     assert [row.reason for row in audit_rows(db_engine, username)] == ["BAD_PASSWORD"] * 3
     # The attacker's address is locked: even the right password and a matching face are refused there ...
-    response = attacker.login(username, frames)
+    response = attacker.login_with_password_in_capture(username, frames)
     assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
     row = audit_rows(db_engine, username)[-1]
     assert (row.reason, row.user_id, row.client_address) == ("LOCKED", user_id, ATTACKER)
     assert attacker.signed_in_as() is None
     # ... while the victim, from elsewhere, gets a challenge and signs in.
-    response = victim.login(username, frames)
+    response = victim.login_with_password_in_capture(username, frames)
     assert response.status_code == 200, last_reason(db_engine, username)
     assert victim.signed_in_as() == username
 
@@ -203,11 +203,11 @@ def test_the_locked_path_does_the_same_work_as_any_other(make_app, fakes, db_eng
     create_user(db_engine, username, templates=2)
     attacker = at(app, ATTACKER)
     before = work(fakes, argon2_checks)
-    wrong = attacker.login(username, frames, password="wrong password!")
+    wrong = attacker.login_with_password_in_capture(username, frames, password="wrong password!")
     unlocked_work = spent(before, work(fakes, argon2_checks))
-    attacker.login(username, frames, password="wrong password!")  # the second failure locks
+    attacker.login_with_password_in_capture(username, frames, password="wrong password!")  # the second failure locks
     before = work(fakes, argon2_checks)
-    locked = attacker.login(username, frames)  # right password, matching face
+    locked = attacker.login_with_password_in_capture(username, frames)  # right password, matching face
     locked_work = spent(before, work(fakes, argon2_checks))
     assert last_reason(db_engine, username) == "LOCKED"
     assert unlocked_work == locked_work == (1, 1, 1)
@@ -433,15 +433,15 @@ def test_a_wrong_password_costs_the_same_work_as_a_right_one(make_app, fakes, db
     browser = Browser(app.test_client())
     for password in ("wrong password!", None, ""):
         before = work(fakes, argon2_checks)
-        response = browser.login(username, frames, password=password)
+        response = browser.login_with_password_in_capture(username, frames, password=password)
         assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
         assert spent(before, work(fakes, argon2_checks)) == (1, 1, 1)
     before = work(fakes, argon2_checks)
-    unknown = browser.login(unique_username("ghost"), frames)
+    unknown = browser.login_with_password_in_capture(unique_username("ghost"), frames)
     assert spent(before, work(fakes, argon2_checks)) == (1, 1, 1)
     assert unknown.status_code == 401 and fakes.recognition.template_counts[-1] == 5  # decoys
     before = work(fakes, argon2_checks)
-    assert browser.login(username, frames).status_code == 200
+    assert browser.login_with_password_in_capture(username, frames).status_code == 200
     assert spent(before, work(fakes, argon2_checks)) == (1, 1, 1)
 
 
@@ -471,7 +471,9 @@ def test_a_bad_capture_is_refused_counted_and_audited_like_any_failure(
     username = unique_username()
     user_id = create_user(db_engine, username, templates=2)
     browser = at(app, ATTACKER)
-    reference = browser.login(username, frames, password="wrong password!")  # an ordinary failure (the 1st)
+    reference = browser.login_with_password_in_capture(
+        username, frames, password="wrong password!"
+    )  # an ordinary failure (the 1st)
     browser.refresh_csrf()
     nonce = browser.challenge(username)["nonce"]
     bad = mutate(frames)
@@ -483,9 +485,12 @@ def test_a_bad_capture_is_refused_counted_and_audited_like_any_failure(
     expected = "BAD_CAPTURE" if password == PASSWORD else "BAD_PASSWORD"
     assert (row.result, row.reason, row.user_id, row.details["capture"]) == ("failure", expected, user_id, reason)
     # Counted: that was the 2nd failure from this address, which locks it (threshold 2) ...
-    assert browser.login(username, frames).status_code == 401 and last_reason(db_engine, username) == "LOCKED"
+    assert (
+        browser.login_with_password_in_capture(username, frames).status_code == 401
+        and last_reason(db_engine, username) == "LOCKED"
+    )
     # ... and the owner elsewhere is unaffected.
-    assert at(app, VICTIM).login(username, frames).status_code == 200
+    assert at(app, VICTIM).login_with_password_in_capture(username, frames).status_code == 200
 
 
 def test_an_oversized_body_is_refused_with_413(make_app, fakes) -> None:  # type: ignore[no-untyped-def]

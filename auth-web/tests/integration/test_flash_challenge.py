@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 
 from auth_web import context
 from auth_web.flash import LEAD_MS, MIN_STEP_MS, PALETTE, capture_ms, frames_to_cover
-from auth_web.login import GENERIC_FAILURE
+from auth_web.login import FACE_FAILED, GENERIC_FAILURE
+from auth_web.login_flow import FACE_ADVICE, face_advice
 from faceauth.liveness.v1 import liveness_pb2
 
 from .conftest import (
@@ -164,7 +165,8 @@ def test_a_flash_not_checked_or_not_reflected_lets_nobody_in(
     create_user(db_engine, username, templates=2)
     browser = Browser(app.test_client())
     response = browser.login(username, frames)
-    assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
+    # The password was right (checked first), so the answer says what went wrong with the face.
+    assert response.status_code == 401 and response.get_json()["message"] == face_advice(reason, FACE_FAILED)
     assert browser.signed_in_as() is None and last_reason(db_engine, username) == reason
 
 
@@ -205,7 +207,7 @@ def test_a_capture_posted_sooner_than_it_could_be_filmed_is_refused(app: Flask, 
     create_user(db_engine, username, templates=2)
     browser = Browser(app.test_client())
     response = browser.login(username, frames, elapsed=0.0)  # at once: the sequence alone takes ≥ 1.36 s
-    assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
+    assert response.status_code == 401 and response.get_json()["message"] == FACE_ADVICE["CAPTURE_TOO_EARLY"]
     assert last_reason(db_engine, username) == "CAPTURE_TOO_EARLY"
     assert browser.login(username, frames).status_code == 200  # the same with the page's timing
 
@@ -301,7 +303,7 @@ def test_a_locked_address_is_refused_after_charged_challenges(make_app, fakes, d
     for _ in range(3):
         browser.challenge(username)
     calls = fakes.recognition.calls
-    response = browser.login(username, frames)
+    response = browser.login_with_password_in_capture(username, frames)
     assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
     assert last_reason(db_engine, username) == "LOCKED" and fakes.recognition.calls == calls + 1
 

@@ -554,11 +554,26 @@
       button.setAttribute("aria-busy", "true");
       capture.clearHelp();
       capture.progress.value = 0;
-      capture.status("Starting the camera…");
-      capture.open().then(function () {
+      // The flow's first factor (password or passkey), when the page has one, is checked before the camera starts.
+      var firstFactor = options.beforeCamera ? options.beforeCamera() : Promise.resolve({ ok: true });
+      capture.status(options.beforeCamera ? "Checking…" : "Starting the camera…");
+      firstFactor.then(function (first) {
+        if (!first || !first.ok) {
+          capture.status((first && first.message) || UNAVAILABLE, "error");
+          if (options.onFailure) { options.onFailure(first || {}); }
+          throw { handled: true };
+        }
+        capture.status("Starting the camera…");
+      }, function () {
+        capture.status("Could not reach the server. Check your connection and try again.", "error");
+        throw { handled: true };
+      }).then(function () {
+        return capture.open();
+      }).then(function () {
         capture.status("Preparing…");
         return postJSON(form.dataset.challengeUrl, options.challengePayload ? options.challengePayload() : {});
       }, function (error) {
+        if (error && error.handled) { throw error; }
         capture.showCameraError(error);
         throw { handled: true };
       }).then(function (challenge) {
