@@ -118,6 +118,11 @@ def test_stale_session_refused_then_recovery_link_reenrolls_and_link_reuse_refus
     )
     assert status == [403, "reauth_required"]
     assert [e.reason for e in audit_events(db, username, "step_up")] == ["NOT_FRESH", "NOT_FRESH"]
+    assert template_count(db, user_id) >= 3  # nothing replaced: the owner's own face still signs in
+    own_face = browser("a_login")
+    kind, message = own_face.login(stack.base_url, username, PASSWORD)
+    assert kind == "ok", (message, [(e.reason, e.details) for e in audit_events(db, username)])
+    own_face.wait_for_path("/account")
 
     # An operator resets the face and hands out a link: the user re-enrolls through it and signs in.
     url = link_in(cli(stack, "recovery-link", username, "--purpose", "face", "--reset-face"))
