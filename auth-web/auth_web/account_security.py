@@ -146,8 +146,9 @@ _LABELS = {
     reasons.ADMIN_DISABLE: "Account disabled by an administrator",
     reasons.ADMIN_ENABLE: "Account enabled by an administrator",
     reasons.ADMIN_CREATE: "Made an administrator (command line)",
-    "passkey_add": "Passkey added",
-    "passkey_remove": "Passkey removed",
+    reasons.PASSKEY_ADD: "Passkey added",
+    reasons.PASSKEY_REMOVE: "Passkey removed",
+    reasons.PASSKEY_RENAME: "Passkey renamed",
 }
 
 

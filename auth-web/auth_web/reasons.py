@@ -99,8 +99,9 @@ SECURITY_EVENTS = (
     ADMIN_DISABLE,
     ADMIN_ENABLE,
     ADMIN_CREATE,
-    "passkey_add",
-    "passkey_remove",
+    PASSKEY_ADD,
+    PASSKEY_REMOVE,
+    PASSKEY_RENAME,
 )
 
 # -- the OpenID Connect provider, forward-auth, clients and groups (oidc.py, blueprints/oidc.py) ----------------

@@ -580,3 +580,22 @@ def test_an_account_without_a_password_sets_its_first_one_without_a_current_one(
     assert response.status_code == 302
     with Session(db_engine) as session:
         assert verify_password(session.get(User, user_id).password_hash, NEW_PASSWORD)
+
+
+def test_security_activity_is_read_from_the_audit_log_newest_first(app, db_engine) -> None:  # type: ignore[no-untyped-def]
+    from auth_web import audit, reasons
+
+    user_id = create_user(db_engine, unique_username())
+    other_id = create_user(db_engine, unique_username())
+    with app.app_context():
+        for event in (reasons.PASSKEY_ADD, reasons.PASSKEY_RENAME, reasons.PASSKEY_REMOVE):
+            audit.record(event, reasons.SUCCESS, reasons.OK, user_id=user_id, client_address="198.51.100.4")
+        audit.record(reasons.PASSKEY_ADD, reasons.FAILURE, "PASSKEY_INVALID", user_id=user_id)  # not a change
+        audit.record(reasons.ENROLL_DELETE, reasons.SUCCESS, reasons.OK, user_id=other_id)  # another account's
+    browser = Browser(app.test_client())
+    sign_in_directly(browser, user_id)
+    page = browser.client.get("/account").get_data(as_text=True)
+    table = page[page.index('id="security-activity"') :]
+    table = table[: table.index("</table>")]
+    assert table.index("Passkey removed") < table.index("Passkey renamed") < table.index("Passkey added")
+    assert table.count("Passkey added") == 1 and "Face data deleted" not in table and "198.51.100.4" in table
