@@ -33,7 +33,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode, UserInfo, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Flask, request
+from flask import Flask
 from flask import request as flask_request
 from sqlalchemy import select, update
 from werkzeug.datastructures import MultiDict
@@ -609,7 +609,3 @@ def server() -> FaceauthServer:
     from flask import current_app
 
     return current_app.extensions[_SERVER]  # type: ignore[no-any-return]
-
-
-def request_is_token_endpoint() -> bool:
-    return request.endpoint == "oidc.token"

@@ -39,6 +39,13 @@ def _sign_in_on_faceauth(person: Browser, stack: Stack, username: str) -> None:
     person.fill("#username", username)
     person.fill("#password", PASSWORD)
     kind, message = person.capture()
+    if kind != "ok":
+        # Like a person, once more: on a loaded 2-core machine a genuine capture is sometimes refused for its
+        # timing (the login tests' clips pass >95 %); two refusals in a row would be a real regression.
+        first = message
+        person.wait(lambda d: d.find_element(By.ID, "start-button").is_enabled(), message="no second try offered")
+        kind, message = person.capture()
+        message = f"{message} (first try: {first})"
     assert kind == "ok", message
 
 
@@ -51,7 +58,7 @@ def test_demo_app_signs_in_with_password_face_and_consent(  # type: ignore[no-un
     person.driver.find_element(By.ID, "sign-in").click()
     _sign_in_on_faceauth(person, stack, person_a.username)
     # The consent screen (the demo app is not first-party).
-    person.wait(lambda d: "/oauth2/continue/" in d.current_url, RESULT_TIMEOUT, f"no consent page (at {person.path()})")
+    person.wait(lambda d: person.path().startswith("/oauth2/continue/"), RESULT_TIMEOUT, "no consent page")
     assert "Sign in to Demo app?" in person.page_text()
     person.screenshot(output_dir / "oidc_1_consent.png")
     person.driver.find_element(By.CSS_SELECTOR, "button[name=decision][value=allow]").click()
@@ -78,8 +85,8 @@ def test_demo_app_signs_in_with_password_face_and_consent(  # type: ignore[no-un
     assert "face" in token.claims["amr"] and "pwd" in token.claims["amr"]
     assert token.claims["acr"] == "urn:faceauth:acr:face+mfa"
     assert token.claims["preferred_username"] == person_a.username and token.claims["sub"] != person_a.username
-    events = [(e.event, e.result) for e in audit_events(db, person_a.username)]
-    assert ("oidc_authorize", "success") in events and ("oidc_token", "success") in events
+    for event in ("oidc_authorize", "oidc_token"):
+        assert [e.result for e in audit_events(db, person_a.username, event)][-1:] == ["success"], event
     # Signing out of the demo ends the faceauth session too (end-session with the ID token) and comes back.
     person.driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
     person.wait(lambda d: d.find_elements(By.ID, "sign-in"), message=f"not signed out (at {person.path()})")
