@@ -190,3 +190,40 @@ def test_cli_create_with_a_given_secret_and_replace(  # type: ignore[no-untyped-
     with Session(db_engine) as session:
         row = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
         assert row is not None and verify_password(row.secret_hash, "t" * 40)
+
+
+def test_template_key_rotation_reseals_the_signing_keys(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The signing keys are sealed with the template cipher: reencrypt-templates moves them to the new key too, so
+    that dropping the old key (FACEAUTH_TEMPLATE_OLD_KEYS) does not lose them."""
+    from sqlalchemy import create_engine
+
+    from auth_web.migrate import upgrade
+    from conftest import throwaway_database
+
+    with throwaway_database() as database_url:  # its own: every row of it is re-sealed under a new key
+        upgrade(database_url)
+        db_engine = create_engine(database_url)
+        try:
+            _reseal_signing_keys(monkeypatch, capsys, database_url, db_engine)
+        finally:
+            db_engine.dispose()
+
+
+def _reseal_signing_keys(monkeypatch, capsys, database_url: str, db_engine) -> None:  # type: ignore[no-untyped-def]
+    from auth_web import oidc_keys
+    from auth_web.template_crypto import TemplateCipher, TemplateKey, generate_key, parse_key
+
+    old_text, new_text = generate_key(), generate_key()
+    old = TemplateCipher(TemplateKey(parse_key(old_text)))
+    new_only = TemplateCipher(TemplateKey(parse_key(new_text)))
+    with Session(db_engine) as session:
+        row = oidc_keys.create_key(session, old, "ES256")
+        session.commit()
+        kid = row.kid
+    env = {"DATABASE_URL": database_url, "FACEAUTH_TEMPLATE_KEY": new_text, "FACEAUTH_TEMPLATE_OLD_KEYS": old_text}
+    result = run_cli_in_process(monkeypatch, capsys, "reencrypt-templates", env=env)
+    assert "OIDC signing keys re-sealed" in result.stdout, (result.stdout, result.stderr)
+    with Session(db_engine) as session:
+        row = session.scalar(select(SigningKey).where(SigningKey.kid == kid))
+        assert row is not None and row.key_id == new_only.current_key_id
+        assert oidc_keys.private_key(row, new_only).as_dict(private=True)["d"]
