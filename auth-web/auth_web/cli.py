@@ -377,8 +377,27 @@ def serve(settings: Settings, args: argparse.Namespace) -> str:
         settings.grpc_security.require()
     except SettingsError as error:
         raise CommandError(f"configuration error: {error}") from None
+    _ensure_signing_key(settings)
     run(settings)
     return ""
+
+
+def _ensure_signing_key(settings: Settings) -> None:
+    """The OIDC signing key is made on first start (before the workers fork); a database that is not reachable (or
+    not migrated) yet only postpones it to the first request that needs it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from auth_web import oidc_keys
+
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            row = oidc_keys.ensure_active_key(session, settings.template_cipher, settings.oidc_signing_alg)
+            log.info("oidc_signing_key", extra={"fields": {"kid": row.kid, "alg": row.alg}})
+    except SQLAlchemyError as error:
+        log.warning("oidc_signing_key_postponed", extra={"fields": {"error": type(error).__name__}})
+    finally:
+        engine.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:

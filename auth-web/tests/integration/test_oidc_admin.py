@@ -227,3 +227,24 @@ def _reseal_signing_keys(monkeypatch, capsys, database_url: str, db_engine) -> N
         row = session.scalar(select(SigningKey).where(SigningKey.kid == kid))
         assert row is not None and row.key_id == new_only.current_key_id
         assert oidc_keys.private_key(row, new_only).as_dict(private=True)["d"]
+
+
+def test_serve_makes_the_signing_key_at_start(base_settings) -> None:  # type: ignore[no-untyped-def]
+    """`python -m auth_web serve` makes the first signing key before the workers start; a database not migrated
+    (or not reachable) yet only postpones it (the first request that needs one makes it)."""
+    from sqlalchemy import create_engine
+
+    from auth_web.cli import _ensure_signing_key
+    from auth_web.migrate import upgrade
+    from conftest import throwaway_database
+
+    with throwaway_database() as empty:
+        _ensure_signing_key(base_settings.replace(database_url=empty))  # no tables yet: no error
+        upgrade(empty)
+        _ensure_signing_key(base_settings.replace(database_url=empty))
+        _ensure_signing_key(base_settings.replace(database_url=empty))  # again: still one
+        engine = create_engine(empty)
+        with Session(engine) as session:
+            rows = session.scalars(select(SigningKey)).all()
+            assert len(rows) == 1 and rows[0].retired_at is None and rows[0].alg == "ES256"
+        engine.dispose()
