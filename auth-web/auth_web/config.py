@@ -115,6 +115,8 @@ class Settings:
     rate_limit_login_per_address: str = "20/minute;200/hour"
     rate_limit_login_per_username: str = "10/minute;60/hour"
     rate_limit_register_per_address: str = "10/hour"
+    # The OIDC token endpoint per client address: a wrong client secret costs an argon2 verification.
+    rate_limit_token_per_address: str = "600/minute"  # noqa: S105 (a rate, not a secret)
     rate_limit_enroll_per_user: str = "20/hour"
     # Accounts
     password_min_length: int = 10
@@ -290,6 +292,9 @@ class Settings:
             ),
             rate_limit_register_per_address=env_str(
                 "AUTH_RATE_LIMIT_REGISTER_PER_ADDRESS", cls.rate_limit_register_per_address, env
+            ),
+            rate_limit_token_per_address=env_str(
+                "AUTH_RATE_LIMIT_TOKEN_PER_ADDRESS", cls.rate_limit_token_per_address, env
             ),
             rate_limit_enroll_per_user=env_str("AUTH_RATE_LIMIT_ENROLL_PER_USER", cls.rate_limit_enroll_per_user, env),
             password_min_length=env_int("AUTH_PASSWORD_MIN_LENGTH", 10, env, minimum=8, maximum=128),

@@ -90,6 +90,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         ],
         "api.login_attempt": [(settings.rate_limit_login_per_address, None)],
         "auth.register": [(settings.rate_limit_register_per_address, None)],
+        "oidc.token": [(settings.rate_limit_token_per_address, None)],
         # Self-service mail and following recovery links (tokens are 256-bit, but mail costs and floods).
         "recovery.forgot": [(settings.rate_limit_recovery_per_address, None)],
         "recovery.use": [(settings.rate_limit_recovery_per_address, None)],

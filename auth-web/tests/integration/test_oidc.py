@@ -592,3 +592,12 @@ def test_disabled_user_tokens_stop_working(oidc_app: Flask, db_engine, user_id: 
         user.status = "disabled"
         session.commit()
     assert browser.client.get("/oauth2/userinfo", headers={"Authorization": "Bearer " + access}).status_code == 401
+
+
+def test_token_endpoint_is_rate_limited_per_address(make_app: Callable[..., Flask], db_engine, user_id: int) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(oidc_issuer=ISSUER, rate_limit_token_per_address="3/minute")
+    client = register(db_engine, first_party=True)
+    browser = Browser(app.test_client())
+    wrong = Client(client.client_id, "not-the-secret")
+    statuses = [exchange(browser, wrong, "no-such-code").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
