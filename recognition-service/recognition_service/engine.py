@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -158,13 +159,16 @@ class FaceEngine:
         # thread (copies of one, made at load) and threads detect in parallel; the shape
         # predictor and dlib's DNNs hold the GIL, so one instance each behind a lock costs no
         # parallelism (bench/results/gil.md). The TFLite descriptor releases the GIL in ``invoke``: one
-        # interpreter per server thread, each with ``descriptor_threads`` threads.
+        # interpreter per server thread, each with ``descriptor_threads`` threads, but no more interpreters
+        # than the process has cores (each holds ~48 MB of packed weights; more invokes than cores at once
+        # only queue).
         if detector == "cnn":
             self._cnn_detector = dlib.cnn_face_detection_model_v1(str(paths["cnn_detector"]))
         else:
             self._hog_detectors = InstancePool.of_copies(dlib.get_frontal_face_detector(), threads)
         self._shape_predictor = dlib.shape_predictor(str(paths["shape_predictor"]))
-        self._descriptor = load_descriptor(descriptor, paths["encoder"], num_jitters, descriptor_threads, threads)
+        instances = max(1, min(threads, available_cores()))
+        self._descriptor = load_descriptor(descriptor, paths["encoder"], num_jitters, descriptor_threads, instances)
         self.num_jitters = num_jitters
         self._cnn_lock = threading.Lock()
         self._shape_lock = threading.Lock()
@@ -322,6 +326,11 @@ class FaceEngine:
         with self._shape_lock:
             return self._shape_predictor(image, rect)
 
+    @property
+    def descriptor_instances(self) -> int:
+        """How many calls the descriptor can serve at once (TFLite interpreters; dlib's: 1, behind a lock)."""
+        return getattr(self._descriptor, "instances", 1)
+
     @staticmethod
     def chip(image: np.ndarray, landmarks: dlib.full_object_detection) -> np.ndarray:
         """dlib's aligned 150x150 RGB face chip, the one ``compute_face_descriptor(image, landmarks)`` uses."""
@@ -355,6 +364,14 @@ class FaceEngine:
         if observation.status is FaceStatus.OK:
             self.embed(image, observation)
         return observation
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def load_descriptor(kind: str, dlib_model: Path, num_jitters: int, num_threads: int, instances: int) -> Descriptor:

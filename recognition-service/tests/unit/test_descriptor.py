@@ -78,6 +78,15 @@ def test_interpreters_are_pooled_and_each_one_is_warmed_up(chips, port):
     assert all(np.max(np.abs(o[0] - outputs[0][0])) <= 1e-6 for o in outputs)
 
 
+def test_an_engine_has_an_interpreter_per_server_thread_but_not_more_than_cores(monkeypatch):
+    import recognition_service.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "available_cores", lambda: 2)
+    assert FaceEngine(threads=8).descriptor_instances == 2
+    assert FaceEngine(threads=1).descriptor_instances == 1
+    assert FaceEngine(threads=8, descriptor="dlib").descriptor_instances == 1
+
+
 def test_engines_with_either_descriptor_give_the_same_embedding_and_say_which(rgb):
     tflite = FaceEngine.load(descriptor="tflite")
     dlib_engine = FaceEngine.load(descriptor="dlib")
