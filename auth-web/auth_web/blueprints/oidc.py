@@ -119,6 +119,10 @@ def authorize() -> Any:
     pairs = [(key, value) for key, values in request.args.lists() for value in values]
     if len(pairs) > 40 or sum(len(k) + len(v) for k, v in pairs) > 8192:
         abort(400)
+    client = oidc.query_client(request.args.get("client_id", ""))
+    if client is None or not client.check_redirect_uri(request.args.get("redirect_uri", "")):
+        # Nothing is stored for a request that names no registered client and redirect URI (anyone can send one).
+        return _invalid_request_page("an unknown client, or a redirect URI it did not register")
     request_id = secrets.token_urlsafe(24)
     pending = {"pairs": pairs, "created": time.time(), "session": context.browser_session().hash}
     context.redis().set(_request_key(request_id), json.dumps(pending), ex=context.settings().oidc_request_seconds)
@@ -241,11 +245,15 @@ def _authorization_error(request_id: str, oauth_request: Any, error: OAuth2Error
     if getattr(error, "redirect_uri", None):
         error.state = oauth_request.payload.state
         return oidc.server().handle_error_response(oauth_request, error)
+    return _invalid_request_page(error.description or error.error)
+
+
+def _invalid_request_page(why: str) -> Any:
     return render_template(
         "error.html",
         status=400,
         title="This sign-in request is invalid",
-        message=f"The application sent a request faceauth cannot accept: {error.description or error.error}",
+        message=f"The application sent a request faceauth cannot accept: {why}",
     ), 400
 
 

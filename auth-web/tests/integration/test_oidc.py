@@ -601,3 +601,15 @@ def test_token_endpoint_is_rate_limited_per_address(make_app: Callable[..., Flas
     wrong = Client(client.client_id, "not-the-secret")
     statuses = [exchange(browser, wrong, "no-such-code").status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
+
+
+def test_requests_for_unknown_clients_or_redirect_uris_store_nothing(oidc_app: Flask, db_engine, redis_client) -> None:  # type: ignore[no-untyped-def]
+    client = register(db_engine, first_party=True)
+    prefix = oidc_app.config["FACEAUTH_SETTINGS"].redis_prefix + "oidc:request:"
+    browser = Browser(oidc_app.test_client())
+    for client_id, redirect_uri in (("nobody", REDIRECT), (client.client_id, "https://evil.test/cb")):
+        response = authorize(browser, client_id, redirect_uri=redirect_uri)
+        assert response.status_code == 400 and "Location" not in response.headers
+    assert list(redis_client.scan_iter(match=prefix + "*")) == []
+    assert authorize(browser, client.client_id).status_code == 302  # a valid one is kept while the user signs in
+    assert len(list(redis_client.scan_iter(match=prefix + "*"))) == 1
