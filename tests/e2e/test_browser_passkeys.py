@@ -66,14 +66,22 @@ def sign_in_with_password_and_face(person: Browser, stack: Stack, username: str)
     person.wait_for_path("/account")
 
 
+def passkey_names(person: Browser) -> list[str]:
+    """The names in the account page's passkey list (each in its rename field)."""
+    fields = person.driver.find_elements(By.CSS_SELECTOR, "#passkey-list input[name=name]")
+    return [field.get_attribute("value") or "" for field in fields]
+
+
 def add_passkey(person: Browser, stack: Stack, name: str) -> None:
     person.open(stack.base_url, "/account")
     person.fill("#passkey-name", name)
     person.driver.find_element(By.ID, "passkey-add-button").click()
-    person.wait(
-        lambda d: name in person.text("#passkey-list"),
-        message=f"the passkey never appeared ({person.text('#passkey-status')!r})\n{person.console_log()}",
-    )
+    try:
+        person.wait(lambda d: name in passkey_names(person))
+    except Exception as error:
+        raise AssertionError(
+            f"no passkey {name!r} ({person.text('#passkey-status')!r})\n{person.console_log()}"
+        ) from error
 
 
 def test_10_a_wrong_password_fails_before_the_camera_starts(

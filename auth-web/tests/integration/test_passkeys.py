@@ -669,3 +669,28 @@ def test_before_the_first_factor_the_face_failure_stays_generic(make_app, failin
     response = Browser(failing.test_client()).login_with_password_in_capture(username, frames)
     assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
     assert last_reason(db_engine, username) == "LIVENESS_SPOOF_SUSPECTED"
+
+
+JUNK_CREDENTIALS = [
+    None,
+    "not json",
+    [],
+    {},
+    {"id": "AA", "rawId": "AA", "type": "public-key", "response": "x"},
+    {"id": "AA", "rawId": "!!", "type": "public-key", "response": {"clientDataJSON": 1, "signature": []}},
+    {"id": "AA", "rawId": "AA", "type": "public-key", "response": {"clientDataJSON": "AA", "attestationObject": "AA"}},
+]
+
+
+@pytest.mark.parametrize("credential", JUNK_CREDENTIALS)
+def test_junk_credentials_are_refused_never_a_server_error(app, passkey_app, db_engine, frames, credential) -> None:  # type: ignore[no-untyped-def]
+    browser, username = signed_in(app, db_engine, frames)
+    browser.post_json("/api/passkeys/options", {})
+    registered = browser.post_json("/api/passkeys", {"credential": credential})
+    assert registered.status_code == 400 and registered.get_json()["ok"] is False
+    signing_in = Browser(passkey_app.test_client())
+    signing_in.refresh_csrf()
+    signing_in.post_json("/api/login/passkey/options", {"username": username})
+    asserted = signing_in.post_json("/api/login/passkey", {"credential": credential})
+    assert asserted.status_code == 401 and asserted.get_json()["error"] == "login_failed"
+    assert last_reason(db_engine, username) == "PASSKEY_INVALID"
