@@ -85,7 +85,7 @@ def jobs(frame_rgb: np.ndarray) -> dict[str, Callable[[], object]]:
         from liveness_service.config import Settings
         from liveness_service.passive import ModelSpec, TFLiteScorer
 
-        model_path = Settings.from_env().model_path
+        model_path = Settings.from_env().passive_model.members[0]  # MiniFASNetV2; V1SE is the same size
         size = ModelSpec.for_model(model_path).input_size
         crops = np.zeros((8, size, size, 3), dtype=np.float32)
         scorer = TFLiteScorer(model_path, num_threads=1, instances=2)  # one interpreter per thread

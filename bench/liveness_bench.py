@@ -91,10 +91,11 @@ def time_stages(engine: LivenessEngine, jpegs: list[bytes], times: list[int]) ->
     judge_sanity([1] * len(images), boxes, diffs, colours, float(times[-1]), settings.sanity)
     watch.stop("sanity_patches_judge")
     watch.start()
-    crops = engine.passive.crops(images, boxes)
+    crops = [member.crops(images, boxes) for member in engine.passive.members]
     watch.stop("passive_crops")
     watch.start()
-    engine.passive.scorer.score(crops)
+    for member, member_crops in zip(engine.passive.members, crops, strict=True):
+        member.scorer.score(member_crops)
     watch.stop("passive_cnn_batch")
     watch.start()
     engine.check(decode_frames(jpegs, settings.limits), ["BLINK"], times)

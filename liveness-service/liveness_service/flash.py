@@ -52,6 +52,7 @@ brightness, or disable the check: ``LIVENESS_CHECKS``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -62,6 +63,7 @@ from faceauth_common.boxes import Box
 FLASH_NOT_REFLECTED = "FLASH_NOT_REFLECTED"
 
 EXPOSURE_WINDOW_MS = 40.0  # a frame integrates the light of roughly its exposure time (webcams: 10-40 ms)
+FOREHEAD = 0.2  # landmark_box: forehead above the brows, as a fraction of the brow-to-chin height
 SAMPLE_STEP = 2  # regions are measured on every second pixel and row (640x480 -> 320x240)
 # Bands just inside and just outside the detector's face box (scales of the box): real light falls smoothly across
 # the box's edge (cheeks -> ears and hair, forehead -> hair, chin -> neck), a tint of the box stops at it.
@@ -171,6 +173,20 @@ def skin_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.bitwise_and(mask, cv2.bitwise_not(cut))
 
 
+def landmark_box(landmarks: np.ndarray) -> Box:
+    """The face's extent from its 68 landmarks: jaw line and brows, raised by a fifth of the brow-to-chin height to
+    take in the forehead as the detector's box does; about that box in size and place, but it follows the face
+    smoothly instead of jumping between the detector's pyramid levels."""
+    outline = landmarks[:27]
+    top, bottom = float(outline[:, 1].min()), float(outline[:, 1].max())
+    return Box(
+        math.floor(float(outline[:, 0].min())),
+        math.floor(top - FOREHEAD * (bottom - top)),
+        math.ceil(float(outline[:, 0].max())),
+        math.ceil(bottom),
+    )
+
+
 def _scaled(box: Box, scale: float, width: int, height: int) -> tuple[int, int, int, int]:
     cx, cy = box.centre
     half_w, half_h = box.width * scale / 2, box.height * scale / 2
@@ -202,8 +218,13 @@ def measure_capture(
 ) -> list[RegionColours | None]:
     """Each frame's region colours (None without landmarks, or when a region is too small to measure).
 
-    The background is one set of pixels for the whole capture (outside every frame's enlarged face box, above the
-    highest box bottom) so that the face moving over it does not change what is averaged.
+    The background is one set of pixels for the whole capture (outside every frame's enlarged face extent, above the
+    highest chin) so that the face moving over it does not change what is averaged. The extent is the landmarks'
+    (``landmark_box``), not the detector's box: HOG's box jumps between pyramid levels from frame to frame (298 <-> 360
+    px wide on one still, close face), and the union of those jumps, enlarged, covered the whole frame of a close
+    face: no common background was left, each frame fell back to its own, and genuine captures were refused
+    (FLASH_NOT_REFLECTED, then TRACK_DISCONTINUOUS from the colour check: 5 of 60 in the attack suite). The bands
+    at the box's edge stay on the detector's box (the box-tint test is about that box).
     """
     faces = [(i, b) for i, b in enumerate(boxes) if b is not None and landmarks[i] is not None]
     if not faces:
@@ -211,10 +232,11 @@ def measure_capture(
     height, width = images_rgb[faces[0][0]].shape[:2]
     shape = ((height + SAMPLE_STEP - 1) // SAMPLE_STEP, (width + SAMPLE_STEP - 1) // SAMPLE_STEP)
     small_boxes = {i: Box(*(round(v / SAMPLE_STEP) for v in (b.left, b.top, b.right, b.bottom))) for i, b in faces}
+    extents = {i: landmark_box(landmarks[i] / SAMPLE_STEP) for i, _ in faces}  # type: ignore[operator]
     background = np.full(shape, 255, np.uint8)
-    for box in small_boxes.values():
-        background = cv2.bitwise_and(background, cv2.bitwise_not(_box_mask(shape, box, background_scale)))
-    background[min(b.bottom for b in small_boxes.values()) :, :] = 0
+    for extent in extents.values():
+        background = cv2.bitwise_and(background, cv2.bitwise_not(_box_mask(shape, extent, background_scale)))
+    background[min(b.bottom for b in extents.values()) :, :] = 0
     out: list[RegionColours | None] = [None] * len(images_rgb)
     for index, box in small_boxes.items():
         small = images_rgb[index][::SAMPLE_STEP, ::SAMPLE_STEP]
@@ -224,9 +246,10 @@ def measure_capture(
         minimum = max(30, box.area // 50)
         own_background = background
         if np.count_nonzero(background) < minimum:
-            # The face moved over most of the frame: this frame's own background (outside its enlarged box).
-            own_background = cv2.bitwise_not(_box_mask(shape, box, background_scale))
-            own_background[box.bottom :, :] = 0
+            # The face moved over most of the frame: this frame's own background (outside its enlarged extent).
+            extent = extents[index]
+            own_background = cv2.bitwise_not(_box_mask(shape, extent, background_scale))
+            own_background[max(extent.bottom, 0) :, :] = 0
         means = []
         bands = (_band_mask(shape, box, *EDGE_INSIDE), _band_mask(shape, box, *EDGE_OUTSIDE))
         for mask in (skin, own_background, *bands):
