@@ -192,7 +192,7 @@ class Ceremony:
             challenge,
             context.challenges().clock(),
             capture.frame_times,
-            countdown_seconds=config.capture.countdown_seconds,
+            placement_wait_ms=config.capture.placement_wait_ms,
             notice_ms=config.flash.notice_ms,
             fps=config.capture.fps,
             slack_seconds=config.capture_slack_seconds,

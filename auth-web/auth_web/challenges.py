@@ -145,21 +145,22 @@ def timing_problem(
     received_at: float,
     frame_times_ms: Sequence[int],
     *,
-    countdown_seconds: float,
+    placement_wait_ms: int,
     notice_ms: int,
     fps: float,
     slack_seconds: float,
 ) -> str | None:
     """Why a capture for ``challenge`` arriving at ``received_at`` (the store's clock) cannot be the page's, or None.
 
-    ``CHALLENGE_LATE``: later than the page could have sent it — its countdown, the flash notice, the capture of
+    ``CHALLENGE_LATE``: later than the page could have sent it — the longest it waits for the face to be placed
+    (``placement_wait_ms``: past it the page asks for a new challenge), the flash notice, the capture of
     ``capture_frames`` at ``fps``, and ``slack_seconds`` for the upload and a slow machine. Time enough beyond
     that is time to render frames for the sequence offline. ``CAPTURE_TOO_EARLY``: sooner than the capture
     could have taken — the span of its own frame times, or the flash sequence, which the page paints in real time.
     """
     elapsed = received_at - challenge.issued_at
     notice = notice_ms / 1000 if challenge.flash else 0.0
-    if elapsed > countdown_seconds + notice + challenge.capture_frames / fps + slack_seconds:
+    if elapsed > placement_wait_ms / 1000 + notice + challenge.capture_frames / fps + slack_seconds:
         return reasons.CHALLENGE_LATE
     span_ms = frame_times_ms[-1] - frame_times_ms[0] if frame_times_ms else 0
     if elapsed * 1000 < max(span_ms, total_ms(challenge.flash)):

@@ -39,7 +39,9 @@ class CaptureSettings:
     width: int = 640
     height: int = 480
     jpeg_quality: float = 0.85
-    countdown_seconds: int = 3
+    # No countdown: the page starts the capture once the face has been well placed for ~0.5 s (its live framing
+    # guidance). It waits at most this long, challenge in hand, for that; past it, it asks for a new challenge.
+    placement_wait_ms: int = 4000
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Settings:
     # The screen-flash challenge (flash.py): on unless an operator turns it off for photosensitive users.
     flash_enabled: bool = True
     flash: FlashPolicy = dataclasses.field(default_factory=FlashPolicy)
-    # A capture POST later than countdown + notice + capture + this is refused (CHALLENGE_LATE).
+    # A capture POST later than placement wait + notice + capture + this is refused (CHALLENGE_LATE).
     capture_slack_seconds: float = 8.0
     min_matched_frames: int = 2
     # Upload limits
@@ -208,7 +210,7 @@ class Settings:
             width=env_int("AUTH_CAPTURE_WIDTH", 640, env, minimum=160, maximum=1920),
             height=env_int("AUTH_CAPTURE_HEIGHT", 480, env, minimum=120, maximum=1080),
             jpeg_quality=env_float("AUTH_CAPTURE_JPEG_QUALITY", 0.85, env, minimum=0.3, maximum=1.0),
-            countdown_seconds=env_int("AUTH_CAPTURE_COUNTDOWN_SECONDS", 3, env, minimum=0, maximum=10),
+            placement_wait_ms=env_int("AUTH_CAPTURE_PLACEMENT_WAIT_MS", 4000, env, minimum=500, maximum=30_000),
         )
         min_frames = env_int("AUTH_MIN_FRAMES", 5, env, minimum=1, maximum=max_frames)
         throttle_base = env_float("AUTH_THROTTLE_BASE_SECONDS", 2.0, env, minimum=0.1, maximum=3600.0)

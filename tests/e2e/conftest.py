@@ -34,8 +34,6 @@ PASSWORD = "correct horse battery staple"
 STACK_SETTINGS = {
     "AUTH_CHALLENGE_ACTIONS": "BLINK",
     "AUTH_CHALLENGE_LENGTH": "1",
-    # Shorter than the default 3 s (each scenario captures once or twice); the prompt is still shown first.
-    "AUTH_CAPTURE_COUNTDOWN_SECONDS": "1",
 }
 
 # Camera clips. Frame numbers come from the eye aspect ratio and head yaw of every frame, measured with the

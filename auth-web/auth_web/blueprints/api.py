@@ -78,7 +78,7 @@ def _challenge_body(issued: Issued) -> dict[str, Any]:
             "width": capture.width,
             "height": capture.height,
             "jpeg_quality": capture.jpeg_quality,
-            "countdown_seconds": capture.countdown_seconds,
+            "placement_wait_ms": capture.placement_wait_ms,
         },
         "password_required": config.password_required,
     }

@@ -415,7 +415,7 @@ def base_settings(database_url: str, redis_prefix: str, grpc_tls: GrpcTls) -> Se
         recognition_deadline_seconds=60.0,
         challenge_actions=("BLINK",),
         challenge_length=1,
-        capture=CaptureSettings(countdown_seconds=0),
+        capture=CaptureSettings(placement_wait_ms=500),
         rate_limit_login_per_address="1000/minute",
         rate_limit_login_per_username="1000/minute",
         rate_limit_register_per_address="1000/minute",
@@ -482,11 +482,11 @@ class Browser:
         return response.get_json()
 
     def page_seconds(self, nonce: str) -> float:
-        """How long the page takes from the challenge to the POST: countdown, flash notice, capture."""
+        """How long the page takes from the challenge to the POST: the face placed, flash notice, capture."""
         body = self.issued[nonce]
         capture = body["capture"]
         notice = body["flash"]["notice_ms"] / 1000 if body.get("flash") else 0.0
-        return capture["countdown_seconds"] + notice + capture["frames"] / capture["fps"]
+        return capture["placement_wait_ms"] / 1000 + notice + capture["frames"] / capture["fps"]
 
     def age_challenge(self, nonce: str, seconds: float) -> None:
         """Make the stored challenge ``seconds`` old (as if that much time had passed since it was issued). The time

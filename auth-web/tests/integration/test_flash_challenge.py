@@ -186,7 +186,7 @@ def test_the_flash_score_is_a_metric(app: Flask, db_engine, frames) -> None:  # 
 
 
 def test_a_capture_posted_after_the_time_limit_is_refused(app: Flask, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
-    """Time to render frames for the sequence offline is not given: past countdown + notice + capture + slack the
+    """Time to render frames for the sequence offline is not given: past placement wait + notice + capture + slack the
     POST is refused with the generic answer, before any face work."""
     username = unique_username()
     create_user(db_engine, username, templates=2)

@@ -110,12 +110,12 @@ TIMES = [i * 100 for i in range(23)]  # 2.2 s of frames at 10 fps
 def _timing(elapsed: float, flash=FLASH, times=TIMES, slack=8.0):  # type: ignore[no-untyped-def]
     challenge = Challenge("n", PURPOSE_LOGIN, ("BLINK",), "s", flash=flash, capture_frames=23, issued_at=5000.0)
     return timing_problem(
-        challenge, 5000.0 + elapsed, times, countdown_seconds=3, notice_ms=1500, fps=10.0, slack_seconds=slack
+        challenge, 5000.0 + elapsed, times, placement_wait_ms=3000, notice_ms=1500, fps=10.0, slack_seconds=slack
     )
 
 
 def test_a_capture_in_the_pages_time_passes() -> None:
-    # countdown 3 s + notice 1.5 s + 23 frames at 10 fps (2.3 s) + an upload: about 7 s.
+    # placement wait 3 s + notice 1.5 s + 23 frames at 10 fps (2.3 s) + an upload: about 7 s.
     assert _timing(7.0) is None
     assert _timing(3 + 1.5 + 2.3 + 8.0 - 0.01) is None  # right at the limit
 

@@ -1,9 +1,33 @@
-/* faceauth camera capture: opens the browser webcam, draws the face oval, prompts the challenge,
- * captures N unmirrored JPEG frames at a fixed rate and posts them. No dependencies. */
+/* faceauth camera capture: opens the browser webcam, draws the face oval, guides the face into it (guidance.js),
+ * announces the challenge, starts by itself once the face is well placed, captures N unmirrored JPEG frames at a
+ * fixed rate and posts them. */
 (function () {
   "use strict";
 
   var UNAVAILABLE = "The service is temporarily unavailable. Please try again in a minute.";
+
+  // The face must stay well placed this long before the capture starts by itself (no countdown).
+  var PLACED_HOLD_MS = 500;
+  // Without a face detector (guidance.js could not load one), the capture starts this long after the announcement.
+  var UNGUIDED_LEAD_MS = 1500;
+
+  /* Click-to-verdict timing (issue 16 item 3), in absolute milliseconds (performance.timeOrigin + now), kept in
+   * sessionStorage so that the page reached after the redirect can be timed too (tests/e2e read it). */
+  var timing = {
+    marks: {},
+    reset: function () { this.marks = {}; this.mark("click"); },
+    mark: function (name) {
+      this.marks[name] = Math.round(performance.timeOrigin + performance.now());
+      window.__faceauthTiming = this.marks;
+    },
+    /* Before leaving for the next page: the marks and the verdict shown (the page is gone a moment later). */
+    keep: function (message) {
+      try {
+        window.sessionStorage.setItem("faceauth.timing", JSON.stringify(this.marks));
+        window.sessionStorage.setItem("faceauth.verdict", message);
+      } catch (error) { /* storage off: only the timing is lost */ }
+    }
+  };
 
   function sleep(ms) {
     return new Promise(function (resolve) { setTimeout(resolve, ms); });
@@ -228,15 +252,23 @@
       width: parseInt(root.dataset.width, 10) || 640,
       height: parseInt(root.dataset.height, 10) || 480,
       jpegQuality: parseFloat(root.dataset.jpegQuality) || 0.85,
-      countdown: parseInt(root.dataset.countdown, 10)
+      placementWaitMs: parseInt(root.dataset.placementWaitMs, 10) || 4000
     };
-    if (isNaN(this.config.countdown)) { this.config.countdown = 3; }
+    this.hintEl = root.querySelector(".capture__hint");
     this.stream = null;
     this.overlayState = "idle";
     this.canvas = document.createElement("canvas");
     this.flash = null;  // the current challenge's flash plan (flashPlan), or null
     this.flashLayer = new FlashLayer();
     var self = this;
+    this.guide = null;
+    if (window.FaceauthGuidance && this.hintEl) {
+      this.guide = new window.FaceauthGuidance.Guide(root, this.video, this.hintEl, function (state) {
+        self.drawOverlay(state === "placed" ? "placed" : (state === "unavailable" ? "idle" : "adjust"));
+      });
+      // The detector and its model load with the page (no camera involved), so that guidance starts at once.
+      this.guide.preload();
+    }
     window.addEventListener("resize", function () { self.drawOverlay(); });
     window.addEventListener("pagehide", function () { self.close(); });
   }
@@ -251,7 +283,7 @@
     if (capture.width) { this.config.width = capture.width; }
     if (capture.height) { this.config.height = capture.height; }
     if (capture.jpeg_quality) { this.config.jpegQuality = capture.jpeg_quality; }
-    if (typeof capture.countdown_seconds === "number") { this.config.countdown = capture.countdown_seconds; }
+    if (capture.placement_wait_ms) { this.config.placementWaitMs = capture.placement_wait_ms; }
     this.progress.max = this.config.frames;
   };
 
@@ -296,6 +328,7 @@
 
   FaceCapture.prototype.close = function () {
     this.flashLayer.stop();
+    this.stopGuide();
     if (this.stream) {
       this.stream.getTracks().forEach(function (track) { track.stop(); });
       this.stream = null;
@@ -324,9 +357,12 @@
     ctx.rect(0, 0, width, height);
     ctx.ellipse(cx, cy, rx, ry, 0, 0, Math.PI * 2, true);
     ctx.fill("evenodd");
-    var colours = { idle: "#ffffff", capturing: "#818cf8", ok: "#4ade80", error: "#f87171" };
+    // adjust: a face the guide would have moved; placed: well placed (the capture starts by itself).
+    var colours = {
+      idle: "#ffffff", adjust: "#fbbf24", placed: "#4ade80", capturing: "#818cf8", ok: "#4ade80", error: "#f87171"
+    };
     ctx.strokeStyle = colours[this.overlayState] || colours.idle;
-    ctx.lineWidth = 4;
+    ctx.lineWidth = this.overlayState === "placed" ? 6 : 4;
     ctx.setLineDash(this.overlayState === "idle" ? [10, 8] : []);
     ctx.beginPath();
     ctx.ellipse(cx, cy, rx, ry, 0, 0, Math.PI * 2);
@@ -382,6 +418,62 @@
     this.drawOverlay("error");
   };
 
+  FaceCapture.prototype.stopGuide = function () {
+    if (this.guide) { this.guide.stop(); }
+    if (this.hintEl) { this.hintEl.hidden = true; }
+  };
+
+  /* Before the capture: the challenge's prompt(s) and, with a flash, its notice — text in the status line
+   * (aria-live), the first prompt in the bubble — while the guide helps place the face. */
+  FaceCapture.prototype.announce = function (prompts) {
+    var flash = this.flash;
+    prompts = prompts && prompts.length ? prompts : ["Look at the camera"];
+    var steps = prompts.map(function (prompt) { return prompt.toLowerCase(); }).join(", then ");
+    var text = "When your face is in the oval, the capture starts by itself: " + steps + ".";
+    var noticeMs = 0;
+    if (flash) {
+      var clearer = prefersReducedMotion();
+      var seconds = Math.max(1, Math.round(flash.total_ms / 500) / 2);
+      var count = flash.steps.length;
+      text += " The screen will show " + count + " colours for about " + seconds + " seconds while the pictures " +
+        "are taken. Keep looking at the camera.";
+      if (clearer) {
+        text += " Heads-up: the page around the camera picture will change colour " + count + " times, slowly " +
+          "(at most 3 changes a second). It checks that a real person is in front of the camera.";
+      }
+      this.root.classList.add("capture--notice");
+      this.root.classList.toggle("capture--notice-clear", clearer);
+      // A clearer notice also stays longer, so that it can be read in full before anything changes.
+      noticeMs = clearer ? Math.max(flash.notice_ms, 3000) : flash.notice_ms;
+    }
+    this.showPrompt("Next: " + prompts[0].toLowerCase());
+    this.status(text, flash ? "notice" : "");
+    return noticeMs;
+  };
+
+  /* Resolves "go" once the face has been well placed for PLACED_HOLD_MS and it is notBefore (performance.now()
+   * clock) or later, "expired" at deadline (the challenge would be too old: capture.js asks for a new one). */
+  FaceCapture.prototype.waitUntilPlaced = function (notBefore, deadline) {
+    var guide = this.guide, self = this;
+    var unguidedAt = performance.now() + UNGUIDED_LEAD_MS;
+    if (guide && !guide.running) { guide.start(); }
+    return new Promise(function (resolve) {
+      (function poll() {
+        var now = performance.now();
+        var unguided = !guide || guide.stats.available === false;
+        var ready = unguided ? now >= unguidedAt : guide.placedFor() >= PLACED_HOLD_MS;
+        if (ready && now >= notBefore) {
+          self.stopGuide();
+          resolve("go");
+        } else if (now >= deadline) {
+          resolve("expired");
+        } else {
+          setTimeout(poll, 40);
+        }
+      })();
+    });
+  };
+
   /* One frame as JPEG, the full camera image scaled/cropped to width x height, NOT mirrored. */
   FaceCapture.prototype.grab = function () {
     var cfg = this.config, video = this.video, canvas = this.canvas;
@@ -399,9 +491,9 @@
     });
   };
 
-  /* The flash notice (when the challenge has a flash), the countdown with the first prompt, then the capture —
-   * with the flash painted from its first frame on; each action's prompt is shown for its share of the frames.
-   * Resolves with {frames, times, flashStartMs}; the screen is back to normal colours however it ends. */
+  /* The capture (after announce() and waitUntilPlaced()), with the flash painted from lead_ms after its first frame
+   * on; each action's prompt is shown for its share of the frames. Resolves with {frames, times, flashStartMs}; the
+   * screen is back to normal colours however it ends. */
   FaceCapture.prototype.run = function (prompts) {
     var self = this, cfg = this.config, flash = this.flash;
     prompts = prompts && prompts.length ? prompts : ["Look at the camera"];
@@ -410,38 +502,8 @@
     var interval = 1000 / cfg.fps;
     this.progress.max = cfg.frames;
     this.progress.value = 0;
+    this.root.classList.remove("capture--notice", "capture--notice-clear");
     this.drawOverlay("capturing");
-
-    function notice() {
-      if (!flash) { return Promise.resolve(); }
-      var clearer = prefersReducedMotion();
-      var seconds = Math.max(1, Math.round(flash.total_ms / 500) / 2);
-      var count = flash.steps.length;
-      var text = "The screen will show " + count + " colours for about " + seconds + " seconds while the pictures " +
-        "are taken. Keep looking at the camera.";
-      if (clearer) {
-        text = "Heads-up: the page around the camera picture will change colour " + count + " times, slowly " +
-          "(at most 3 changes a second), for about " + seconds + " seconds. It checks that a real person is in " +
-          "front of the camera. Keep looking at the camera.";
-      }
-      self.root.classList.add("capture--notice");
-      self.root.classList.toggle("capture--notice-clear", clearer);
-      self.showPrompt("Keep looking here");
-      self.status(text, "notice");
-      // A clearer notice also stays longer, so that it can be read in full before anything changes.
-      var shown = clearer ? Math.max(flash.notice_ms, 3000) : flash.notice_ms;
-      return sleep(shown).then(function () {
-        self.root.classList.remove("capture--notice", "capture--notice-clear");
-      });
-    }
-
-    function countdown(remaining) {
-      if (remaining <= 0) { return Promise.resolve(); }
-      self.showPrompt(prompts[0] + " in " + remaining + "…");
-      self.status("Get ready: " + prompts[0].toLowerCase() + " when the capture starts." +
-        (flash ? " The screen will change colour." : ""));
-      return sleep(1000).then(function () { return countdown(remaining - 1); });
-    }
 
     // started: the first frame's capture time (frame_times_ms count from it).
     function shoot(index, started) {
@@ -500,9 +562,7 @@
       });
     }
 
-    return notice().then(function () {
-      return countdown(cfg.countdown);
-    }).then(flashAndShoot).then(function () {
+    return flashAndShoot().then(function () {
       self.flashLayer.stop();
       self.showPrompt("");
       return { frames: frames, times: times, flashStartMs: flashStartMs };
@@ -537,7 +597,52 @@
       button.removeAttribute("aria-busy");
       capture.flashLayer.stop();
       capture.showPrompt("");
+      capture.stopGuide();
+      capture.root.classList.remove("capture--notice", "capture--notice-clear");
       capture.drawOverlay(state);
+    }
+
+    function fetchChallenge() {
+      return postJSON(form.dataset.challengeUrl, options.challengePayload ? options.challengePayload() : {});
+    }
+
+    /* One challenge: announce it, wait for the face to be placed (a new challenge when that takes longer than the
+     * server allows), capture, post. Resolves with {result, challenge, shot}. */
+    function attempt(challenge, tries) {
+      if (!challenge.ok) {
+        capture.status(challenge.message || UNAVAILABLE, "error");
+        throw { handled: true, state: "error" };
+      }
+      timing.mark("challenge");
+      try {
+        capture.configure(challenge.capture, challenge.flash);
+      } catch (error) {
+        capture.status("The capture could not be prepared. Reload the page and try again.", "error");
+        throw { handled: true };
+      }
+      var received = performance.now();
+      var noticeMs = capture.announce(challenge.prompts);
+      // Leave the upload its time inside the server's limit (placement wait + notice + capture + slack).
+      var deadline = received + capture.config.placementWaitMs;
+      return capture.waitUntilPlaced(received + noticeMs, deadline).then(function (outcome) {
+        if (outcome === "expired") {
+          if (tries >= 20) {
+            capture.status("We could not see your face in the oval. Follow the hint above, then try again.", "error");
+            throw { handled: true };
+          }
+          return fetchChallenge().then(function (next) { return attempt(next, tries + 1); });
+        }
+        timing.mark("placed");
+        return capture.run(challenge.prompts).then(function (shot) {
+          timing.mark("captured");
+          capture.status("Checking…");
+          var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
+          return postForm(form.dataset.submitUrl, capture.formData(shot, fields)).then(function (result) {
+            timing.mark("verdict");
+            return { result: result, challenge: challenge, shot: shot };
+          });
+        });
+      });
     }
 
     form.addEventListener("submit", function (event) {
@@ -550,6 +655,7 @@
         return;
       }
       busy = true;
+      timing.reset();
       button.disabled = true;
       button.setAttribute("aria-busy", "true");
       capture.clearHelp();
@@ -568,32 +674,22 @@
         capture.status("Could not reach the server. Check your connection and try again.", "error");
         throw { handled: true };
       }).then(function () {
-        return capture.open();
-      }).then(function () {
-        capture.status("Preparing…");
-        return postJSON(form.dataset.challengeUrl, options.challengePayload ? options.challengePayload() : {});
-      }, function (error) {
-        if (error && error.handled) { throw error; }
-        capture.showCameraError(error);
-        throw { handled: true };
-      }).then(function (challenge) {
-        if (!challenge.ok) {
-          capture.status(challenge.message || UNAVAILABLE, "error");
-          throw { handled: true, state: "error" };
-        }
-        try {
-          capture.configure(challenge.capture, challenge.flash);
-        } catch (error) {
-          capture.status("The capture could not be prepared. Reload the page and try again.", "error");
+        timing.mark("firstFactor");
+        // The challenge is asked for while the camera starts (it needs no camera; the first factor has passed).
+        var challenge = fetchChallenge();
+        challenge.catch(function () {});
+        return capture.open().then(function () {
+          timing.mark("camera");
+          capture.status("Place your face in the oval.");
+          if (capture.guide) { capture.guide.start(); }
+          return challenge;
+        }, function (error) {
+          if (error && error.handled) { throw error; }
+          capture.showCameraError(error);
           throw { handled: true };
-        }
-        return capture.run(challenge.prompts).then(function (shot) {
-          capture.status("Checking…");
-          var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
-          return postForm(form.dataset.submitUrl, capture.formData(shot, fields)).then(function (result) {
-            return { result: result, challenge: challenge, shot: shot };
-          });
         });
+      }).then(function (challenge) {
+        return attempt(challenge, 0);
       }).then(function (outcome) {
         var result = outcome.result;
         if (options.onResult) {
@@ -605,7 +701,10 @@
           finish("ok");
           button.disabled = true;
           var target = form.dataset.next || result.redirect || form.dataset.successUrl;
-          setTimeout(function () { window.location.assign(target); }, 600);
+          // At once: the verdict is on screen while the next page loads (a pause here was 0.6 s of every login).
+          timing.mark("redirect");
+          timing.keep(capture.statusEl.textContent);
+          window.location.assign(target);
         } else {
           capture.status(result.message || UNAVAILABLE, "error");
           if (options.onFailure) { options.onFailure(result); }
