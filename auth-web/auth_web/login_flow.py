@@ -334,9 +334,7 @@ def first_factor_result(
         reason = reasons.DISABLED if not user.is_active else reasons.NO_TEMPLATES
         audit.record(reasons.LOGIN, reasons.FAILURE, reason, details={"step": step, "first_factor": "ok"}, **subject)
         clear()
-        return Refused(
-            Refusal.ACCOUNT_UNUSABLE, reason, dead_end_message(reason, getattr(config, "self_service_recovery", False))
-        )
+        return Refused(Refusal.ACCOUNT_UNUSABLE, reason, dead_end_message(reason, config.self_service_recovery))
     # Not audited on its own: the face step's row (success or failure) names the steps before it.
     preauth = PreAuth(user.id, claimed, (step,), outcome.amr, time.time())
     save(preauth)
