@@ -371,15 +371,20 @@ def _fallback_state() -> tuple[login_flow.PreAuth, User] | None:
     return (preauth, user) if allowed and user is not None and user.is_active else None
 
 
+def _fallback_refused() -> Refused:
+    """The passkey fallback is not open to this session (audited, answered generically)."""
+    preauth = login_flow.load()
+    claimed, user_id = (preauth.claimed, preauth.user_id) if preauth else ("", None)
+    refused = _refuse_step(claimed, user_id, reasons.FALLBACK_NOT_ALLOWED, FALLBACK_REFUSED)
+    return Refused(Refusal.FALLBACK_NOT_ALLOWED, refused.reason, refused.message)
+
+
 def fallback_options() -> PasskeyOptions | Refused:
     """Options for "use your passkey instead": only after this session's first factor passed and its face check
     failed, for an account with a passkey, where AUTH_PASSKEY_FALLBACK allows it."""
     state = _fallback_state()
     if state is None:
-        preauth = login_flow.load()
-        claimed, user_id = (preauth.claimed, preauth.user_id) if preauth else ("", None)
-        refused = _refuse_step(claimed, user_id, reasons.FALLBACK_NOT_ALLOWED, FALLBACK_REFUSED)
-        return Refused(Refusal.FALLBACK_NOT_ALLOWED, refused.reason, refused.message)
+        return _fallback_refused()
     preauth, user = state
     return authentication_options(user, preauth.claimed, FALLBACK)
 
@@ -390,10 +395,7 @@ def fallback_check(credential: object) -> SignedIn | Refused:
     state = _fallback_state()
     assertion = take_assertion(credential)
     if state is None:
-        preauth = login_flow.load()
-        claimed, user_id = (preauth.claimed, preauth.user_id) if preauth else ("", None)
-        refused = _refuse_step(claimed, user_id, reasons.FALLBACK_NOT_ALLOWED, FALLBACK_REFUSED)
-        return Refused(Refusal.FALLBACK_NOT_ALLOWED, refused.reason, refused.message)
+        return _fallback_refused()
     preauth, user = state
     if (
         assertion is None
