@@ -234,6 +234,24 @@ def fake_grpc(grpc_tls: GrpcTls) -> Iterator[Callable[..., FakeServer]]:
         server.stop(0)
 
 
+@pytest.fixture
+def fakes(fake_grpc: Callable[..., FakeServer]) -> FakeServer:
+    """Fake liveness and recognition that accept every capture (a test file overrides it for other answers)."""
+    return fake_grpc(liveness=FakeLiveness(), recognition=FakeRecognition())
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], fakes: FakeServer) -> Flask:
+    """An app whose gRPC calls go to ``fakes``."""
+    return make_app(liveness_target=fakes.address, recognition_target=fakes.address)
+
+
+@pytest.fixture
+def frames(frames_a_login: list[bytes]) -> list[bytes]:
+    """Six login frames of person A: enough for a capture, quick to post."""
+    return frames_a_login[:6]
+
+
 def dead_address() -> str:
     """An address where nothing listens."""
     return f"127.0.0.1:{free_port()}"

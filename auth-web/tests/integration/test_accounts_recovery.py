@@ -28,18 +28,6 @@ NEW_PASSWORD = "a brand new passphrase 42"
 LINK = re.compile(r"(?:https?://[^/\s\"<]+)?/recover/([A-Za-z0-9_-]{40,})")
 
 
-@pytest.fixture
-def fakes(fake_grpc):  # type: ignore[no-untyped-def]
-    from .conftest import FakeLiveness, FakeRecognition
-
-    return fake_grpc(liveness=FakeLiveness(), recognition=FakeRecognition())
-
-
-@pytest.fixture
-def app(make_app, fakes) -> Flask:  # type: ignore[no-untyped-def]
-    return make_app(liveness_target=fakes.address, recognition_target=fakes.address)
-
-
 def csrf(browser: Browser, path: str) -> str:
     return browser.refresh_csrf(path)
 

@@ -39,21 +39,6 @@ NO_DELAYS = {
 }
 
 
-@pytest.fixture
-def fakes(fake_grpc):  # type: ignore[no-untyped-def]
-    return fake_grpc(liveness=FakeLiveness(), recognition=FakeRecognition())
-
-
-@pytest.fixture
-def app(make_app, fakes) -> Flask:  # type: ignore[no-untyped-def]
-    return make_app(liveness_target=fakes.address, recognition_target=fakes.address)
-
-
-@pytest.fixture
-def frames(frames_a_login: list[bytes]) -> list[bytes]:
-    return frames_a_login[:6]
-
-
 def at(app: Flask, address: str = ADDRESS) -> Browser:
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = address

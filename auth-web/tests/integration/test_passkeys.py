@@ -146,16 +146,6 @@ def fakes(fake_grpc):  # type: ignore[no-untyped-def]
     return fake_grpc(liveness=DecodingLiveness(), recognition=RecordingRecognition())
 
 
-@pytest.fixture
-def app(make_app, fakes) -> Flask:  # type: ignore[no-untyped-def]
-    return make_app(liveness_target=fakes.address, recognition_target=fakes.address)
-
-
-@pytest.fixture
-def frames(frames_a_login: list[bytes]) -> list[bytes]:
-    return frames_a_login[:6]
-
-
 def pair_failures(app: Flask, username: str, address: str = "127.0.0.1") -> int:
     """Failed logins counted for ``username`` from ``address`` (the throttle's pair key)."""
     from auth_web import context
