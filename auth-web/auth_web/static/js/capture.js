@@ -419,8 +419,8 @@
   };
 
   FaceCapture.prototype.stopGuide = function () {
-    if (this.guide) { this.guide.stop(); }
     if (this.hintEl) { this.hintEl.hidden = true; }
+    return this.guide ? this.guide.stop() : Promise.resolve();
   };
 
   /* Before the capture: the challenge's prompt(s) and, with a flash, its notice — text in the status line
@@ -432,15 +432,18 @@
     var text = "When your face is in the oval, the capture starts by itself: " + steps + ".";
     var noticeMs = 0;
     if (flash) {
+      // The flash notice first: it is what the person must know before anything changes on the screen.
       var clearer = prefersReducedMotion();
       var seconds = Math.max(1, Math.round(flash.total_ms / 500) / 2);
       var count = flash.steps.length;
-      text += " The screen will show " + count + " colours for about " + seconds + " seconds while the pictures " +
-        "are taken. Keep looking at the camera.";
+      var notice = "The screen will show " + count + " colours for about " + seconds + " seconds while the " +
+        "pictures are taken. Keep looking at the camera.";
       if (clearer) {
-        text += " Heads-up: the page around the camera picture will change colour " + count + " times, slowly " +
-          "(at most 3 changes a second). It checks that a real person is in front of the camera.";
+        notice = "Heads-up: the page around the camera picture will change colour " + count + " times, slowly " +
+          "(at most 3 changes a second), for about " + seconds + " seconds. It checks that a real person is in " +
+          "front of the camera. Keep looking at the camera.";
       }
+      text = notice + " " + text;
       this.root.classList.add("capture--notice");
       this.root.classList.toggle("capture--notice-clear", clearer);
       // A clearer notice also stays longer, so that it can be read in full before anything changes.
@@ -463,8 +466,8 @@
         var unguided = !guide || guide.stats.available === false;
         var ready = unguided ? now >= unguidedAt : guide.placedFor() >= PLACED_HOLD_MS;
         if (ready && now >= notBefore) {
-          self.stopGuide();
-          resolve("go");
+          // The capture starts once the last detection is over (it would hold up the first frames).
+          self.stopGuide().then(function () { resolve("go"); });
         } else if (now >= deadline) {
           resolve("expired");
         } else {

@@ -14,7 +14,7 @@
   var MIN_INTERVAL_MS = 100;      // at most 10 updates a second: the rest of the CPU is the page's
   // Placement, in fractions of the (unmirrored) camera picture; the oval is drawn by capture.js at x 0.5, y 0.47.
   var OVAL_X = 0.5, OVAL_Y = 0.47;
-  var MIN_FACE_WIDTH = 0.2, MAX_FACE_WIDTH = 0.62, MAX_OFFSET_X = 0.12, MAX_OFFSET_Y = 0.14;
+  var MIN_FACE_WIDTH = 0.5, MAX_FACE_WIDTH = 0.8, MAX_OFFSET_X = 0.12, MAX_OFFSET_Y = 0.14;
   var MIN_BRIGHTNESS = 60;        // mean luma (0-255) of the face box; the liveness checks need a lit face
   var SECOND_FACE_RATIO = 0.25;   // a second face smaller than this share of the first is ignored (as liveness does)
 
@@ -45,7 +45,8 @@
     if (brightness(face) < MIN_BRIGHTNESS) { return "dark"; }
     if (face.width < MIN_FACE_WIDTH) { return "far"; }
     if (face.width > MAX_FACE_WIDTH) { return "near"; }
-    var dx = face.x + face.width / 2 - OVAL_X, dy = face.y + face.height / 2 - OVAL_Y;
+    // The tiny detector's box reaches below the chin: its upper 40 % is where the oval's centre should be.
+    var dx = face.x + face.width / 2 - OVAL_X, dy = face.y + face.height * 0.4 - OVAL_Y;
     if (Math.abs(dx) > MAX_OFFSET_X || Math.abs(dy) > MAX_OFFSET_Y) { return "offcentre"; }
     return "placed";
   }
@@ -126,7 +127,7 @@
     if (state === this.state) { return; }
     this.state = state;
     this.root.dataset.guidance = state;
-    this.stats.changes.push({ state: state, at: Math.round(performance.now()) });
+    this.stats.changes.push({ state: state, at: Math.round(performance.now()), faces: this.stats.lastFaces || [] });
     // Announced only on change: a steady "Good, hold still." is not read out again and again.
     this.hintEl.textContent = HINTS[state] || "";
     this.hintEl.className = "capture__hint capture__hint--" + state;
@@ -172,8 +173,11 @@
     });
   };
 
+  /* Resolves once no detection runs any more: the detector holds the main thread for tens to hundreds of
+   * milliseconds, which would upset the capture's frame timing (LIVENESS_FRAME_TIMING) if it overlapped. */
   Guide.prototype.stop = function () {
     this.running = false;
+    return this.inflight || Promise.resolve();
   };
 
   Guide.prototype.loop = function () {
@@ -185,7 +189,9 @@
     // The full camera picture, unmirrored, squeezed to the working size (both are 4:3).
     ctx.drawImage(video, 0, 0, WORK_WIDTH, WORK_HEIGHT);
     var pixels = ctx.getImageData(0, 0, WORK_WIDTH, WORK_HEIGHT).data;
-    window.faceapi.detectAllFaces(this.canvas, detectorOptions()).then(function (detections) {
+    var detection = window.faceapi.detectAllFaces(this.canvas, detectorOptions());
+    this.inflight = detection.then(function () {}, function () {});
+    detection.then(function (detections) {
       if (!self.running) { return; }
       var faces = detections.map(function (detection) {
         var box = detection.box;
@@ -195,6 +201,9 @@
         };
       });
       var state = judge(faces, function (box) { return self.brightness(pixels, box); });
+      self.stats.lastFaces = faces.map(function (f) {
+        return [f.x, f.y, f.width, f.height].map(function (v) { return Math.round(v * 100) / 100; });
+      });
       var now = performance.now();
       if (state === "placed") {
         if (self.placedSince === null) { self.placedSince = now; }
