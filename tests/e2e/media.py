@@ -1,7 +1,7 @@
 """Real videos → Y4M files for Chromium's fake webcam (``--use-file-for-fake-video-capture``), made at test time.
 
 Chromium plays a Y4M file at the frame rate in its header and starts again at the end. The browser captures at
-its own moment (after the challenge request and the countdown), so the frames it takes start at a random point
+its own moment (once the face has been well placed for 0.5 s), so the frames it takes start at a random point
 of the loop. Each clip is therefore a short stretch chosen so that *every* capture window contains the action
 it is used for, played forwards then backwards ("ping-pong") so that the loop has no jump a liveness check
 would call a broken face track. A still clip repeats one frame: a photo held to the camera, digitally.

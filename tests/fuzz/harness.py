@@ -239,7 +239,7 @@ class Accounts:
         challenge = browser.client.post("/api/enroll/challenge", headers={"X-CSRFToken": browser.csrf})
         assert challenge.status_code == 200, challenge.get_json()
         nonce = challenge.get_json()["nonce"]
-        age_challenge(self.app, nonce, 5.0)  # the page's countdown, flash and capture (auth-web's time limit)
+        age_challenge(self.app, nonce, 5.0)  # the page's placement wait, flash and capture (auth-web's time limit)
         fields = {"nonce": nonce, "frame_times_ms": good_times(), "flash_start_ms": "0"}
         return browser.submit("/api/enroll", fields, good_frames())
 

@@ -511,7 +511,7 @@ def test_a_good_login_still_works(app: Flask, accounts: Accounts) -> None:
     browser = Browser(app.test_client())
     browser.refresh_csrf()
     nonce = browser.challenge(accounts.victim).get_json()["nonce"]
-    age_challenge(app, nonce, 5.0)  # the page's countdown, flash and capture (auth-web's time limit)
+    age_challenge(app, nonce, 5.0)  # the page's placement wait, flash and capture (auth-web's time limit)
     fields = {"nonce": nonce, "password": PASSWORD, "frame_times_ms": good_times(), "flash_start_ms": "0"}
     response = browser.submit("/api/login", fields, good_frames())
     assert response.status_code == 200, response.get_json()

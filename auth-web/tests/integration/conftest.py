@@ -471,7 +471,7 @@ class Browser:
 
     ``frames`` are either fixed JPEGs (posted as they are) or a ``Clip``, which the ``Camera`` films for the
     challenge (its frame count, rate and flash colours). Before posting, the challenge is aged by the time the
-    page would have taken (countdown, flash notice, capture) — moving its stored issue time back, instead of
+    page would have taken (placing the face, flash notice, capture) — moving its stored issue time back, instead of
     sleeping — unless ``elapsed`` says how long (0: posted at once).
     """
 
