@@ -25,6 +25,18 @@
     });
   }
 
+  /* The credential's common fields as JSON around its ceremony-specific ``response`` fields. */
+  function credentialJSON(credential, response) {
+    return {
+      id: credential.id,
+      rawId: toBase64url(credential.rawId),
+      type: credential.type,
+      authenticatorAttachment: credential.authenticatorAttachment || undefined,
+      clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
+      response: response
+    };
+  }
+
   function supported() {
     return !!(window.PublicKeyCredential && navigator.credentials && window.isSecureContext);
   }
@@ -38,18 +50,11 @@
     });
     return navigator.credentials.create({ publicKey: options }).then(function (credential) {
       var response = credential.response;
-      return {
-        id: credential.id,
-        rawId: toBase64url(credential.rawId),
-        type: credential.type,
-        authenticatorAttachment: credential.authenticatorAttachment || undefined,
-        clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
-        response: {
-          clientDataJSON: toBase64url(response.clientDataJSON),
-          attestationObject: toBase64url(response.attestationObject),
-          transports: response.getTransports ? response.getTransports() : []
-        }
-      };
+      return credentialJSON(credential, {
+        clientDataJSON: toBase64url(response.clientDataJSON),
+        attestationObject: toBase64url(response.attestationObject),
+        transports: response.getTransports ? response.getTransports() : []
+      });
     });
   }
 
@@ -61,19 +66,12 @@
     });
     return navigator.credentials.get({ publicKey: options }).then(function (credential) {
       var response = credential.response;
-      return {
-        id: credential.id,
-        rawId: toBase64url(credential.rawId),
-        type: credential.type,
-        authenticatorAttachment: credential.authenticatorAttachment || undefined,
-        clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
-        response: {
-          clientDataJSON: toBase64url(response.clientDataJSON),
-          authenticatorData: toBase64url(response.authenticatorData),
-          signature: toBase64url(response.signature),
-          userHandle: response.userHandle ? toBase64url(response.userHandle) : undefined
-        }
-      };
+      return credentialJSON(credential, {
+        clientDataJSON: toBase64url(response.clientDataJSON),
+        authenticatorData: toBase64url(response.authenticatorData),
+        signature: toBase64url(response.signature),
+        userHandle: response.userHandle ? toBase64url(response.userHandle) : undefined
+      });
     });
   }
 
