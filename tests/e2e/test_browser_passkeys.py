@@ -84,6 +84,14 @@ def add_passkey(person: Browser, stack: Stack, name: str) -> None:
         ) from error
 
 
+def with_a_passkey(person: Browser, stack: Stack, username: str, name: str) -> Browser:
+    """``person`` with a virtual authenticator, signed in with password and face, a passkey ``name`` added."""
+    authenticator(person)
+    sign_in_with_password_and_face(person, stack, username)
+    add_passkey(person, stack, name)
+    return person
+
+
 def test_10_a_wrong_password_fails_before_the_camera_starts(
     person_a: PersonA, settings: Callable[..., None], stack: Stack, browser: Callable[..., Browser], db: Engine
 ) -> None:
@@ -108,11 +116,8 @@ def test_11_register_a_passkey_then_sign_in_with_passkey_and_face(
     output_dir,  # type: ignore[no-untyped-def]
 ) -> None:
     settings()
-    person = browser("a_login")
-    authenticator(person)
-    sign_in_with_password_and_face(person, stack, person_a.username)
     name = f"Laptop {secrets.token_hex(2)}"
-    add_passkey(person, stack, name)
+    person = with_a_passkey(browser("a_login"), stack, person_a.username, name)
     assert audit_events(db, person_a.username, "passkey_add")[-1].reason == "OK"
     person.screenshot(output_dir / "11_account_passkeys.png")
 
@@ -140,10 +145,7 @@ def test_12_face_fails_then_the_passkey_signs_in_unless_policy_forbids_it(
 ) -> None:
     settings()
     # A registers a passkey in their own browser ...
-    owner = browser("a_login")
-    authenticator(owner)
-    sign_in_with_password_and_face(owner, stack, person_a.username)
-    add_passkey(owner, stack, f"Phone {secrets.token_hex(2)}")
+    owner = with_a_passkey(browser("a_login"), stack, person_a.username, f"Phone {secrets.token_hex(2)}")
     [credential] = owner.driver.get_credentials()
     # ... and uses it where the camera sees someone else (a stand-in for a face that no longer matches).
     elsewhere = browser("b_login")
