@@ -323,18 +323,24 @@ def test_a_disabled_account_is_told_after_the_right_password(app, db_engine) -> 
     assert last_reason(db_engine, username) == "DISABLED"
 
 
-def test_password_step_failures_count_against_the_throttle(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(
-        liveness_target=fakes.address,
-        recognition_target=fakes.address,
-        throttle_free_attempts=2,
-        throttle_address_free_attempts=1000,
-        throttle_username_free_attempts=1000,
-    )
+def at_the_password_step(make_app, fakes, db_engine, **limits) -> tuple[Browser, str]:  # type: ignore[no-untyped-def]
+    """A browser (CSRF token fetched) on an app with ``limits`` (the throttles otherwise out of the way), and a new
+    user with face templates."""
+    no_delays = {
+        "throttle_free_attempts": 1000,
+        "throttle_address_free_attempts": 1000,
+        "throttle_username_free_attempts": 1000,
+    }
+    app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, **{**no_delays, **limits})
     username = unique_username()
     create_user(db_engine, username, templates=2)
     browser = Browser(app.test_client())
     browser.refresh_csrf()
+    return browser, username
+
+
+def test_password_step_failures_count_against_the_throttle(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
+    browser, username = at_the_password_step(make_app, fakes, db_engine, throttle_free_attempts=2)
     for _ in range(3):
         assert browser.post_json("/api/login/password", {"username": username, "password": "bad"}).status_code == 401
     response = browser.post_json("/api/login/password", {"username": username, "password": PASSWORD})
@@ -342,18 +348,7 @@ def test_password_step_failures_count_against_the_throttle(make_app, fakes, db_e
 
 
 def test_a_locked_pair_is_refused_at_the_password_step_like_a_wrong_password(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(
-        liveness_target=fakes.address,
-        recognition_target=fakes.address,
-        lockout_threshold=2,
-        throttle_free_attempts=1000,
-        throttle_address_free_attempts=1000,
-        throttle_username_free_attempts=1000,
-    )
-    username = unique_username()
-    create_user(db_engine, username, templates=2)
-    browser = Browser(app.test_client())
-    browser.refresh_csrf()
+    browser, username = at_the_password_step(make_app, fakes, db_engine, lockout_threshold=2)
     wrong = [browser.post_json("/api/login/password", {"username": username, "password": "bad"}) for _ in range(2)]
     right = browser.post_json("/api/login/password", {"username": username, "password": PASSWORD})
     assert right.status_code == wrong[0].status_code == 401 and right.get_json() == wrong[0].get_json()
