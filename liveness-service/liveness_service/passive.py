@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceauth_common.batch_interpreter import BatchInterpreter
 from faceauth_common.boxes import Box
 from faceauth_common.threadsafe import InstancePool
 from liveness_service.faces import crop_with_context
@@ -113,19 +114,10 @@ class _BatchInterpreter:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to the ai_edge_litert package; it is the same runtime.
             warnings.simplefilter("ignore", UserWarning)
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = -1
+            self._runner = BatchInterpreter(Interpreter(model_path=str(model_path), num_threads=num_threads))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] != self._batch:
-            self._interpreter.resize_tensor_input(self._input, list(batch.shape))
-            self._interpreter.allocate_tensors()
-            self._batch = batch.shape[0]
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32).reshape(-1)
+        return self._runner.run(batch).reshape(-1)
 
 
 class MemberModel:

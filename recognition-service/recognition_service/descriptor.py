@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from faceauth_common.batch_interpreter import BatchInterpreter
 from faceauth_common.threadsafe import InstancePool
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "dlib_face_recognition_resnet_v1.tflite"
@@ -84,19 +85,10 @@ class _BatchInterpreter:
     def __init__(self, model_path: Path, num_threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = -1
+        self._runner = BatchInterpreter(Interpreter(model_path=str(model_path), num_threads=num_threads))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] != self._batch:
-            self._interpreter.resize_tensor_input(self._input, list(batch.shape))
-            self._interpreter.allocate_tensors()
-            self._batch = batch.shape[0]
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        output = np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+        output = self._runner.run(batch)
         if output.shape != (batch.shape[0], EMBEDDING_SIZE):
             raise RuntimeError(f"the descriptor model returned shape {output.shape}")
         return output
