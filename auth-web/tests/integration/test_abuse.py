@@ -107,16 +107,6 @@ NO_DELAYS = {
 }
 
 
-@pytest.fixture
-def app(make_app, fakes):  # type: ignore[no-untyped-def]
-    return make_app(liveness_target=fakes.address, recognition_target=fakes.address)
-
-
-@pytest.fixture
-def frames(frames_a_login: list[bytes]) -> list[bytes]:
-    return frames_a_login[:6]
-
-
 def test_login_with_fakes_succeeds(app, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
     """Control for the refusals below: the same setup with nothing wrong signs in."""
     username = unique_username()
