@@ -373,11 +373,6 @@ SMTP_SECURITY = ("starttls", "tls", "none")
 LOCAL_RUN_URL = "https://localhost:8443"
 
 
-SMTP_SECURITY = ("starttls", "tls", "none")
-#: Where ``make run`` serves faceauth: the CLI's links point there when AUTH_PUBLIC_URL is not set.
-LOCAL_RUN_URL = "https://localhost:8443"
-
-
 def _account_settings(env: Mapping[str, str] | None, mode: str) -> dict[str, object]:
     """AUTH_REAUTH_*, AUTH_RECOVERY_*, AUTH_PUBLIC_URL and SMTP_*."""
     public_url = env_str("AUTH_PUBLIC_URL", "", env).strip().rstrip("/")
