@@ -18,7 +18,9 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from auth_web.accounts import hash_password, normalize_username
 from auth_web.models import AuditEvent, FaceTemplate, User
+from auth_web.template_crypto import development_cipher
 from conftest import REPO_ROOT
 
 from .browser import Browser, chromium_available
@@ -250,3 +252,19 @@ def person_a(
         yield PersonA(username, user_id, instance, message)
     finally:
         instance.quit()
+
+
+def account_with_a_face(db: Engine) -> str:
+    """A user with PASSWORD and one made-up face template, straight in the database: the password step passes and
+    the camera comes next (the camera scenarios never reach the face check, so the template is never compared)."""
+    username = f"nocamera_{secrets.token_hex(3)}"
+    with Session(db) as session:
+        user = User(username=username, username_key=normalize_username(username), password_hash=hash_password(PASSWORD))
+        session.add(user)
+        session.flush()
+        template = [0.01 * ((i % 7) - 3) for i in range(128)]
+        session.add(
+            FaceTemplate.seal(template, user_id=user.id, model_version="e2e", cipher=development_cipher(), quality=0.9)
+        )
+        session.commit()
+    return username

@@ -6,26 +6,23 @@ Each scenario asserts what the person sees on the page and what Postgres (audit 
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from auth_web.accounts import hash_password, normalize_username
 from auth_web.errors import UNAVAILABLE_MESSAGE
 from auth_web.login_flow import FACE_ADVICE
-from auth_web.models import AuditEvent, FaceTemplate, User
-from auth_web.template_crypto import development_cipher
+from auth_web.models import AuditEvent
 
 from .browser import Browser
 from .conftest import (
     PASSWORD,
     STACK_SETTINGS,
     PersonA,
+    account_with_a_face,
     audit_events,
     stored_session,
     user_session_count,
@@ -174,22 +171,6 @@ def test_4_the_challenge_is_not_met(
     assert [(e.result, e.reason) for e in events] == [("failure", "LIVENESS_CHALLENGE_NOT_MET")]
     assert events[0].details["actions_performed"] == [False]
     assert user_session_count(redis_client, stack, person_a.user_id) == sessions_before
-
-
-def account_with_a_face(db: Engine) -> str:
-    """A user with PASSWORD and one made-up face template, straight in the database: the password step passes and
-    the camera comes next (the camera scenarios never reach the face check, so the template is never compared)."""
-    username = f"nocamera_{secrets.token_hex(3)}"
-    with Session(db) as session:
-        user = User(username=username, username_key=normalize_username(username), password_hash=hash_password(PASSWORD))
-        session.add(user)
-        session.flush()
-        template = [0.01 * ((i % 7) - 3) for i in range(128)]
-        session.add(
-            FaceTemplate.seal(template, user_id=user.id, model_version="e2e", cipher=development_cipher(), quality=0.9)
-        )
-        session.commit()
-    return username
 
 
 def test_5_camera_permission_denied(
