@@ -94,9 +94,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeProject]:
     missing = missing_tools()
     if missing:
         pytest.fail(
-            "the compose tier needs Podman, runc, iptables, docker-compose, debootstrap and openssl; missing: "
-            + ", ".join(missing)
-            + " (.ci/run installs them)",
+            "the compose tier needs Podman (with netavark and aardvark-dns), runc, iptables, docker-compose, "
+            "debootstrap and openssl; missing: " + ", ".join(missing) + " (.ci/run installs them)",
             pytrace=False,
         )
     work = tmp_path_factory.mktemp("compose")

@@ -53,6 +53,9 @@ TOOLS = {
     "docker-compose": "docker-compose",
     "debootstrap": "debootstrap",
     "openssl": "openssl",
+    # Podman's network backend (containers.conf asks for it; Debian's podman does not pull it in)
+    "/usr/lib/podman/netavark": "netavark",
+    "/usr/lib/podman/aardvark-dns": "aardvark-dns",
 }
 # The machine's CA bundle: outbound HTTPS from RUN steps (pip) needs it here. Mounted into the build only, never
 # copied into an image (the Python base's pip reads the system bundle at this path).
