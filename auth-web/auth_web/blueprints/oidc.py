@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
@@ -309,13 +310,27 @@ def _consent_page(request_id: str, client: oidc.RegisteredClient, scope: str, re
 @bp.post("/oauth2/token")
 @csrf.exempt  # the client authenticates itself (secret or PKCE); no browser session is involved
 def token() -> Response:
-    return oidc.server().create_token_response()  # type: ignore[no-any-return]
+    server = oidc.server()
+    try:
+        return server.create_token_response()  # type: ignore[no-any-return]
+    except InsecureTransportError as error:
+        return _insecure_transport(server, error)
 
 
 @bp.route("/oauth2/userinfo", methods=["GET", "POST"])
 @csrf.exempt  # bearer token, no cookie
 def userinfo() -> Response:
-    return oidc.server().create_endpoint_response("userinfo")  # type: ignore[no-any-return]
+    server = oidc.server()
+    try:
+        return server.create_endpoint_response("userinfo")  # type: ignore[no-any-return]
+    except InsecureTransportError as error:
+        return _insecure_transport(server, error)
+
+
+def _insecure_transport(server: Any, error: InsecureTransportError) -> Response:
+    """A plain-HTTP request (not through the TLS gateway): Authlib refuses it before its own error handling, so it
+    is answered here as the OAuth error it is (400 insecure_transport), not a 500."""
+    return server.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
 @bp.route("/oauth2/logout", methods=["GET", "POST"])

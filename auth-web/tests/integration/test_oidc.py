@@ -613,3 +613,13 @@ def test_requests_for_unknown_clients_or_redirect_uris_store_nothing(oidc_app: F
     assert list(redis_client.scan_iter(match=prefix + "*")) == []
     assert authorize(browser, client.client_id).status_code == 302  # a valid one is kept while the user signs in
     assert len(list(redis_client.scan_iter(match=prefix + "*"))) == 1
+
+
+def test_plain_http_token_and_userinfo_requests_get_an_oauth_error_not_a_500(oidc_app: Flask) -> None:
+    """Not through the TLS gateway, to a name that is not loopback (Authlib allows http://localhost): Authlib refuses
+    it before its own error handling, which was a 500 (found by the fuzz tier)."""
+    client = oidc_app.test_client()
+    for path in ("/oauth2/token", "/oauth2/userinfo"):
+        response = client.post(path, base_url="http://auth.example.com", data={"grant_type": "authorization_code"})
+        assert response.status_code == 400, (path, response.status_code)
+        assert response.get_json()["error"] == "insecure_transport"
