@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -104,7 +104,11 @@ class Browser:
         return "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
 
     def wait(self, condition: Callable[[WebDriver], Any], timeout: float = PAGE_TIMEOUT, message: str = "") -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition, message)
+        # A page that navigates while a condition reads it (a success leaves for the next page at once) leaves the
+        # condition holding a stale element: that is "not yet", the next poll reads the new page.
+        return WebDriverWait(
+            self.driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition, message)
 
     def _console_entries(self) -> list[dict[str, Any]]:
         # Chromium hands each entry over once; keep them all.
