@@ -37,6 +37,23 @@ def chromium_available() -> str | None:
     return ", ".join(missing) + " not found (apt-get install chromium chromium-driver)" if missing else None
 
 
+# The capture's verdict, read in one go: after a success the page has left for the next one and the verdict it
+# showed is kept in sessionStorage; before that it is the status line's class and text.
+VERDICT_SCRIPT = """
+const [page] = arguments;
+if (location.href !== page) {
+  const kept = sessionStorage.getItem('faceauth.verdict');
+  return kept === null ? null : ['ok', kept.trim()];
+}
+const status = document.getElementById('capture-status');
+if (!status) return null;
+for (const kind of ['ok', 'error']) {
+  if (status.classList.contains('capture__status--' + kind)) return [kind, status.innerText.trim()];
+}
+return null;
+"""
+
+
 class Browser:
     """One Chromium with its own profile and camera file; ``quit()`` removes the profile."""
 
@@ -186,19 +203,13 @@ class Browser:
         self.driver.find_element(By.ID, "start-button").click()
 
         def verdict(driver: WebDriver) -> tuple[str, str] | None:
-            if driver.current_url != page:
-                # A success leaves for the next page at once; the page kept the verdict it showed.
-                kept = driver.execute_script("return sessionStorage.getItem('faceauth.verdict');")
-                return ("ok", kept.strip()) if kept is not None else None
-            statuses = driver.find_elements(By.ID, "capture-status")
-            if not statuses:
+            # One script reads everything, so no element is held across a navigation; a script that meets a page
+            # being replaced fails in Chromium's own words, and that is "not yet" too.
+            try:
+                seen = driver.execute_script(VERDICT_SCRIPT, page)
+            except WebDriverException:
                 return None
-            status = statuses[0]
-            classes = status.get_attribute("class") or ""
-            for kind in ("ok", "error"):
-                if f"capture__status--{kind}" in classes:
-                    return kind, status.text.strip()
-            return None
+            return tuple(seen) if seen else None
 
         try:
             return self.wait(verdict, timeout)
