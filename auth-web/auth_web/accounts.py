@@ -126,16 +126,21 @@ class Failures:
 
     count: int = 0
     latest: float | None = None
+    # When the newest failure that keeps a lock on happened (the ``lock``-th newest): the count drops below the
+    # lock a window after it. None: not known (then the lock is taken to last a whole window from now).
+    lock_from: float | None = None
 
 
 @dataclass(frozen=True)
 class ThrottleVerdict:
-    """``retry_after`` > 0: answer 429 now (no work done). ``locked``: refuse whatever the credentials — after
-    doing the same work as any other attempt, so that a locked attempt looks like any failed one."""
+    """``retry_after`` > 0: answer 429 now (no work done). ``locked``: refuse whatever the credentials, before
+    checking any (the lock binds a name and an address, whether or not the account exists, so saying so tells
+    nothing about the account), and say when it lifts: ``unlocks_in`` seconds if no failure is added."""
 
     retry_after: float = 0.0
     locked: bool = False
     by: str = ""  # the key that decided (PAIR, ADDRESS, USERNAME) or ""
+    unlocks_in: float = 0.0
 
     @property
     def throttled(self) -> bool:
@@ -162,11 +167,13 @@ def judge(
             wait, by = remaining, key
     if wait > 0:
         return ThrottleVerdict(retry_after=wait, by=by)
+    locks = []
     for key in (PAIR, ADDRESS):
-        lock = policy.budget(key).lock
-        if lock is not None and failures.get(key, Failures()).count >= lock:
-            return ThrottleVerdict(locked=True, by=key)
-    return ThrottleVerdict()
+        lock, seen = policy.budget(key).lock, failures.get(key, Failures())
+        if lock is not None and seen.count >= lock:
+            since = seen.lock_from if seen.lock_from is not None else now
+            locks.append(ThrottleVerdict(locked=True, by=key, unlocks_in=since + policy.window_seconds - now))
+    return max(locks, key=lambda verdict: verdict.unlocks_in, default=ThrottleVerdict())
 
 
 def newly_locked(policy: ThrottlePolicy, counts_after: dict[str, int]) -> list[str]:

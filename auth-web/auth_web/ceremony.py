@@ -40,6 +40,7 @@ class Refusal(enum.StrEnum):
     BAD_USERNAME = "bad_username"
     CHALLENGE_INVALID = "challenge_invalid"
     RATE_LIMITED = "rate_limited"
+    LOCKED = "locked"  # too many failures for this name and address (or this address): told how long it lasts
     LOGIN_FAILED = "login_failed"
     # The first factor was right but the account cannot finish the face step (no face data, disabled).
     ACCOUNT_UNUSABLE = "account_unusable"
@@ -63,7 +64,7 @@ class Refused:
     refusal: Refusal
     reason: str
     message: str
-    retry_after: int | None = None  # seconds, for RATE_LIMITED
+    retry_after: int | None = None  # seconds, for RATE_LIMITED and LOCKED
     # After a failed face check whose first factor passed: another way to finish ("passkey"), when policy allows.
     fallback: str | None = None
 

@@ -24,7 +24,7 @@ from werkzeug.datastructures import FileStorage
 
 from auth_web import context, login_flow, passkeys, reasons, throttle
 from auth_web import metrics as auth_metrics
-from auth_web.accounts import ThrottleVerdict, hash_password, needs_rehash, normalize_username
+from auth_web.accounts import hash_password, needs_rehash, normalize_username
 from auth_web.auth_helpers import sign_in
 from auth_web.ceremony import LOGIN, Capture, Issued, Refusal, Refused, Scores, SignedIn, Subject
 from auth_web.challenges import Challenge
@@ -71,9 +71,9 @@ def issue_challenge(username_raw: object) -> Issued | Refused:
     # Told before the capture, not after it: an attempt now would only be answered 429 (nothing is revealed:
     # the failures are counted by claimed name and address, whether or not the account exists).
     failures = context.failure_log()
-    verdict = failures.verdict(username, _client_address())
-    if verdict.throttled:
-        return _throttled(verdict, username)
+    held = login_flow.held_back(failures.verdict(username, _client_address()), username)
+    if held is not None:
+        return held
     # A challenge costs what a failed attempt costs, so re-rolling the challenge (or the flash colours) until an
     # easy one comes is no free lunch; its attempt settles this count rather than adding one (throttle.py).
     charge = failures.charge(username, _client_address())
@@ -102,9 +102,6 @@ def _scores(face: Decision | None, details: dict[str, Any] | None = None) -> Sco
 
 
 _client_address = login_flow.client_address
-# A soft delay: 429 with Retry-After at once, no work done and no failure counted (a gunicorn thread is not held
-# for the delay; the client waits, and the capture page says so).
-_throttled = login_flow.throttled
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,13 +133,9 @@ def _face_decision(enrolled: User | None, challenge: Challenge, capture: Capture
     return LOGIN.verify(challenge, capture, templates, versions)
 
 
-def _refusal(
-    verdict: ThrottleVerdict, user: User | None, password_ok: bool, capture_problem: str | None, face: Decision | None
-) -> str | None:
+def _refusal(user: User | None, password_ok: bool, capture_problem: str | None, face: Decision | None) -> str | None:
     """The audit reason an attempt is refused for, or None when it is accepted. Only the audit sees it: every
     refusal gets the same answer, so the order here is only about which reason is the most telling."""
-    if verdict.locked:
-        return reasons.LOCKED
     if user is None:
         return reasons.UNKNOWN_USER
     if not password_ok:
@@ -197,7 +190,7 @@ def attempt(
     """The face step. After the flow's first factor (the challenge's pre-auth state) only the face is judged.
     Without one (``face``, or the password sent with the capture), whatever fails — the challenge aside — the same
     work is done and the same answer given: the password is checked with one argon2 verification on every path
-    (unknown user, no password, locked account, unusable capture), and liveness ∥ recognition run on every
+    (unknown user, no password, unusable capture), and liveness ∥ recognition run on every
     usable capture (against decoy templates when the claimed user has none), whatever the password was. So
     neither the status, the body nor the time of a refusal says whether the password was right, unless the face
     passed too.
@@ -210,9 +203,11 @@ def attempt(
     claimed = challenge.username
     failures = context.failure_log()
     # Judged as things stood before this challenge was charged (its own count is not a reason to wait).
-    verdict = failures.verdict(claimed, _client_address(), excluding=challenge.throttle_member)
-    if verdict.throttled:
-        return _throttled(verdict, claimed)
+    held = login_flow.held_back(
+        failures.verdict(claimed, _client_address(), excluding=challenge.throttle_member), claimed
+    )
+    if held is not None:
+        return held
 
     user = context.find_user(db(), claimed)
     subject = _subject(user, claimed)
@@ -258,7 +253,7 @@ def attempt(
             details.update(capture="REJECTED_BY_SERVICE", service=error.service)
 
     capture_problem = reasons.BAD_CAPTURE if "capture" in details else late_or_early
-    reason = _refusal(verdict, user, password_ok, capture_problem, face)
+    reason = _refusal(user, password_ok, capture_problem, face)
     if reason is not None:
         # Scores against decoy templates mean nothing: only an enrolled user's are audited.
         shown = face if enrolled is not None else None

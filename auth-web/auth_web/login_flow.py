@@ -23,7 +23,7 @@ from flask import request, session
 
 from auth_web import audit, context, reasons
 from auth_web import metrics as auth_metrics
-from auth_web.accounts import ThrottleVerdict, ValidationError, validate_username, verify_password
+from auth_web.accounts import ADDRESS, PAIR, ThrottleVerdict, ValidationError, validate_username, verify_password
 from auth_web.ceremony import Refusal, Refused
 from auth_web.db import db
 from auth_web.errors import RATE_LIMITED_MESSAGE
@@ -41,8 +41,8 @@ FACE = "face"
 
 SESSION_KEY = "login_flow"
 
-#: Before the first factor is right nothing is revealed: one message for a wrong password, an unknown user, a
-#: locked pair, an account without a password.
+#: Before the first factor is right nothing is revealed: one message for a wrong password, an unknown user, an
+#: account without a password. (A lock is told, with its wait, before any factor is checked: ``held_back``.)
 FIRST_FACTOR_FAILED = "We couldn't sign you in. Check your username and password and try again."
 PASSKEY_FAILED = "We couldn't sign you in with that passkey. Try again, or use another passkey."
 STEP_MISSING = "This sign-in attempt expired or was already used. Please start again."
@@ -301,6 +301,45 @@ def throttled(verdict: ThrottleVerdict, claimed: str) -> Refused:
     return Refused(Refusal.RATE_LIMITED, reasons.RATE_LIMITED, RATE_LIMITED_MESSAGE, retry_after=seconds)
 
 
+#: A lock binds the claimed name from one address (PAIR), or one address for every name (ADDRESS).
+LOCKED_MESSAGES = {
+    PAIR: "Too many failed sign-ins for this account from your network. Try again in {wait}.",
+    ADDRESS: "Too many failed sign-ins from your network. Try again in {wait}.",
+}
+
+
+def wait_words(seconds: float) -> str:
+    """How long a lock still lasts, in words: whole minutes, rounded up."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def locked_out(verdict: ThrottleVerdict, claimed: str) -> Refused:
+    """A locked pair or address: refused before any factor is checked (so no failure is counted and nothing is
+    learned), told how long the lock lasts, audited as ``LOCKED``."""
+    seconds = max(1, math.ceil(verdict.unlocks_in))
+    user = context.find_user(db(), claimed) if claimed else None
+    audit.record(
+        reasons.LOGIN,
+        reasons.FAILURE,
+        reasons.LOCKED,
+        user_id=user.id if user is not None else None,
+        claimed_username=claimed,
+        details={"path": request.path, "lock": verdict.by, "retry_after": seconds},
+    )
+    message = LOCKED_MESSAGES[verdict.by].format(wait=wait_words(seconds))
+    return Refused(Refusal.LOCKED, reasons.LOCKED, message, retry_after=seconds)
+
+
+def held_back(verdict: ThrottleVerdict, claimed: str) -> Refused | None:
+    """The answer to an attempt the throttle does not let through (a delay, a lock), or None."""
+    if verdict.throttled:
+        return throttled(verdict, claimed)
+    if verdict.locked:
+        return locked_out(verdict, claimed)
+    return None
+
+
 @dataclass(frozen=True)
 class FirstFactorPassed:
     """The first factor is right and the face step can follow (``preauth`` is saved in the session)."""
@@ -310,25 +349,24 @@ class FirstFactorPassed:
 
 
 def first_factor_result(
-    step: str, user: User | None, claimed: str, outcome: StepOutcome, verdict: ThrottleVerdict
+    step: str, user: User | None, claimed: str, outcome: StepOutcome
 ) -> FirstFactorPassed | Refused:
-    """Book a first factor's outcome: a failure (or a locked pair/address, whatever the outcome) is counted like
-    a failed login, audited with its reason and answered generically; a right factor for an account that cannot
+    """Book a first factor's outcome (the throttle let it through: ``held_back``): a failure is counted like a
+    failed login, audited with its reason and answered generically; a right factor for an account that cannot
     do the face step is told so plainly (not counted, audited); otherwise the pre-auth state is saved."""
     config = context.settings()
     failures = context.failure_log()
     subject = {"user_id": user.id if user is not None else None, "claimed_username": claimed}
     generic = PASSKEY_FAILED if step == PASSKEY else FIRST_FACTOR_FAILED
-    if verdict.locked or not outcome.passed:
-        reason = reasons.LOCKED if verdict.locked else outcome.reason
+    if not outcome.passed:
         locked = failures.record_failure(claimed, client_address())
         details = {"step": step, **outcome.details}
         if locked:
             auth_metrics.metrics().lockouts.inc(len(locked))
             details["locked"] = locked
-        audit.record(reasons.LOGIN, reasons.FAILURE, reason, details=details, **subject)
+        audit.record(reasons.LOGIN, reasons.FAILURE, outcome.reason, details=details, **subject)
         clear()
-        return Refused(Refusal.LOGIN_FAILED, reason, generic)
+        return Refused(Refusal.LOGIN_FAILED, outcome.reason, generic)
     assert user is not None
     if not user.is_active or not user.templates:
         reason = reasons.DISABLED if not user.is_active else reasons.NO_TEMPLATES
@@ -349,10 +387,9 @@ def check_password(username_raw: object, password_raw: object) -> FirstFactorPas
     username = validated_username(username_raw)
     if isinstance(username, Refused):
         return username
-    failures = context.failure_log()
-    verdict = failures.verdict(username, client_address())
-    if verdict.throttled:
-        return throttled(verdict, username)
+    held = held_back(context.failure_log().verdict(username, client_address()), username)
+    if held is not None:
+        return held
     user = context.find_user(db(), username)
     outcome = PASSWORD_STEP.check(user, password_raw if isinstance(password_raw, str) else "")
-    return first_factor_result(PASSWORD, user, username, outcome, verdict)
+    return first_factor_result(PASSWORD, user, username, outcome)

@@ -334,9 +334,9 @@ def login_options(username_raw: object) -> PasskeyOptions | Refused:
     username = login_flow.validated_username(username_raw)
     if isinstance(username, Refused):
         return username
-    verdict = context.failure_log().verdict(username, login_flow.client_address())
-    if verdict.throttled:
-        return login_flow.throttled(verdict, username)
+    held = login_flow.held_back(context.failure_log().verdict(username, login_flow.client_address()), username)
+    if held is not None:
+        return held
     return authentication_options(context.find_user(db(), username), username, FIRST_FACTOR)
 
 
@@ -353,13 +353,13 @@ def login_check(credential: object) -> login_flow.FirstFactorPassed | Refused:
     if assertion is None or assertion.pending.get("purpose") != FIRST_FACTOR:
         return _refuse_step("", None, reasons.CHALLENGE_INVALID, CHALLENGE_EXPIRED)
     claimed = str(assertion.pending.get("claimed", ""))
-    verdict = context.failure_log().verdict(claimed, login_flow.client_address())
-    if verdict.throttled:
-        return login_flow.throttled(verdict, claimed)
+    held = login_flow.held_back(context.failure_log().verdict(claimed, login_flow.client_address()), claimed)
+    if held is not None:
+        return held
     user_id = assertion.pending.get("user_id")
     user = db().get(User, user_id) if isinstance(user_id, int) else None
     outcome = PASSKEY_STEP.check(user, assertion)
-    return login_flow.first_factor_result(login_flow.PASSKEY, user, claimed, outcome, verdict)
+    return login_flow.first_factor_result(login_flow.PASSKEY, user, claimed, outcome)
 
 
 def _fallback_state() -> tuple[login_flow.PreAuth, User] | None:
@@ -405,18 +405,17 @@ def fallback_check(credential: object) -> SignedIn | Refused:
         return _refuse_step(preauth.claimed, preauth.user_id, reasons.CHALLENGE_INVALID, CHALLENGE_EXPIRED)
     failures = context.failure_log()
     address = login_flow.client_address()
-    verdict = failures.verdict(preauth.claimed, address)
-    if verdict.throttled:
-        return login_flow.throttled(verdict, preauth.claimed)
+    held = login_flow.held_back(failures.verdict(preauth.claimed, address), preauth.claimed)
+    if held is not None:
+        return held
     outcome = PASSKEY_STEP.check(user, assertion)
     subject = {"user_id": user.id, "claimed_username": preauth.claimed}
-    if verdict.locked or not outcome.passed:
-        reason = reasons.LOCKED if verdict.locked else outcome.reason
+    if not outcome.passed:
         failures.record_failure(preauth.claimed, address)
         details = {"step": "passkey", "fallback": True, **outcome.details}
-        audit.record(reasons.LOGIN, reasons.FAILURE, reason, details=details, **subject)
+        audit.record(reasons.LOGIN, reasons.FAILURE, outcome.reason, details=details, **subject)
         login_flow.clear()
-        return Refused(Refusal.LOGIN_FAILED, reason, login_flow.PASSKEY_FAILED)
+        return Refused(Refusal.LOGIN_FAILED, outcome.reason, login_flow.PASSKEY_FAILED)
     failures.record_success(preauth.claimed, address)
     user.last_login_at = dt.datetime.now(dt.UTC)
     db().commit()

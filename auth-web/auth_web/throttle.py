@@ -113,10 +113,11 @@ class FailureLog:
         now = self.clock()
         keys = self._keys(username, address)
         pipe = self.client.pipeline(transaction=False)
-        for key in keys.values():
+        for name, key in keys.items():
             pipe.zremrangebyscore(key, "-inf", now - self.policy.window_seconds)
             pipe.zcard(key)
-            pipe.zrange(key, -2, -1, withscores=True)
+            # The newest failures, one more than a lock needs (``excluding`` may be among them).
+            pipe.zrange(key, -((self.policy.budget(name).lock or 1) + 1), -1, withscores=True)
             pipe.zscore(key, excluding or "-")
         pipe.sismember(self._known_key(username), _digest(address_group(address)))
         answers = pipe.execute()
@@ -126,7 +127,12 @@ class FailureLog:
             count, newest, charged = answers[4 * index + 1], answers[4 * index + 2], answers[4 * index + 3]
             others = [score for member, score in newest if not (excluding and member == own)]
             count = int(count) - (1 if excluding and charged is not None else 0)
-            failures[name] = Failures(count, float(others[-1]) if others and count > 0 else None)
+            lock = self.policy.budget(name).lock
+            failures[name] = Failures(
+                count,
+                float(others[-1]) if others and count > 0 else None,
+                float(others[-lock]) if lock is not None and len(others) >= lock else None,
+            )
         known = bool(answers[-1]) and self.known_address_seconds > 0
         return judge(self.policy, failures, now, known_address=known)
 

@@ -38,6 +38,7 @@ REFUSAL_STATUS = {
     Refusal.LOGIN_FAILED: 401,
     Refusal.ENROLLMENT_FAILED: 422,
     Refusal.RATE_LIMITED: 429,
+    Refusal.LOCKED: 429,
     Refusal.ACCOUNT_UNUSABLE: 403,
     Refusal.PASSKEY_FAILED: 400,
     Refusal.FALLBACK_NOT_ALLOWED: 403,

@@ -562,22 +562,27 @@ class Browser:
 
     def login(self, username: str, frames: list[bytes] | Clip, password: str | None = PASSWORD, **options: Any):  # type: ignore[no-untyped-def]
         """As the page does it: the password step first (when one is given), then the face step; a refused
-        password step's response is returned as it is (no camera, no capture)."""
+        password step or challenge is returned as it is (no camera, no capture)."""
         self.refresh_csrf()
         if password is not None:
             checked = self.post_json("/api/login/password", {"username": username, "password": password})
             if checked.status_code != 200:
                 return checked
-        nonce = self.challenge(username)["nonce"]
-        return self.submit("/api/login", nonce, frames, **options)
+        issued = self.post_json("/api/login/challenge", {"username": username})
+        if issued.status_code != 200:
+            return issued
+        return self.submit("/api/login", issued.get_json()["nonce"], frames, **options)
 
     def login_with_password_in_capture(  # type: ignore[no-untyped-def]
         self, username: str, frames: list[bytes] | Clip, password: str | None = PASSWORD, **options: Any
     ):
-        """The API contract that sends the password with the capture (same password step, run with the face)."""
+        """The API contract that sends the password with the capture (same password step, run with the face); a
+        refused challenge is returned as it is."""
         self.refresh_csrf()
-        nonce = self.challenge(username)["nonce"]
-        return self.submit("/api/login", nonce, frames, password, **options)
+        issued = self.post_json("/api/login/challenge", {"username": username})
+        if issued.status_code != 200:
+            return issued
+        return self.submit("/api/login", issued.get_json()["nonce"], frames, password, **options)
 
     def register(self, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
         self.refresh_csrf("/register")

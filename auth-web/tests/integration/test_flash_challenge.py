@@ -278,8 +278,8 @@ def test_a_sign_in_leaves_the_user_unthrottled(make_app, fakes, db_engine, frame
 
 
 def test_a_locked_address_is_refused_after_charged_challenges(make_app, fakes, db_engine, frames) -> None:  # type: ignore[no-untyped-def]
-    """The lock counts challenges too: three unused challenges and the fourth attempt is LOCKED (same work,
-    same answer as any failure)."""
+    """The lock counts challenges too: three unused challenges and the fourth is refused as LOCKED, told how
+    long to wait, before any service is called."""
     app = make_app(liveness_target=fakes.address, recognition_target=fakes.address, lockout_threshold=3, **NO_DELAYS)
     username = unique_username()
     create_user(db_engine, username, templates=2)
@@ -289,8 +289,8 @@ def test_a_locked_address_is_refused_after_charged_challenges(make_app, fakes, d
         browser.challenge(username)
     calls = fakes.recognition.calls
     response = browser.login_with_password_in_capture(username, frames)
-    assert response.status_code == 401 and response.get_json()["message"] == GENERIC_FAILURE
-    assert last_reason(db_engine, username) == "LOCKED" and fakes.recognition.calls == calls + 1
+    assert response.status_code == 429 and response.get_json()["error"] == "locked"
+    assert last_reason(db_engine, username) == "LOCKED" and fakes.recognition.calls == calls
 
 
 # -- the admin calibration API --------------------------------------------------------------------------------

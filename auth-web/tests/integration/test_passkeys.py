@@ -347,11 +347,13 @@ def test_password_step_failures_count_against_the_throttle(make_app, fakes, db_e
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
 
 
-def test_a_locked_pair_is_refused_at_the_password_step_like_a_wrong_password(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_locked_pair_is_told_its_wait_at_the_password_step(make_app, fakes, db_engine) -> None:  # type: ignore[no-untyped-def]
     browser, username = at_the_password_step(make_app, fakes, db_engine, lockout_threshold=2)
     wrong = [browser.post_json("/api/login/password", {"username": username, "password": "bad"}) for _ in range(2)]
+    assert [response.status_code for response in wrong] == [401, 401]
     right = browser.post_json("/api/login/password", {"username": username, "password": PASSWORD})
-    assert right.status_code == wrong[0].status_code == 401 and right.get_json() == wrong[0].get_json()
+    assert right.status_code == 429 and right.get_json()["error"] == "locked"
+    assert "Try again in 15 minutes." in right.get_json()["message"]
     assert last_reason(db_engine, username) == "LOCKED"
 
 

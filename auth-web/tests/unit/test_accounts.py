@@ -90,6 +90,18 @@ def test_the_pair_and_the_address_lock_hard_once_their_delay_has_passed() -> Non
     assert not judge(POLICY, {PAIR: Failures(9, NOW), ADDRESS: Failures(49, NOW)}, NOW + 61).locked
 
 
+def test_a_lock_says_when_it_lifts_the_later_of_two_locks_decides() -> None:
+    """The count drops below the lock a window after the lock-th newest failure; with the pair and the address
+    both locked, the one that lasts longer is the wait."""
+    window = POLICY.window_seconds
+    pair = judge(POLICY, {PAIR: Failures(10, NOW, lock_from=NOW - 100)}, NOW + 61)
+    assert pair.unlocks_in == pytest.approx(window - 161) and pair.by == PAIR
+    both = {PAIR: Failures(12, NOW, lock_from=NOW - 300), ADDRESS: Failures(50, NOW, lock_from=NOW - 10)}
+    verdict = judge(POLICY, both, NOW + 61)
+    assert verdict.by == ADDRESS and verdict.unlocks_in == pytest.approx(window - 71)
+    assert judge(POLICY, {PAIR: Failures(9, NOW, lock_from=None)}, NOW + 61).unlocks_in == 0
+
+
 def test_the_username_wide_budget_only_ever_slows_down() -> None:
     """A distributed attack on one username (thousands of failures) never locks it: delays only, capped."""
     verdict = judge(POLICY, {USERNAME: Failures(100_000, NOW)}, NOW + 1)

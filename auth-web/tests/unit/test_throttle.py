@@ -56,6 +56,18 @@ def test_the_window_slides(log: FailureLog, clock: Clock) -> None:
     assert not log.verdict("alice", "198.51.100.7").locked
 
 
+def test_a_lock_lifts_when_it_says_it_will(log: FailureLog, clock: Clock) -> None:
+    """unlocks_in: a window after the 4th newest of 6 failures (lock 4); then the count is 3, unlocked."""
+    fail(log, clock, "alice", "198.51.100.7", 6, spacing=5)  # at t0, t0+5, ... t0+25; now t0+30
+    clock.now += 40  # past the delay the 6th failure earned (16 s)
+    verdict = log.verdict("alice", "198.51.100.7")
+    assert verdict.locked and verdict.unlocks_in == pytest.approx(100 - 60)  # the 4th newest was at t0+10
+    clock.now += verdict.unlocks_in - 0.5
+    assert log.verdict("alice", "198.51.100.7").locked
+    clock.now += 1
+    assert not log.verdict("alice", "198.51.100.7").locked
+
+
 def test_one_address_cannot_lock_the_owner_out_from_another(log: FailureLog, clock: Clock) -> None:
     fail(log, clock, "alice", "203.0.113.66", 4)
     assert log.verdict("alice", "203.0.113.66").locked
