@@ -58,6 +58,7 @@ export AUTH_WEB_WORKERS=${AUTH_WEB_WORKERS:-2} AUTH_WEB_THREADS=${AUTH_WEB_THREA
 export AUTH_CHALLENGE_ACTIONS=BLINK
 export AUTH_CHALLENGE_LENGTH=1
 export AUTH_FLASH=false LIVENESS_CHECKS=sanity,passive,active
+export LOCALRUN_DEMO_APP=false  # the OIDC demo app is not measured (and its default port is the bench gateway's 8090)
 export AUTH_RATE_LIMIT_LOGIN_PER_ADDRESS=1000000/minute
 export AUTH_RATE_LIMIT_LOGIN_PER_USERNAME=1000000/minute
 export AUTH_RATE_LIMIT_REGISTER_PER_ADDRESS=1000/hour
