@@ -105,6 +105,11 @@ echo "stack ready after $(($(date +%s) - started)) s"
 export GRPC_TLS_CA="$FACEAUTH_VAR_DIR/grpc-tls/auth-web/ca.crt"
 export GRPC_CLIENT_TLS_CERT="$FACEAUTH_VAR_DIR/grpc-tls/auth-web/client.crt"
 export GRPC_CLIENT_TLS_KEY="$FACEAUTH_VAR_DIR/grpc-tls/auth-web/client.key"
+# bench.profile_stages loads both servicers into its own process, whose settings want their servers' certificates.
+for service in LIVENESS RECOGNITION; do
+  folder="$FACEAUTH_VAR_DIR/grpc-tls/${service,,}"
+  export "${service}_TLS_CERT=$folder/server.crt" "${service}_TLS_KEY=$folder/server.key"
+done
 
 common=(--liveness "$LIVENESS" --recognition "$RECOGNITION" --note "$NOTE")
 for step in $STEPS; do
