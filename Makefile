@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e test-fuzz test-compose lint format protos bench attacks
+.PHONY: setup run test test-unit test-integration test-e2e test-fuzz test-compose lint format protos translations bench attacks
 
 setup:            ## create/refresh .venv and check that the models load (fast when up to date)
 	@bash scripts/setup.sh
@@ -39,6 +39,9 @@ format: setup
 
 protos: setup     ## regenerate common/faceauth from protos/ (never edit generated code by hand)
 	@bash scripts/gen_protos.sh
+
+translations: setup  ## refresh auth-web's catalogues from its sources (messages.pot, each language's .po), compile them
+	@bash scripts/translations.sh
 
 bench: setup      ## every benchmark against a bench stack of its own (~20 min with the 10-minute memory soak; see bench/README.md)
 	@bash bench/run_all.sh

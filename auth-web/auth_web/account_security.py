@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,7 +36,7 @@ def normalize_email(raw: str) -> str:
 def validate_email(raw: str) -> str:
     email = (raw or "").strip()
     if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.fullmatch(email) or ".." in email:
-        raise ValidationError("Enter an e-mail address like name@example.com.")
+        raise ValidationError(_("Enter an e-mail address like name@example.com."))
     return email
 
 
@@ -75,7 +77,7 @@ def change_email(db_session: Session, user: User, raw: str) -> str | None:
         db_session.commit()
     except IntegrityError:
         db_session.rollback()
-        raise ValidationError("That address belongs to another account.") from None
+        raise ValidationError(_("That address belongs to another account.")) from None
     action = "removed" if email is None else ("added" if previous is None else "changed")
     _record(reasons.EMAIL_CHANGE, user, {"action": action}, None, None)
     return email
@@ -138,17 +140,22 @@ class Activity:
 
 
 _LABELS = {
-    reasons.ENROLL_DELETE: "Face data deleted",
-    reasons.PASSWORD_SET: "Password set by an operator",
-    reasons.RECOVERY_USE: "Recovery link used",
-    reasons.ADMIN_RESET_FACE: "Face data reset by an administrator",
-    reasons.ADMIN_UNLOCK: "Failed sign-ins cleared by an administrator",
-    reasons.ADMIN_DISABLE: "Account disabled by an administrator",
-    reasons.ADMIN_ENABLE: "Account enabled by an administrator",
-    reasons.ADMIN_CREATE: "Made an administrator (command line)",
-    reasons.PASSKEY_ADD: "Passkey added",
-    reasons.PASSKEY_REMOVE: "Passkey removed",
-    reasons.PASSKEY_RENAME: "Passkey renamed",
+    reasons.ENROLL_DELETE: _l("Face data deleted"),
+    reasons.PASSWORD_SET: _l("Password set by an operator"),
+    reasons.RECOVERY_USE: _l("Recovery link used"),
+    reasons.ADMIN_RESET_FACE: _l("Face data reset by an administrator"),
+    reasons.ADMIN_UNLOCK: _l("Failed sign-ins cleared by an administrator"),
+    reasons.ADMIN_DISABLE: _l("Account disabled by an administrator"),
+    reasons.ADMIN_ENABLE: _l("Account enabled by an administrator"),
+    reasons.ADMIN_CREATE: _l("Made an administrator (command line)"),
+    reasons.PASSKEY_ADD: _l("Passkey added"),
+    reasons.PASSKEY_REMOVE: _l("Passkey removed"),
+    reasons.PASSKEY_RENAME: _l("Passkey renamed"),
+}
+_ISSUED_BY = {
+    "email": _l("sent by e-mail"),
+    "cli": _l("by an operator"),
+    "admin": _l("by an administrator"),
 }
 
 
@@ -156,29 +163,34 @@ def _label(row: AuditEvent) -> str:
     details = row.details or {}
     if row.event == reasons.ENROLL:
         if details.get("channel") == "recovery_link":
-            return "Face enrolled with a recovery link"
-        return "Face re-enrolled" if details.get("replaced") else "Face enrolled"
+            return _("Face enrolled with a recovery link")
+        return _("Face re-enrolled") if details.get("replaced") else _("Face enrolled")
     if row.event == reasons.PASSWORD_CHANGE:
-        return "Password set with a recovery link" if details.get("channel") == "recovery_link" else "Password changed"
+        if details.get("channel") == "recovery_link":
+            return _("Password set with a recovery link")
+        return _("Password changed")
     if row.event == reasons.EMAIL_CHANGE:
-        return {"added": "E-mail address added", "removed": "E-mail address removed"}.get(
-            str(details.get("action")), "E-mail address changed"
-        )
+        action = str(details.get("action"))
+        if action == "added":
+            return _("E-mail address added")
+        return _("E-mail address removed") if action == "removed" else _("E-mail address changed")
     if row.event == reasons.RECOVERY_ISSUE:
-        purpose = recovery.PURPOSE_LABELS.get(str(details.get("purpose")), "recover the account")
-        by = {"email": "sent by e-mail", "cli": "by an operator", "admin": "by an administrator"}.get(
-            str(details.get("channel")), ""
-        )
-        return f"Recovery link to {purpose} issued {by}".rstrip()
-    return _LABELS.get(row.event, row.event.replace("_", " ").capitalize())
+        label = recovery.PURPOSE_LABELS.get(str(details.get("purpose")))
+        purpose = str(label) if label is not None else _("recover the account")
+        by = _ISSUED_BY.get(str(details.get("channel")))
+        if by is None:
+            return _("Recovery link to %(purpose)s issued", purpose=purpose)
+        return _("Recovery link to %(purpose)s issued %(by)s", purpose=purpose, by=by)
+    label = _LABELS.get(row.event)
+    return str(label) if label is not None else row.event.replace("_", " ").capitalize()
 
 
 def _where(row: AuditEvent, user: User) -> str:
     if row.client_address == "cli":
-        return "operator command line"
-    place = row.client_address or "unknown address"
+        return _("operator command line")
+    place = row.client_address or _("unknown address")
     if row.actor_user_id is not None and row.actor_user_id != user.id:
-        return f"{place} (an administrator)"
+        return _("%(place)s (an administrator)", place=place)
     return place
 
 

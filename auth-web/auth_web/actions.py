@@ -6,6 +6,9 @@ request carries the enum values. A new action in the proto appears here by itsel
 
 from __future__ import annotations
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+
 from faceauth.liveness.v1 import liveness_pb2
 
 _PREFIX = "ACTION_"
@@ -18,11 +21,11 @@ VALUES: dict[str, int] = {
 }
 NAMES: tuple[str, ...] = tuple(VALUES)
 
-#: What the capture page asks the user to do, per action.
-PROMPTS: dict[str, str] = {
-    "BLINK": "Blink your eyes",
-    "TURN_LEFT": "Turn your head to your left",
-    "TURN_RIGHT": "Turn your head to your right",
+#: What the capture page asks the user to do, per action (lazy: in the language of the request that sends it).
+PROMPTS: dict[str, LazyString] = {
+    "BLINK": _l("Blink your eyes"),
+    "TURN_LEFT": _l("Turn your head to your left"),
+    "TURN_RIGHT": _l("Turn your head to your right"),
 }
 if set(PROMPTS) != set(NAMES):  # a proto action without a prompt (or a stale one) is a bug, found at import
     raise RuntimeError(f"actions.PROMPTS must name exactly the proto's actions {NAMES}, has {tuple(PROMPTS)}")

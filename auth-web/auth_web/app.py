@@ -15,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from auth_web import audit, context, db, errors, oidc, redis_store, templating
+from auth_web import audit, context, db, errors, i18n, oidc, redis_store, templating
 from auth_web import metrics as auth_metrics
 from auth_web.challenges import ChallengeStore
 from auth_web.config import Settings
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Endpoints that must answer without a session (Redis may be the thing that is down).
-_SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz", "api.openapi"}
+_SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz", "api.openapi", "language.choose"}
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -153,8 +153,9 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
     csrf.init_app(app)
     errors.register(app)
     templating.init_app(app)
+    i18n.init_app(app, settings.languages)
 
-    from auth_web.blueprints import account, admin, api, auth, enroll, health, login_steps
+    from auth_web.blueprints import account, admin, api, auth, enroll, health, language, login_steps
     from auth_web.blueprints import admin_oidc as admin_oidc_bp
     from auth_web.blueprints import forward_auth as forward_auth_bp
     from auth_web.blueprints import oidc as oidc_bp
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, *, face_services: FaceServices 
 
     for blueprint in (health.bp, auth.bp, enroll.bp, account.bp, admin.bp, api.bp, login_steps.bp, passkeys_bp.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(language.bp)  # the footer's language switcher (i18n.py)
     # The OpenID Connect provider and forward-auth (auth_web/oidc.py, docs/oidc.md).
     app.register_blueprint(oidc_bp.bp)
     app.register_blueprint(forward_auth_bp.bp)

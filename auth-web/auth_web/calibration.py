@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import g
+from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import FileStorage
 
 from auth_web import context, reasons
@@ -23,9 +24,9 @@ from auth_web.face_services import CaptureRejected
 from auth_web.uploads import CaptureError
 from faceauth.liveness.v1 import liveness_pb2
 
-CALIBRATION_EXPIRED = "This calibration capture expired or was already used. Start again."
-CALIBRATION_TOO_EARLY = "This capture arrived sooner than it could have been recorded. Start again."
-REJECTED = "The liveness service could not read this capture. Start again."
+CALIBRATION_EXPIRED = _l("This calibration capture expired or was already used. Start again.")
+CALIBRATION_TOO_EARLY = _l("This capture arrived sooner than it could have been recorded. Start again.")
+REJECTED = _l("The liveness service could not read this capture. Start again.")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from auth_web.actions import NAMES as ACTION_NAMES
 from auth_web.flash import MAX_STEP_MS, MIN_STEP_MS, FlashPolicy, capture_ms, frames_to_cover
+from auth_web.i18n import check_languages
 from auth_web.proxies import parse_address_list
 from auth_web.template_crypto import TemplateCipher, TemplateKeyError, cipher_from_env, development_cipher
 from faceauth_common.settings import (
@@ -164,6 +165,9 @@ class Settings:
     forward_auth_login_url: str = ""
     # The session cookie's Domain (e.g. ".example.com", so that apps on subdomains share it); empty: host-only.
     session_cookie_domain: str = ""
+    # The pages' languages (AUTH_LANGUAGES; i18n.py): shipped catalogues, the first one is the fallback when neither
+    # the switcher's cookie nor the browser's Accept-Language picks one.
+    languages: tuple[str, ...] = ("en", "de")
 
     @property
     def production(self) -> bool:
@@ -301,6 +305,7 @@ class Settings:
             rate_limit_enroll_per_user=env_str("AUTH_RATE_LIMIT_ENROLL_PER_USER", cls.rate_limit_enroll_per_user, env),
             password_min_length=env_int("AUTH_PASSWORD_MIN_LENGTH", 10, env, minimum=8, maximum=128),
             allow_registration=env_bool("AUTH_ALLOW_REGISTRATION", True, env),
+            languages=_languages(env),
             **_passkey_settings(env),
             **_account_settings(env, mode),
             **_oidc_settings(env, mode),
@@ -417,6 +422,15 @@ def _passkey_settings(env: Mapping[str, str] | None) -> dict[str, object]:
         "webauthn_rp_name": env_str("AUTH_WEBAUTHN_RP_NAME", "faceauth", env),
         "passkey_fallback": env_bool("AUTH_PASSKEY_FALLBACK", True, env),
     }
+
+
+def _languages(env: Mapping[str, str] | None) -> tuple[str, ...]:
+    """AUTH_LANGUAGES: language codes with a shipped catalogue (``en``, ``de``), the fallback first."""
+    codes = tuple(code.strip() for code in env_list("AUTH_LANGUAGES", Settings.languages, env) if code.strip())
+    try:
+        return check_languages(codes)
+    except ValueError as error:
+        raise SettingsError(f"AUTH_LANGUAGES {error}") from None
 
 
 def _addresses(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:

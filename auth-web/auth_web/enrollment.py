@@ -7,6 +7,7 @@ The capture ceremony (challenge, frames, the two services, the decision, the aud
 from __future__ import annotations
 
 from flask import g
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete
 from werkzeug.datastructures import FileStorage
 
@@ -17,18 +18,18 @@ from auth_web.models import FaceTemplate, User
 from auth_web.uploads import CaptureError
 
 ADVICE = {
-    reasons.ENROLL_TOO_FEW_FACES: (
+    reasons.ENROLL_TOO_FEW_FACES: _l(
         "We could not see your face clearly in enough frames. Face the camera, keep your face inside the oval, "
         "use good light, and try again."
     ),
-    reasons.ENROLL_INCONSISTENT_IDENTITY: "Make sure only you are in view during the capture, then try again.",
+    reasons.ENROLL_INCONSISTENT_IDENTITY: _l("Make sure only you are in view during the capture, then try again."),
 }
-LIVENESS_ADVICE = (
+LIVENESS_ADVICE = _l(
     "The capture did not pass the liveness check. Look at the camera, follow the prompt when it appears, and try again."
 )
-CAPTURE_EXPIRED = "This capture expired or was already used. Please start again."
-CAPTURE_TOO_EARLY = "This capture arrived sooner than it could have been recorded. Please start again."
-ENROLLED = "Your face is enrolled. Next time, sign in with your camera."
+CAPTURE_EXPIRED = _l("This capture expired or was already used. Please start again.")
+CAPTURE_TOO_EARLY = _l("This capture arrived sooner than it could have been recorded. Please start again.")
+ENROLLED = _l("Your face is enrolled. Next time, sign in with your camera.")
 
 
 def issue_challenge(user: User | None = None) -> Issued:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,10 +23,10 @@ def validate_group_name(raw: str) -> str:
     name = (raw or "").strip().lower()
     if not GROUP_NAME.fullmatch(name):
         raise GroupNameError(
-            "A group name is 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit."
+            _("A group name is 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit.")
         )
     if name == ROLE_ADMIN:
-        raise GroupNameError("'admin' is the administrator role, not a group: make the user an admin instead.")
+        raise GroupNameError(_("'admin' is the administrator role, not a group: make the user an admin instead."))
     return name
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 from flask import session
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import FileStorage
 
 from auth_web import context, login_flow, passkeys, reasons, throttle
@@ -35,14 +37,16 @@ from auth_web.models import EMBEDDING_DIMENSIONS, User
 from auth_web.template_crypto import TemplateDecryptionError
 from auth_web.uploads import CaptureError
 
-FACE_FAILED = "The face check did not pass. Try again in good light, keep your face inside the oval, follow the prompt."
-USE_PASSKEY = "Or use your passkey instead."
-GENERIC_FAILURE = (
+FACE_FAILED = _l(
+    "The face check did not pass. Try again in good light, keep your face inside the oval, follow the prompt."
+)
+USE_PASSKEY = _l("Or use your passkey instead.")
+GENERIC_FAILURE = _l(
     "We couldn't sign you in. Check your username and password, keep your face inside the oval in good light, "
     "follow the prompt, and try again."
 )
 CHALLENGE_EXPIRED = login_flow.STEP_MISSING
-FIRST_FACTOR_FIRST = "Sign in with your passkey first, then look at the camera."
+FIRST_FACTOR_FIRST = _l("Sign in with your passkey first, then look at the camera.")
 
 
 def issue_challenge(username_raw: object) -> Issued | Refused:
@@ -274,4 +278,4 @@ def attempt(
     db().commit()
     sign_in(user, login_flow.signed_in_amr(first_amr, ["face"]))
     LOGIN.record(subject, reasons.SUCCESS, reasons.OK, _scores(face, {"steps": details["steps"]} if preauth else None))
-    return SignedIn(reasons.OK, user.username, f"Welcome, {user.username}.")
+    return SignedIn(reasons.OK, user.username, _("Welcome, %(name)s.", name=user.username))

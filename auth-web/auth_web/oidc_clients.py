@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,20 +42,24 @@ def validate_uri(raw: str, *, allow_http: bool = False) -> str:
     try:
         parts = urlsplit(uri)
     except ValueError:
-        raise ClientError(f"not a URL: {raw!r}") from None
+        raise ClientError(_("not a URL: %(uri)s", uri=repr(raw))) from None
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment or "@" in parts.netloc:
-        raise ClientError(f"a redirect URI must be an absolute http(s) URL without a fragment: {raw!r}")
+        raise ClientError(
+            _("a redirect URI must be an absolute http(s) URL without a fragment: %(uri)s", uri=repr(raw))
+        )
     if parts.scheme == "http" and not allow_http and parts.hostname not in _LOOPBACK_HOSTS:
-        raise ClientError(f"http:// only for loopback hosts (use https, or --allow-http): {raw!r}")
+        raise ClientError(_("http:// only for loopback hosts (use https, or --allow-http): %(uri)s", uri=repr(raw)))
     if any(char in uri for char in " \t\r\n\"'<>\\"):
-        raise ClientError(f"a redirect URI must not contain spaces, quotes or angle brackets: {raw!r}")
+        raise ClientError(_("a redirect URI must not contain spaces, quotes or angle brackets: %(uri)s", uri=repr(raw)))
     return uri
 
 
 def validate_scopes(raw: str) -> str:
     scopes = sorted(set(raw.split()), key=SCOPES.index) if all(s in SCOPES for s in raw.split()) else None
     if not scopes or "openid" not in scopes:
-        raise ClientError(f"scopes must include 'openid' and be among {list(SCOPES)}, got {raw!r}")
+        raise ClientError(
+            _("scopes must include 'openid' and be among %(scopes)s, got %(raw)s", scopes=list(SCOPES), raw=repr(raw))
+        )
     return " ".join(scopes)
 
 
@@ -82,24 +87,26 @@ def create_client(
     """
     name = name.strip()
     if not 1 <= len(name) <= 100:
-        raise ClientError("a client needs a name of 1-100 characters")
+        raise ClientError(_("a client needs a name of 1-100 characters"))
     if auth_method not in AUTH_METHODS:
-        raise ClientError(f"the token endpoint auth method must be one of {list(AUTH_METHODS)}")
+        raise ClientError(_("the token endpoint auth method must be one of %(methods)s", methods=list(AUTH_METHODS)))
     client_id = client_id or secrets.token_urlsafe(16)
     if not CLIENT_ID.fullmatch(client_id):
-        raise ClientError("a client id is 3-64 letters, digits, '.', '_' or '-'")
+        raise ClientError(_("a client id is 3-64 letters, digits, '.', '_' or '-'"))
     if session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id)) is not None:
-        raise ClientError(f"client {client_id!r} exists")
+        raise ClientError(_("client %(client)s exists", client=repr(client_id)))
     uris = [validate_uri(uri, allow_http=allow_http) for uri in redirect_uris if uri.strip()]
     if not uris:
-        raise ClientError("a client needs at least one redirect URI")
+        raise ClientError(_("a client needs at least one redirect URI"))
     logout_uris = [validate_uri(uri, allow_http=allow_http) for uri in post_logout_redirect_uris if uri.strip()]
     if auth_method == "none":
         if secret:
-            raise ClientError("a public client has no secret")
+            raise ClientError(_("a public client has no secret"))
     elif secret is not None:
         if len(secret) < MIN_SECRET_LENGTH or not secret.isascii() or not secret.isprintable():
-            raise ClientError(f"a client secret must be at least {MIN_SECRET_LENGTH} printable ASCII characters")
+            raise ClientError(
+                _("a client secret must be at least %(count)s printable ASCII characters", count=MIN_SECRET_LENGTH)
+            )
     else:
         secret = new_secret()
     row = OAuthClient(
@@ -129,7 +136,7 @@ def list_clients(session: Session) -> list[OAuthClient]:
 def rotate_secret(session: Session, client: OAuthClient) -> str:
     """A new secret (the old one stops working at once); not committed."""
     if client.public:
-        raise ClientError(f"{client.client_id!r} is a public client: it has no secret")
+        raise ClientError(_("%(client)s is a public client: it has no secret", client=repr(client.client_id)))
     secret = new_secret()
     client.secret_hash = hash_password(secret)
     return secret

@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import request, session
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from webauthn import (
     generate_authentication_options,
@@ -58,8 +60,8 @@ ASSERT = "assert"
 NAME_MAX_LENGTH = 64
 DEFAULT_NAME = "Passkey"
 TIMEOUT_MS = 60_000
-CHALLENGE_EXPIRED = "This passkey request expired or was already used. Please try again."
-REGISTER_FAILED = "The passkey could not be added. Try again, or use another authenticator."
+CHALLENGE_EXPIRED = _l("This passkey request expired or was already used. Please try again.")
+REGISTER_FAILED = _l("The passkey could not be added. Try again, or use another authenticator.")
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def register(user: User, credential: object, name_raw: object) -> Registered | R
         return Refused(Refusal.PASSKEY_FAILED, reasons.PASSKEY_INVALID, REGISTER_FAILED)
     if db().scalar(select(Passkey.id).where(Passkey.credential_id == verified.credential_id)) is not None:
         _audit(reasons.PASSKEY_ADD, reasons.FAILURE, reasons.PASSKEY_OTHER_USER, user, {"duplicate": True})
-        return Refused(Refusal.PASSKEY_FAILED, reasons.PASSKEY_OTHER_USER, "This passkey is already registered.")
+        return Refused(Refusal.PASSKEY_FAILED, reasons.PASSKEY_OTHER_USER, _("This passkey is already registered."))
     transports = credential.get("response", {}).get("transports") if isinstance(credential, dict) else None
     passkey = Passkey(
         user_id=user.id,
@@ -202,7 +204,7 @@ def register(user: User, credential: object, name_raw: object) -> Registered | R
     db().add(passkey)
     db().commit()
     _audit(reasons.PASSKEY_ADD, reasons.SUCCESS, reasons.OK, user, {"passkey": passkey.id, "name": passkey.name})
-    return Registered(passkey.id, passkey.name, f"Passkey “{passkey.name}” added.")
+    return Registered(passkey.id, passkey.name, _("Passkey “%(name)s” added.", name=passkey.name))
 
 
 def remove(user: User, passkey_id: int) -> bool:
@@ -323,14 +325,14 @@ def take_assertion(credential: object) -> Assertion | None:
 #: What the assertion challenge is for (kept with it, so that one cannot be answered as the other).
 FIRST_FACTOR = "first_factor"
 FALLBACK = "fallback"
-FALLBACK_REFUSED = "Signing in with a passkey instead of your face is not available here. Please start again."
+FALLBACK_REFUSED = _l("Signing in with a passkey instead of your face is not available here. Please start again.")
 
 
 def login_options(username_raw: object) -> PasskeyOptions | Refused:
     """Options for the first factor of ``passkey+face`` towards the claimed account (see
     ``authentication_options`` for unknown names)."""
     if login_flow.current_flow()[0] != login_flow.PASSKEY:
-        return Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, "This site does not sign in with a passkey first.")
+        return Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, _("This site does not sign in with a passkey first."))
     username = login_flow.validated_username(username_raw)
     if isinstance(username, Refused):
         return username
@@ -423,4 +425,4 @@ def fallback_check(credential: object) -> SignedIn | Refused:
     sign_in(user, amr)
     details = {"step": "passkey", "first_factor": list(preauth.passed), "amr": amr, **outcome.details}
     audit.record(reasons.LOGIN, reasons.SUCCESS, reasons.PASSKEY_FALLBACK, details=details, **subject)
-    return SignedIn(reasons.PASSKEY_FALLBACK, user.username, f"Welcome, {user.username}.")
+    return SignedIn(reasons.PASSKEY_FALLBACK, user.username, _("Welcome, %(name)s.", name=user.username))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import abort, g, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 
 from auth_web import audit, context, reasons
 from auth_web.auth_helpers import session_auth_time
@@ -93,7 +94,7 @@ def fresh_auth_required(view: F) -> F:
                 body = {
                     "ok": False,
                     "error": REAUTH_REQUIRED,
-                    "message": "Confirm it's you first: sign in again.",
+                    "message": _("Confirm it's you first: sign in again."),
                     "reauth_url": target,
                 }
                 response = jsonify(body)

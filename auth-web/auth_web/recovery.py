@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import session
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -38,10 +39,11 @@ STEPS: dict[str, tuple[str, ...]] = {
     RECOVERY_PASSWORD: (STEP_PASSWORD,),
     RECOVERY_BOTH: (STEP_PASSWORD, STEP_FACE),
 }
+#: What a link of each purpose lets its holder do ("This link lets alice <label>."), in the request's language.
 PURPOSE_LABELS = {
-    RECOVERY_FACE: "enroll the face",
-    RECOVERY_PASSWORD: "set a password",
-    RECOVERY_BOTH: "set a password and enroll the face",
+    RECOVERY_FACE: _l("enroll the face"),
+    RECOVERY_PASSWORD: _l("set a password"),
+    RECOVERY_BOTH: _l("set a password and enroll the face"),
 }
 CHANNEL_ADMIN = "admin"
 CHANNEL_CLI = "cli"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 # (token in the string, name shown), first match wins.
 _BROWSERS: tuple[tuple[str, str], ...] = (
     ("Edg/", "Edge"),
@@ -49,7 +52,7 @@ _SYSTEMS: tuple[tuple[str, str], ...] = (
 # The first product token of a non-browser client: "curl/8.5.0" -> "curl", "python-httpx/0.27" -> "python-httpx".
 _PRODUCT = re.compile(r"^([A-Za-z][\w.+-]{0,39})/")
 
-UNKNOWN = "Unknown browser"
+UNKNOWN = _l("Unknown browser")
 
 
 def browser_name(agent: str) -> str | None:
@@ -72,11 +75,11 @@ def describe_user_agent(agent: str | None) -> str:
     """A short name such as "Chrome on Linux", "Safari on iOS", "Firefox" or "curl"; ``UNKNOWN`` if none fits."""
     agent = (agent or "").strip()
     if not agent:
-        return UNKNOWN
+        return str(UNKNOWN)
     browser, system = browser_name(agent), system_name(agent)
     if browser is None:
         product = _PRODUCT.match(agent)
         if product is None or product.group(1) == "Mozilla":
-            return f"Unknown browser on {system}" if system else UNKNOWN
+            return _("Unknown browser on %(system)s", system=system) if system else str(UNKNOWN)
         browser = product.group(1)
-    return f"{browser} on {system}" if system else browser
+    return _("%(browser)s on %(system)s", browser=browser, system=system) if system else browser

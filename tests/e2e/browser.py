@@ -57,8 +57,16 @@ return null;
 class Browser:
     """One Chromium with its own profile and camera file; ``quit()`` removes the profile."""
 
-    def __init__(self, camera: Path | None, *, grant_camera: bool = True, scripts: Sequence[str] = ()) -> None:
-        """``scripts`` run in every page before the page's own (the camera relighting, the flash recorder)."""
+    def __init__(
+        self,
+        camera: Path | None,
+        *,
+        grant_camera: bool = True,
+        scripts: Sequence[str] = (),
+        language: str | None = None,
+    ) -> None:
+        """``scripts`` run in every page before the page's own (the camera relighting, the flash recorder);
+        ``language``: the browser's languages ("de-DE,de"), its UI and Accept-Language (default: Chromium's)."""
         self.profile = Path(tempfile.mkdtemp(prefix="faceauth-e2e-chromium-"))
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
@@ -78,12 +86,18 @@ class Browser:
         ]
         if camera is not None:
             arguments.append(f"--use-file-for-fake-video-capture={camera}")
+        prefs: dict[str, Any] = {}
         if grant_camera:
             arguments.append("--use-fake-ui-for-media-stream")  # answers the camera prompt with "Allow"
         else:
             # What a person who clicked "Block" has: the site's camera setting is "Block", and any prompt is denied.
             arguments.append("--deny-permission-prompts")
-            options.add_experimental_option("prefs", {"profile.default_content_setting_values.media_stream_camera": 2})
+            prefs["profile.default_content_setting_values.media_stream_camera"] = 2
+        if language:
+            arguments.append(f"--lang={language.split(',')[0]}")
+            prefs["intl.accept_languages"] = language
+        if prefs:
+            options.add_experimental_option("prefs", prefs)
         for argument in arguments:
             options.add_argument(argument)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
-from auth_web import account_security, audit, context, reasons, reauth
+from auth_web import account_security, audit, context, i18n, reasons, reauth
 from auth_web.accounts import ValidationError, verify_password
 from auth_web.auth_helpers import login_required
 from auth_web.db import db
@@ -62,7 +64,7 @@ def change_password() -> str | Response:
         form.current.validators = []
     if form.validate_on_submit():
         if user.password_hash is not None and not verify_password(user.password_hash, form.current.data or ""):
-            form.current.errors.append("That is not your current password.")  # type: ignore[union-attr]
+            form.current.errors.append(_("That is not your current password."))  # type: ignore[union-attr]
             audit.record(
                 reasons.PASSWORD_CHANGE,
                 reasons.FAILURE,
@@ -76,11 +78,18 @@ def change_password() -> str | Response:
                     db(), user, form.password.data or "", min_length=settings.password_min_length, channel="account"
                 )
             except ValidationError as error:
-                form.password.errors.append(str(error))  # type: ignore[union-attr]
+                form.password.errors.append(i18n.rule_message(error))  # type: ignore[union-attr]
             else:
                 ended = end_other_sessions(user.id)
-                others = f" You are signed out on {ended} other device{'s' if ended != 1 else ''}." if ended else ""
-                flash("Your password is changed." + others, "success")
+                if ended:
+                    message = ngettext(
+                        "Your password is changed. You are signed out on %(num)d other device.",
+                        "Your password is changed. You are signed out on %(num)d other devices.",
+                        ended,
+                    )
+                else:
+                    message = _("Your password is changed.")
+                flash(message, "success")
                 return redirect(url_for("account.dashboard"))
     status = 400 if form.is_submitted() else 200
     return render_template("password.html", form=form, has_password=user.password_hash is not None), status  # type: ignore[return-value]
@@ -96,9 +105,12 @@ def change_email() -> Response:
     try:
         email = account_security.change_email(db(), g.user, form.email.data or "")
     except ValidationError as error:
-        flash(str(error), "error")
+        flash(i18n.rule_message(error), "error")
     else:
-        flash(f"Your e-mail address is now {email}." if email else "Your e-mail address is removed.", "success")
+        flash(
+            _("Your e-mail address is now %(email)s.", email=email) if email else _("Your e-mail address is removed."),
+            "success",
+        )
     return redirect(url_for("account.dashboard"))
 
 
@@ -108,12 +120,12 @@ def revoke_session(handle: str) -> Response:
     if not ActionForm().validate_on_submit():
         abort(400)
     if handle == context.browser_session().hash[:24]:
-        flash("To end this session, sign out.", "info")
+        flash(_("To end this session, sign out."), "info")
     elif context.sessions().revoke(g.user.id, handle):
         audit.record(
             reasons.SESSION_REVOKE, reasons.SUCCESS, reasons.OK, user_id=g.user.id, claimed_username=g.user.username
         )
-        flash("The session is ended.", "success")
+        flash(_("The session is ended."), "success")
     else:
-        flash("That session had already ended.", "info")
+        flash(_("That session had already ended."), "info")
     return redirect(url_for("account.dashboard"))

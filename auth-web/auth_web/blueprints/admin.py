@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
@@ -82,7 +83,7 @@ def _target(user_id: int) -> User:
     if user is None:
         abort(404)
     if user.id == g.user.id:
-        flash("You cannot do that to your own account.", "error")
+        flash(_("You cannot do that to your own account."), "error")
         abort(redirect(url_for("admin.users")))
     return user
 
@@ -102,7 +103,7 @@ def disable(user_id: int) -> Response:
         claimed_username=user.username,
         details={"sessions_ended": ended},
     )
-    flash(f"{user.username} is disabled and signed out everywhere.", "success")
+    flash(_("%(name)s is disabled and signed out everywhere.", name=user.username), "success")
     return redirect(request.referrer or url_for("admin.users"))
 
 
@@ -115,7 +116,7 @@ def enable(user_id: int) -> Response:
     # Failed logins for the name are forgotten too (every address's delays and locks for it).
     context.failure_log().forget_username(user.username)
     audit.record(reasons.ADMIN_ENABLE, reasons.SUCCESS, reasons.OK, user_id=user.id, claimed_username=user.username)
-    flash(f"{user.username} is enabled.", "success")
+    flash(_("%(name)s is enabled.", name=user.username), "success")
     return redirect(request.referrer or url_for("admin.users"))
 
 
@@ -136,7 +137,7 @@ def delete(user_id: int) -> Response:
         claimed_username=username,
         details={"templates_deleted": template_count, "sessions_ended": ended},
     )
-    flash(f"{username} is deleted, with their face data and sessions.", "success")
+    flash(_("%(name)s is deleted, with their face data and sessions.", name=username), "success")
     return redirect(url_for("admin.users"))
 
 
@@ -154,7 +155,7 @@ def unlock(user_id: int) -> Response:
         claimed_username=user.username,
         details={"keys_cleared": cleared},
     )
-    flash(f"{user.username}'s failed sign-ins are cleared: they can sign in again at once.", "success")
+    flash(_("%(name)s's failed sign-ins are cleared: they can sign in again at once.", name=user.username), "success")
     return redirect(request.referrer or url_for("admin.users"))
 
 
@@ -165,9 +166,16 @@ def reset_face(user_id: int) -> str | Response:
     user = _target(user_id)
     removed = account_security.reset_face(db(), user)
     ended = context.sessions().end_all(user.id)
-    note = f"{removed} face templates removed, {ended} sessions ended."
+    note = _("%(templates)s face templates removed, %(sessions)s sessions ended.", templates=removed, sessions=ended)
     if not user.is_active:
-        flash(f"{user.username}: {note} No enrollment link: the account is disabled (enable it first).", "info")
+        flash(
+            _(
+                "%(name)s: %(note)s No enrollment link: the account is disabled (enable it first).",
+                name=user.username,
+                note=note,
+            ),
+            "info",
+        )
         return redirect(url_for("admin.users"))
     return _link_page(user, _issue(user, RECOVERY_FACE), note)
 
@@ -181,7 +189,7 @@ def recovery_link(user_id: int) -> str | Response:
         abort(400)
     if not user.is_active:
         # Its link would be refused when followed: say so now instead of handing out a dead end.
-        flash(f"{user.username} is disabled: enable the account first, then issue the link.", "error")
+        flash(_("%(name)s is disabled: enable the account first, then issue the link.", name=user.username), "error")
         return redirect(url_for("admin.users"))
     return _link_page(user, _issue(user, purpose), "")
 
@@ -204,7 +212,7 @@ def _link_page(user: User, issued: recovery.IssuedLink, note: str) -> str:
         "admin/link.html",
         target=user,
         url=recovery.link_url(base, issued.token),
-        purpose=recovery.PURPOSE_LABELS[issued.link.purpose],
+        purpose=str(recovery.PURPOSE_LABELS[issued.link.purpose]),
         hours=max(1, settings.recovery_link_ttl_seconds // 3600),
         revoked=issued.revoked,
         note=note,

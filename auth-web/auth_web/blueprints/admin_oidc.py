@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -80,7 +81,7 @@ def delete_client(client_pk: int) -> Response:
     db().delete(row)
     db().commit()
     _audit(reasons.CLIENT_DELETE, client_id)
-    flash(f"Client {client_id} is deleted, with its consents and refresh tokens.", "success")
+    flash(_("Client %(client)s is deleted, with its consents and refresh tokens.", client=client_id), "success")
     return redirect(url_for("admin_oidc.clients"))
 
 
@@ -126,7 +127,7 @@ def set_groups() -> Response:
     session = db()
     user = context.find_user(session, _field("username").strip())
     if user is None:
-        flash("No such user.", "error")
+        flash(_("No such user."), "error")
         return redirect(url_for("admin_oidc.groups"))
     try:
         added, removed = set_user_groups(session, user, _lines("groups"))
@@ -143,7 +144,11 @@ def set_groups() -> Response:
         claimed_username=user.username,
         details={"added": added, "removed": removed},
     )
-    flash(f"{user.username}'s groups: {', '.join(group_names(session, user)) or 'none'}.", "success")
+    names = ", ".join(group_names(session, user))
+    if names:
+        flash(_("%(name)s's groups: %(groups)s.", name=user.username, groups=names), "success")
+    else:
+        flash(_("%(name)s's groups: none.", name=user.username), "success")
     return redirect(url_for("admin_oidc.groups"))
 
 

@@ -13,6 +13,8 @@ from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, flash, g, jsonify, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from auth_web import actions, calibration, context, enrollment, login, reasons, recovery
 from auth_web.auth_helpers import admin_required, login_required
@@ -27,7 +29,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 #: The reviewed OpenAPI 3.1 description of this API (a unit test keeps it equal to the app's routes).
 OPENAPI_RESOURCE = "openapi.json"
-SEND_JSON = "Send JSON {username}."
+SEND_JSON = _l("Send JSON {username}.")
 
 #: The status code of each refusal.
 REFUSAL_STATUS = {
@@ -70,7 +72,7 @@ def _challenge_body(issued: Issued) -> dict[str, Any]:
         "ok": True,
         "nonce": challenge.nonce,
         "actions": list(challenge.actions),
-        "prompts": [actions.PROMPTS[action] for action in challenge.actions],
+        "prompts": [str(actions.PROMPTS[action]) for action in challenge.actions],
         "expires_in": config.challenge_ttl_seconds,
         "flash": flash,
         "capture": {
@@ -93,14 +95,15 @@ def _json(result: Result | Calibrated) -> Response:
     if isinstance(result, Issued):
         body = _challenge_body(result)
     elif isinstance(result, SignedIn):
-        body = {"ok": True, "message": result.message, "redirect": AFTER_CAPTURE}
+        body = {"ok": True, "message": str(result.message), "redirect": AFTER_CAPTURE}
     elif isinstance(result, Enrolled):
-        body = {"ok": True, "templates": result.templates, "message": result.message, "redirect": AFTER_CAPTURE}
+        body = {"ok": True, "templates": result.templates, "message": str(result.message), "redirect": AFTER_CAPTURE}
     elif isinstance(result, Calibrated):
         body = {"ok": True, **dataclasses.asdict(result)}
     else:
         status = REFUSAL_STATUS[result.refusal]
-        body = {"ok": False, "error": str(result.refusal), "message": result.message}
+        # ``error``: a code for programs (never translated); ``message``: for the person, in the request's language.
+        body = {"ok": False, "error": str(result.refusal), "message": str(result.message)}
         if result.fallback is not None:
             body["fallback"] = result.fallback
         if result.retry_after is not None:
@@ -174,7 +177,7 @@ def enroll() -> Response:
     state, user = recovering
     result = enrollment.enroll(*_enroll_fields(), user=user, channel="recovery_link")
     if isinstance(result, Enrolled) and recovery.finish_step(state, recovery.STEP_FACE):
-        flash("Your account is ready. Sign in now with your face.", "success")
+        flash(_("Your account is ready. Sign in now with your face."), "success")
     return _json(result)
 
 

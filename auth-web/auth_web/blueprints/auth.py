@@ -6,10 +6,11 @@ import datetime as dt
 from urllib.parse import unquote, urljoin, urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from auth_web import audit, context, reasons
+from auth_web import audit, context, i18n, reasons
 from auth_web.accounts import ValidationError, hash_password, normalize_username, validate_password, validate_username
 from auth_web.auth_helpers import sign_in, sign_out
 from auth_web.db import db
@@ -41,7 +42,7 @@ def safe_next(raw: str | None) -> str | None:
     if not raw or len(raw) > _NEXT_MAX_LENGTH or not raw.isascii() or not raw.isprintable():
         return None
     decoded = raw
-    for _ in range(3):  # %2509 → %09 → tab: decode until nothing changes (a few rounds are plenty)
+    for _round in range(3):  # %2509 → %09 → tab: decode until nothing changes (a few rounds are plenty)
         decoded, previous = unquote(decoded), decoded
         if decoded == previous:
             break
@@ -90,7 +91,10 @@ def register() -> str | Response:
     settings = context.settings()
     if not settings.allow_registration:
         return render_template(
-            "error.html", status=403, title="Registration is closed", message="Ask your administrator for an account."
+            "error.html",
+            status=403,
+            title=_("Registration is closed"),
+            message=_("Ask your administrator for an account."),
         ), 403  # type: ignore[return-value]
     if g.get("user") is not None:
         return redirect(url_for("account.dashboard"))
@@ -99,22 +103,22 @@ def register() -> str | Response:
         try:
             username = validate_username(form.username.data or "")
         except ValidationError as error:
-            form.username.errors.append(str(error))  # type: ignore[union-attr]
+            form.username.errors.append(i18n.rule_message(error))  # type: ignore[union-attr]
         else:
             try:
                 password = validate_password(form.password.data or "", username, settings.password_min_length)
             except ValidationError as error:
-                form.password.errors.append(str(error))  # type: ignore[union-attr]
+                form.password.errors.append(i18n.rule_message(error))  # type: ignore[union-attr]
             else:
                 user = _create_user(username, password)
                 if user is None:
-                    form.username.errors.append("That username is taken. Choose another one.")  # type: ignore[union-attr]
+                    form.username.errors.append(_("That username is taken. Choose another one."))  # type: ignore[union-attr]
                 else:
                     audit.record(
                         reasons.REGISTER, reasons.SUCCESS, reasons.OK, user_id=user.id, claimed_username=username
                     )
                     sign_in(user, ["pwd"])
-                    flash("Your account is ready. Now add your face.", "success")
+                    flash(_("Your account is ready. Now add your face."), "success")
                     return redirect(url_for("enroll.enroll_page"))
     status = 400 if form.is_submitted() else 200
     return render_template("register.html", form=form, settings=settings), status  # type: ignore[return-value]
@@ -145,5 +149,5 @@ def logout() -> Response:
     if ActionForm().validate_on_submit() and g.get("user") is not None:
         audit.record(reasons.LOGOUT, reasons.SUCCESS, reasons.OK, user_id=g.user.id, claimed_username=g.user.username)
         sign_out()
-        flash("You are signed out.", "info")
+        flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))

@@ -9,6 +9,8 @@ enrolls again while that session is fresh, or through a recovery link.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
 from auth_web import context, enrollment, reauth
@@ -42,7 +44,7 @@ def enroll_page() -> str:
 @fresh_auth_required
 def confirm_delete() -> str | Response:
     if not g.user.templates:
-        flash("You have no face data to delete.", "info")
+        flash(_("You have no face data to delete."), "info")
         return redirect(url_for("account.dashboard"))
     return render_template("confirm_delete.html", form=ActionForm(), templates=len(g.user.templates))
 
@@ -57,7 +59,11 @@ def delete_face() -> Response:
         return redirect(url_for("enroll.confirm_delete"))
     count = enrollment.delete_templates()
     flash(
-        f"Your face data is deleted ({count} templates). Until you enroll again you cannot sign in with your face.",
+        ngettext(
+            "Your face data is deleted (%(num)d template). Until you enroll again you cannot sign in with your face.",
+            "Your face data is deleted (%(num)d templates). Until you enroll again you cannot sign in with your face.",
+            count,
+        ),
         "info",
     )
     return redirect(url_for("account.dashboard"))

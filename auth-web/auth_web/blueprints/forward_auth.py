@@ -15,6 +15,7 @@ import secrets
 from urllib.parse import unquote, urlencode, urlsplit
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from auth_web import context
 from auth_web.db import db
@@ -96,8 +97,8 @@ def start() -> Response:
         return render_template(  # type: ignore[return-value]
             "error.html",
             status=400,
-            title="Unknown destination",
-            message="The page that sent you here is not one faceauth signs in for.",
+            title=_("Unknown destination"),
+            message=_("The page that sent you here is not one faceauth signs in for."),
         ), 400
     if g.get("user") is not None:
         return redirect(return_url)  # type: ignore[return-value]

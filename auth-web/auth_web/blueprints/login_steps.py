@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from flask_babel import gettext as _
 
 from auth_web import login_flow, passkeys, reasons
 from auth_web.blueprints.api import SEND_JSON, _json
@@ -27,8 +28,8 @@ def _answer(result: login_flow.FirstFactorPassed | passkeys.PasskeyOptions | Res
     return _json(result)
 
 
-def _bad_request(message: str = SEND_JSON) -> Response:
-    return _json(Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, message))
+def _bad_request(message: str | None = None) -> Response:
+    return _json(Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, message or str(SEND_JSON)))
 
 
 @bp.post("/password")
@@ -36,7 +37,7 @@ def password() -> Response:
     """``password+face``: username and password, checked before the camera starts."""
     payload = _payload()
     if payload is None:
-        return _bad_request("Send JSON {username, password}.")
+        return _bad_request(_("Send JSON {username, password}."))
     return _answer(login_flow.check_password(payload.get("username"), payload.get("password")))
 
 
@@ -54,13 +55,13 @@ def passkey() -> Response:
     """``passkey+face``: the assertion (PublicKeyCredential JSON) for this session's challenge."""
     payload = _payload()
     if payload is None:
-        return _bad_request("Send JSON {credential}.")
+        return _bad_request(_("Send JSON {credential}."))
     return _answer(passkeys.login_check(payload.get("credential")))
 
 
 @bp.post("/fallback/options")
 def fallback_options() -> Response:
-    """"Use your passkey instead": options, only after this session's face check failed (AUTH_PASSKEY_FALLBACK)."""
+    """ "Use your passkey instead": options, only after this session's face check failed (AUTH_PASSKEY_FALLBACK)."""
     return _answer(passkeys.fallback_options())
 
 
@@ -68,5 +69,5 @@ def fallback_options() -> Response:
 def fallback() -> Response:
     payload = _payload()
     if payload is None:
-        return _bad_request("Send JSON {credential}.")
+        return _bad_request(_("Send JSON {credential}."))
     return _answer(passkeys.fallback_check(payload.get("credential")))

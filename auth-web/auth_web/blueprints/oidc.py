@@ -30,6 +30,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from auth_web import audit, context, oidc, oidc_keys, reasons
@@ -43,10 +45,10 @@ from auth_web.oidc_models import OAuthConsent, RefreshToken
 bp = Blueprint("oidc", __name__)
 
 SCOPE_DESCRIPTIONS = {
-    "openid": "Confirm who you are (a stable identifier, not your username)",
-    "profile": "Your username",
-    "email": "Your e-mail address",
-    "groups": "The groups you belong to",
+    "openid": _l("Confirm who you are (a stable identifier, not your username)"),
+    "profile": _l("Your username"),
+    "email": _l("Your e-mail address"),
+    "groups": _l("The groups you belong to"),
 }
 #: Cacheable answers (everything else is no-store): the configuration rarely changes; JWKS changes at rotation,
 #: and a relying party that meets an unknown kid fetches it again.
@@ -139,8 +141,8 @@ def resume(request_id: str) -> Any:
         return render_template(
             "error.html",
             status=400,
-            title="This sign-in request has expired",
-            message="Go back to the application and sign in again.",
+            title=_("This sign-in request has expired"),
+            message=_("Go back to the application and sign in again."),
         ), 400
     decision = None
     if request.method == "POST":
@@ -253,8 +255,9 @@ def _invalid_request_page(why: str) -> Any:
     return render_template(
         "error.html",
         status=400,
-        title="This sign-in request is invalid",
-        message=f"The application sent a request faceauth cannot accept: {why}",
+        title=_("This sign-in request is invalid"),
+        # ``why`` is the protocol's own description (for the application's developer): not translated.
+        message=_("The application sent a request faceauth cannot accept: %(why)s", why=why),
     ), 400
 
 
@@ -346,8 +349,10 @@ def end_session() -> Any:
         return render_template(
             "error.html",
             status=400,
-            title="This sign-out request is invalid",
-            message=f"The application sent a request faceauth cannot accept: {error.description or error.error}",
+            title=_("This sign-out request is invalid"),
+            message=_(
+                "The application sent a request faceauth cannot accept: %(why)s", why=error.description or error.error
+            ),
         ), 400
     if end_request.needs_confirmation and request.method == "GET" and g.get("user") is not None:
         client = end_request.client

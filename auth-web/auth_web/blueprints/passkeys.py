@@ -7,6 +7,7 @@ Adding and removing a passkey changes how the account signs in, so both need a f
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from auth_web import passkeys, reasons
@@ -32,7 +33,7 @@ def registration_options() -> Response:
 def register() -> Response:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
-        return _json(Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, "Send JSON {credential, name}."))
+        return _json(Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, _("Send JSON {credential, name}.")))
     result = passkeys.register(g.user, payload.get("credential"), payload.get("name"))
     if isinstance(result, passkeys.Registered):
         flash(result.message, "success")
@@ -47,9 +48,9 @@ def remove(passkey_id: int) -> BaseResponse:
     if not ActionForm().validate_on_submit():
         abort(400)
     if passkeys.remove(g.user, passkey_id):
-        flash("The passkey is removed. It can no longer sign in to this account.", "success")
+        flash(_("The passkey is removed. It can no longer sign in to this account."), "success")
     else:
-        flash("That passkey was already removed.", "info")
+        flash(_("That passkey was already removed."), "info")
     return redirect(url_for("account.dashboard"))
 
 
@@ -59,5 +60,5 @@ def rename(passkey_id: int) -> BaseResponse:
     if not ActionForm().validate_on_submit():
         abort(400)
     if passkeys.rename(g.user, passkey_id, request.form.get("name")):
-        flash("The passkey is renamed.", "success")
+        flash(_("The passkey is renamed."), "success")
     return redirect(url_for("account.dashboard"))

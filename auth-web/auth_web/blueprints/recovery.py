@@ -7,10 +7,13 @@ import logging
 import smtplib
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
-from auth_web import account_security, audit, context, reasons, recovery
+from auth_web import account_security, audit, context, i18n, reasons, recovery
 from auth_web.accounts import ValidationError, normalize_username
 from auth_web.config import LOCAL_RUN_URL
 from auth_web.db import db
@@ -23,26 +26,35 @@ bp = Blueprint("recovery", __name__, url_prefix="/recover")
 
 #: What a refused link's page says (the audit keeps the reason).
 REFUSED = {
-    reasons.LINK_UNKNOWN: ("This link is not valid", "Check that you copied the whole link."),
-    reasons.LINK_USED: ("This link was already used", "A recovery link works once."),
-    reasons.LINK_EXPIRED: ("This link has expired", "Recovery links are valid for a limited time."),
-    reasons.LINK_REVOKED: ("This link was replaced", "A newer link was issued for the same purpose; use that one."),
-    reasons.DISABLED: ("This account is disabled", "Ask your administrator."),
+    reasons.LINK_UNKNOWN: (_l("This link is not valid"), _l("Check that you copied the whole link.")),
+    reasons.LINK_USED: (_l("This link was already used"), _l("A recovery link works once.")),
+    reasons.LINK_EXPIRED: (_l("This link has expired"), _l("Recovery links are valid for a limited time.")),
+    reasons.LINK_REVOKED: (
+        _l("This link was replaced"),
+        _l("A newer link was issued for the same purpose; use that one."),
+    ),
+    reasons.DISABLED: (_l("This account is disabled"), _l("Ask your administrator.")),
 }
-FORGOT_ANSWER = (
+FORGOT_ANSWER = _l(
     "If an account with that username or e-mail address exists and has an e-mail address, we sent it a link. "
-    "It works once and expires in {hours} hours. Nothing arrived? Check the spam folder, or ask your administrator."
+    "It works once and expires in %(hours)s hours. Nothing arrived? Check the spam folder, or ask your administrator."
 )
 
 
 def _refused_page(reason: str) -> tuple[str, int]:
-    title, message = REFUSED.get(reason, REFUSED[reasons.LINK_UNKNOWN])
+    title, explanation = REFUSED.get(reason, REFUSED[reasons.LINK_UNKNOWN])
+    message = str(explanation)
     settings = context.settings()
     if reason != reasons.DISABLED:
-        more = " request a new one from the sign-in page, or" if settings.self_service_recovery else ""
-        message += f" To get back in,{more} ask your administrator for a new link."
+        if settings.self_service_recovery:
+            more = _(
+                "To get back in, request a new one from the sign-in page, or ask your administrator for a new link."
+            )
+        else:
+            more = _("To get back in, ask your administrator for a new link.")
+        message += " " + more
     status = {reasons.LINK_UNKNOWN: 404, reasons.DISABLED: 403}.get(reason, 410)
-    return render_template("recovery_refused.html", title=title, message=message, status=status), status
+    return render_template("recovery_refused.html", title=str(title), message=message, status=status), status
 
 
 @bp.get("/<token>")
@@ -56,7 +68,8 @@ def follow(token: str) -> str | tuple[str, int]:
         form=ActionForm(),
         token=token,
         username=found.user.username,
-        purpose=recovery.PURPOSE_LABELS[found.link.purpose],
+        purpose=str(recovery.PURPOSE_LABELS[found.link.purpose]),
+        with_face=found.link.purpose != recovery.RECOVERY_PASSWORD,
         signed_in=g.get("user") is not None,
     )
 
@@ -119,7 +132,7 @@ def progress() -> str | Response:
 def set_password() -> str | Response | tuple[str, int]:
     found = recovery.current(db())
     if found is None or not found[0].allows(recovery.STEP_PASSWORD):
-        flash("That recovery session has ended. Sign in, or use a new recovery link.", "info")
+        flash(_("That recovery session has ended. Sign in, or use a new recovery link."), "info")
         return redirect(url_for("auth.login"))
     state, user = found
     form = SetPasswordForm()
@@ -133,16 +146,16 @@ def set_password() -> str | Response | tuple[str, int]:
                 channel="recovery_link",
             )
         except ValidationError as error:
-            form.password.errors.append(str(error))  # type: ignore[union-attr]
+            form.password.errors.append(i18n.rule_message(error))  # type: ignore[union-attr]
         else:
             # Whoever holds a session of the account (it was lost or taken over) is signed out, and the failed
             # sign-ins of the forgotten password do not delay the owner's next one.
             context.sessions().end_all(user.id)
             context.failure_log().forget_username(user.username)
             if recovery.finish_step(state, recovery.STEP_PASSWORD):
-                flash("Your password is set. Sign in now.", "success")
+                flash(_("Your password is set. Sign in now."), "success")
                 return redirect(url_for("auth.login"))
-            flash("Your password is set. Now enroll your face.", "success")
+            flash(_("Your password is set. Now enroll your face."), "success")
             return redirect(url_for("recovery.progress"))
     page = render_template(
         "recovery_password.html", form=form, username=user.username, steps=state.remaining, state=state
@@ -160,8 +173,8 @@ def forgot() -> str | tuple[str, int]:
         return render_template(
             "error.html",
             status=404,
-            title="Ask your administrator",
-            message="This server cannot send e-mail, so a recovery link has to come from your administrator.",
+            title=_("Ask your administrator"),
+            message=_("This server cannot send e-mail, so a recovery link has to come from your administrator."),
         ), 404
     form = ForgotForm()
     answered = False
@@ -171,16 +184,19 @@ def forgot() -> str | tuple[str, int]:
         # request thread (mail.Mailer.in_background), so neither the page nor its time says whether it matched.
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         address = request.remote_addr
-        context.mailer().in_background(lambda: _send_link(app, identifier, address))
+        language = i18n.locale_name()  # the mail speaks the language of the page that asked for it
+        context.mailer().in_background(lambda: _send_link(app, identifier, address, language))
         answered = True
         form = ForgotForm(formdata=None)
     hours = max(1, settings.recovery_link_ttl_seconds // 3600)
-    return render_template("forgot.html", form=form, answered=answered, answer=FORGOT_ANSWER.format(hours=hours))
+    answer = str(FORGOT_ANSWER) % {"hours": hours}
+    return render_template("forgot.html", form=form, answered=answered, answer=answer)
 
 
-def _send_link(app: object, identifier: str, address: str | None) -> None:
-    """The background half of "Forgot password or face?": find the account, issue its link, mail it."""
-    with app.app_context():  # type: ignore[attr-defined]
+def _send_link(app: object, identifier: str, address: str | None, language: str = i18n.DEFAULT) -> None:
+    """The background half of "Forgot password or face?": find the account, issue its link, mail it (in
+    ``language``)."""
+    with app.app_context(), force_locale(language):  # type: ignore[attr-defined]
         settings = context.settings()
         factory = context.session_factory()
         with factory() as session:
@@ -207,7 +223,7 @@ def _send_link(app: object, identifier: str, address: str | None) -> None:
             # Never the request's Host header: a forged one would put the attacker's site into the victim's mail.
             url = recovery.link_url(settings.public_url or LOCAL_RUN_URL, issued.token)
             try:
-                context.mailer().send(user.email, "Your faceauth recovery link", _mail_body(user, issued, url))
+                context.mailer().send(user.email, _("Your faceauth recovery link"), _mail_body(user, issued, url))
             except (smtplib.SMTPException, OSError) as error:
                 log.error("recovery_mail_failed", extra={"fields": {"error": type(error).__name__}})
                 audit.record(
@@ -233,18 +249,25 @@ def _send_link(app: object, identifier: str, address: str | None) -> None:
 def _mail_body(user: User, issued: recovery.IssuedLink, url: str) -> str:
     settings = context.settings()
     hours = max(1, settings.recovery_link_ttl_seconds // 3600)
-    purpose = recovery.PURPOSE_LABELS[issued.link.purpose]
-    face_note = (
-        "This link cannot change your enrolled face: if your face no longer signs you in, ask your administrator "
-        "to reset it."
-        if issued.link.purpose == recovery.RECOVERY_PASSWORD
-        else "Your account has no face enrolled, so this link also lets you enroll it."
-    )
-    return (
-        f"Hello {user.username},\n\n"
-        f"someone (hopefully you) asked for a way back into your faceauth account. This link lets you {purpose}:\n\n"
-        f"  {url}\n\n"
-        f"It works once and expires in {hours} hours. {face_note}\n\n"
-        "If you did not ask for it, ignore this mail: nothing changes until the link is used. "
-        'Your account page lists every change under "Security activity".\n'
-    )
+    purpose = str(recovery.PURPOSE_LABELS[issued.link.purpose])
+    if issued.link.purpose == recovery.RECOVERY_PASSWORD:
+        face_note = _(
+            "This link cannot change your enrolled face: if your face no longer signs you in, ask your administrator "
+            "to reset it."
+        )
+    else:
+        face_note = _("Your account has no face enrolled, so this link also lets you enroll it.")
+    paragraphs = [
+        _("Hello %(name)s,", name=user.username),
+        _(
+            "someone (hopefully you) asked for a way back into your faceauth account. This link lets you %(purpose)s:",
+            purpose=purpose,
+        ),
+        f"  {url}",
+        _("It works once and expires in %(hours)s hours.", hours=hours) + " " + face_note,
+        _(
+            "If you did not ask for it, ignore this mail: nothing changes until the link is used. "
+            'Your account page lists every change under "Security activity".'
+        ),
+    ]
+    return "\n\n".join(paragraphs) + "\n"

@@ -4,7 +4,7 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form.classList && form.classList.contains("js-confirm")) {
-      if (!window.confirm(form.dataset.confirm || "Are you sure?")) { event.preventDefault(); }
+      if (!window.confirm(form.dataset.confirm || window.FaceauthI18n.t("admin.confirm"))) { event.preventDefault(); }
     }
   });
 })();

@@ -4,7 +4,14 @@
 (function () {
   "use strict";
 
-  var UNAVAILABLE = "The service is temporarily unavailable. Please try again in a minute.";
+  /* The page's words (page.js, from auth_web/js_strings.py). */
+  function t(key, params) { return window.FaceauthI18n.t(key, params); }
+
+  /* A prompt inside a sentence ("Next: blink your eyes"): its first letter in lower case, the rest as the server
+   * wrote it (German keeps its nouns and "Sie" capitalised). */
+  function inline(prompt) { return prompt.charAt(0).toLowerCase() + prompt.slice(1); }
+
+  var UNAVAILABLE = t("unavailable");
 
   // The face must stay well placed this long before the capture starts by itself (no countdown).
   var PLACED_HOLD_MS = 500;
@@ -49,13 +56,13 @@
         if (!body || typeof body !== "object") {
           body = { ok: false };
           if (response.status === 413) {
-            body.message = "The capture was too large to upload. Please try again.";
+            body.message = t("http.too_large");
           } else if (response.status >= 500) {
             body.message = UNAVAILABLE;
           } else if (response.status === 429) {
-            body.message = "Too many attempts. Please wait a little and try again.";
+            body.message = t("http.rate_limited");
           } else {
-            body.message = "Something went wrong (HTTP " + response.status + "). Please try again.";
+            body.message = t("http.other", { status: String(response.status) });
           }
         }
         body.status = response.status;
@@ -63,7 +70,7 @@
         if (body.error === "reauth_required" && typeof body.reauth_url === "string" &&
             body.reauth_url.charAt(0) === "/" && body.reauth_url.charAt(1) !== "/") {
           // A sensitive change needs a fresh sign-in (reauth.py): the re-authentication page brings the user back.
-          body.message = "Confirm it's you first: taking you to sign in again…";
+          body.message = t("reauth.redirect");
           window.location.assign(body.reauth_url);
         }
         return body;
@@ -84,40 +91,36 @@
     var name = error && error.name ? error.name : "";
     if (name === "InsecureContext") {
       return {
-        title: "The camera needs a secure connection",
-        message: "The camera is only available on a secure (https://) page.",
-        steps: ["Open this site with https:// in the address bar, or ask your administrator to enable HTTPS."]
+        title: t("camera.insecure.title"),
+        message: t("camera.insecure.message"),
+        steps: [t("camera.insecure.step")]
       };
     }
     if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
       return {
-        title: "Camera access is blocked",
-        message: "Camera access is blocked, so we cannot see your face.",
-        steps: [
-          "Click the camera or padlock icon at the left of the address bar (on a phone: the browser's site settings).",
-          "Set Camera to \"Allow\" for this site.",
-          "Reload this page and start again."
-        ]
+        title: t("camera.blocked.title"),
+        message: t("camera.blocked.message"),
+        steps: [t("camera.blocked.step1"), t("camera.blocked.step2"), t("camera.blocked.step3")]
       };
     }
     if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
       return {
-        title: "No camera found",
-        message: "No camera was found on this device.",
-        steps: ["Connect a webcam (or use a phone or laptop with a camera), then reload this page."]
+        title: t("camera.missing.title"),
+        message: t("camera.missing.message"),
+        steps: [t("camera.missing.step")]
       };
     }
     if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
       return {
-        title: "The camera is busy",
-        message: "Your camera is in use by another application or could not be started.",
-        steps: ["Close other apps or tabs that use the camera (video calls), then try again."]
+        title: t("camera.busy.title"),
+        message: t("camera.busy.message"),
+        steps: [t("camera.busy.step")]
       };
     }
     return {
-      title: "The camera could not be started",
-      message: "The camera could not be started.",
-      steps: ["Reload the page and try again."]
+      title: t("camera.failed.title"),
+      message: t("camera.failed.message"),
+      steps: [t("camera.failed.step")]
     };
   }
 
@@ -297,7 +300,7 @@
       return Promise.reject({ name: "NotFoundError" });
     }
     // The browser may now ask for permission (outside the page): say what we are waiting for.
-    this.placeholderText.textContent = "Waiting for the camera. Allow it if your browser asks.";
+    this.placeholderText.textContent = t("camera.waiting");
     return navigator.mediaDevices.getUserMedia({
       audio: false,
       video: {
@@ -403,7 +406,7 @@
     this.status(explained.message, "error");
     this.helpEl.textContent = "";
     var title = document.createElement("p");
-    title.textContent = "How to fix it:";
+    title.textContent = t("camera.how_to_fix");
     var list = document.createElement("ol");
     explained.steps.forEach(function (step) {
       var item = document.createElement("li");
@@ -427,29 +430,24 @@
    * (aria-live), the first prompt in the bubble — while the guide helps place the face. */
   FaceCapture.prototype.announce = function (prompts) {
     var flash = this.flash;
-    prompts = prompts && prompts.length ? prompts : ["Look at the camera"];
-    var steps = prompts.map(function (prompt) { return prompt.toLowerCase(); }).join(", then ");
-    var text = "When your face is in the oval, the capture starts by itself: " + steps + ".";
+    prompts = prompts && prompts.length ? prompts : [t("prompt.default")];
+    var steps = prompts.map(inline).join(t("prompt.joiner"));
+    var text = t("announce", { steps: steps });
     var noticeMs = 0;
     if (flash) {
       // The flash notice first: it is what the person must know before anything changes on the screen.
       var clearer = prefersReducedMotion();
       var seconds = Math.max(1, Math.round(flash.total_ms / 500) / 2);
       var count = flash.steps.length;
-      var notice = "The screen will show " + count + " colours for about " + seconds + " seconds while the " +
-        "pictures are taken. Keep looking at the camera.";
-      if (clearer) {
-        notice = "Heads-up: the page around the camera picture will change colour " + count + " times, slowly " +
-          "(at most 3 changes a second), for about " + seconds + " seconds. It checks that a real person is in " +
-          "front of the camera. Keep looking at the camera.";
-      }
+      var facts = { count: count, seconds: seconds };
+      var notice = clearer ? t("flash.notice_clear", facts) : t("flash.notice", facts);
       text = notice + " " + text;
       this.root.classList.add("capture--notice");
       this.root.classList.toggle("capture--notice-clear", clearer);
       // A clearer notice also stays longer, so that it can be read in full before anything changes.
       noticeMs = clearer ? Math.max(flash.notice_ms, 3000) : flash.notice_ms;
     }
-    this.showPrompt("Next: " + prompts[0].toLowerCase());
+    this.showPrompt(t("prompt.next", { prompt: inline(prompts[0]) }));
     this.status(text, flash ? "notice" : "");
     return noticeMs;
   };
@@ -499,7 +497,7 @@
    * screen is back to normal colours however it ends. */
   FaceCapture.prototype.run = function (prompts) {
     var self = this, cfg = this.config, flash = this.flash;
-    prompts = prompts && prompts.length ? prompts : ["Look at the camera"];
+    prompts = prompts && prompts.length ? prompts : [t("prompt.default")];
     var frames = [], times = [];
     var flashStartMs = null;
     var interval = 1000 / cfg.fps;
@@ -513,7 +511,7 @@
       if (index >= cfg.frames) { return Promise.resolve(started); }
       var action = Math.min(prompts.length - 1, Math.floor(index * prompts.length / cfg.frames));
       self.showPrompt(prompts[action]);
-      self.status("Capturing… " + prompts[action].toLowerCase() + ".");
+      self.status(t("capture.capturing", { prompt: inline(prompts[action]) }));
       var at = performance.now();
       if (index === 0) { started = at; }
       return self.grab().then(function (blob) {
@@ -542,7 +540,7 @@
         // Animation frames stop while the page is hidden: without a first paint the capture is useless.
         var watchdog = setTimeout(function () {
           if (paintedAt === null) {
-            fail({ shown: true, message: "Keep this page visible during the capture, then try again." });
+            fail({ shown: true, message: t("flash.keep_visible") });
           }
         }, flash.lead_ms + 1500);
         setTimeout(function () {
@@ -555,7 +553,7 @@
         shoot(0).then(function (firstFrameAt) {
           if (failed) { return; }
           if (paintedAt === null) {
-            fail({ shown: true, message: "Keep this page visible during the capture, then try again." });
+            fail({ shown: true, message: t("flash.keep_visible") });
             return;
           }
           clearTimeout(watchdog);
@@ -620,7 +618,7 @@
       try {
         capture.configure(challenge.capture, challenge.flash);
       } catch (error) {
-        capture.status("The capture could not be prepared. Reload the page and try again.", "error");
+        capture.status(t("capture.prepare_failed"), "error");
         throw { handled: true };
       }
       var received = performance.now();
@@ -630,7 +628,7 @@
       return capture.waitUntilPlaced(received + noticeMs, deadline).then(function (outcome) {
         if (outcome === "expired") {
           if (tries >= 20) {
-            capture.status("We could not see your face in the oval. Follow the hint above, then try again.", "error");
+            capture.status(t("capture.not_placed"), "error");
             throw { handled: true };
           }
           return fetchChallenge().then(function (next) { return attempt(next, tries + 1); });
@@ -638,7 +636,7 @@
         timing.mark("placed");
         return capture.run(challenge.prompts).then(function (shot) {
           timing.mark("captured");
-          capture.status("Checking…");
+          capture.status(t("capture.checking"));
           var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
           return postForm(form.dataset.submitUrl, capture.formData(shot, fields)).then(function (result) {
             timing.mark("verdict");
@@ -665,16 +663,16 @@
       capture.progress.value = 0;
       // The flow's first factor (password or passkey), when the page has one, is checked before the camera starts.
       var firstFactor = options.beforeCamera ? options.beforeCamera() : Promise.resolve({ ok: true });
-      capture.status(options.beforeCamera ? "Checking…" : "Starting the camera…");
+      capture.status(options.beforeCamera ? t("capture.checking") : t("capture.starting"));
       firstFactor.then(function (first) {
         if (!first || !first.ok) {
           capture.status((first && first.message) || UNAVAILABLE, "error");
           if (options.onFailure) { options.onFailure(first || {}); }
           throw { handled: true };
         }
-        capture.status("Starting the camera…");
+        capture.status(t("capture.starting"));
       }, function () {
-        capture.status("Could not reach the server. Check your connection and try again.", "error");
+        capture.status(t("network_failed"), "error");
         throw { handled: true };
       }).then(function () {
         timing.mark("firstFactor");
@@ -683,7 +681,7 @@
         challenge.catch(function () {});
         return capture.open().then(function () {
           timing.mark("camera");
-          capture.status("Place your face in the oval.");
+          capture.status(t("capture.place_face"));
           if (capture.guide) { capture.guide.start(); }
           return challenge;
         }, function (error) {
@@ -700,7 +698,7 @@
           var state = options.onResult(result, outcome.challenge, outcome.shot);
           finish(state || (result.ok ? "ok" : "error"));
         } else if (result.ok) {
-          capture.status(result.message || "Done.", "ok");
+          capture.status(result.message || t("capture.done"), "ok");
           finish("ok");
           button.disabled = true;
           var target = form.dataset.next || result.redirect || form.dataset.successUrl;
@@ -717,7 +715,7 @@
         if (error && !error.handled && typeof error.message === "string" && error.shown) {
           capture.status(error.message, "error");
         } else if (!error || !error.handled) {
-          capture.status("Could not reach the server. Check your connection and try again.", "error");
+          capture.status(t("network_failed"), "error");
         }
         finish("error");
       });

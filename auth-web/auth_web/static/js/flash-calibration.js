@@ -5,6 +5,7 @@
 (function () {
   "use strict";
 
+  var t = window.FaceauthI18n.t;
   var SVG = "http://www.w3.org/2000/svg";
   var WIDTH = 720, HEIGHT = 320;
   var LEFT = 56, RIGHT = 14;
@@ -80,7 +81,7 @@
     container.appendChild(root);
 
     // The sequence as painted: one band per step, its colour, from the first paint on.
-    text(root, LEFT - 6, BANDS.top + 17, "screen", "end");
+    text(root, LEFT - 6, BANDS.top + 17, t("calibration.screen"), "end");
     var at = start;
     steps.forEach(function (step) {
       svg("rect", {
@@ -90,7 +91,7 @@
       at += step.duration_ms;
     });
     // What each frame was expected to show (the service's estimate, after the lag).
-    text(root, LEFT - 6, EXPECTED.top + 10, "expected", "end");
+    text(root, LEFT - 6, EXPECTED.top + 10, t("calibration.expected"), "end");
     frames.forEach(function (f) {
       if (!isColour(f.expected)) { return; }
       svg("rect", {
@@ -114,7 +115,7 @@
     text(root, LEFT - 6, CHART.bottom, "−" + peak.toFixed(3), "end");
     for (var tick = Math.ceil(t0 / 500) * 500; tick <= t1; tick += 500) {
       svg("line", { x1: x(tick), x2: x(tick), y1: CHART.top, y2: CHART.bottom, "class": "flash-plot__grid" }, root);
-      text(root, x(tick), CHART.bottom + 16, (tick / 1000).toFixed(1) + " s", "middle");
+      text(root, x(tick), CHART.bottom + 16, t("calibration.seconds", { seconds: (tick / 1000).toFixed(1) }), "middle");
     }
     // Every frame on the time axis: filled where the service measured the face, hollow where it could not.
     frames.forEach(function (f) {
@@ -132,9 +133,10 @@
       svg("path", { d: path, "class": "flash-plot__line flash-plot__line--" + channel }, root);
     });
 
-    var summary = steps.length + " colours over " + Math.round(end - start) + " ms; " + points.length + " of " +
-      frames.length + " frames measured.";
-    title.textContent = "Screen colours and the skin's colour response. " + summary;
+    var summary = t("calibration.summary", {
+      steps: steps.length, ms: Math.round(end - start), measured: points.length, frames: frames.length
+    });
+    title.textContent = t("calibration.plot_title", { summary: summary });
     return summary;
   }
 
@@ -154,24 +156,24 @@
     panel.dataset.drawn = "true";
     var verdict = document.getElementById("flash-verdict");
     if (flash) {
-      verdict.textContent = flash.reflected ? "Reflected: the face followed the colours." :
-        "Not reflected: the face did not follow the colours.";
+      verdict.textContent = flash.reflected ? t("calibration.reflected") : t("calibration.not_reflected");
       verdict.className = "verdict verdict--" + (flash.reflected ? "ok" : "error");
-      setFact("reflected", flash.reflected ? "yes" : "no");
-      setFact("score", fixed(flash.score, 2) + " (threshold " + fixed(flash.threshold, 2) + ")");
+      setFact("reflected", flash.reflected ? t("calibration.yes") : t("calibration.no"));
+      setFact("score", t("calibration.score", { score: fixed(flash.score, 2), threshold: fixed(flash.threshold, 2) }));
       setFact("face_gain", fixed(flash.face_gain, 3));
       setFact("background_ratio", fixed(flash.background_ratio, 2));
-      setFact("lag", typeof flash.lag_ms === "number" ? flash.lag_ms + " ms" : "—");
+      setFact("lag", typeof flash.lag_ms === "number" ? t("calibration.milliseconds", { ms: flash.lag_ms }) : "—");
     } else {
-      verdict.textContent = "The flash check did not run on this capture.";
+      verdict.textContent = t("calibration.not_run");
       verdict.className = "verdict verdict--error";
       ["reflected", "score", "face_gain", "background_ratio", "lag"].forEach(function (name) {
         setFact(name, "—");
       });
     }
     var failed = Array.isArray(result.failed_checks) && result.failed_checks.length ?
-      result.failed_checks.join(", ") : "none";
-    setFact("liveness", (result.live ? "live" : "not live") + (result.reason ? " — " + result.reason : ""));
+      result.failed_checks.join(", ") : t("calibration.none");
+    setFact("liveness", (result.live ? t("calibration.live") : t("calibration.not_live")) +
+      (result.reason ? " — " + result.reason : ""));
     setFact("failed_checks", failed);
     setFact("summary", summary);
     return flash && flash.reflected;
@@ -183,13 +185,12 @@
     var capture = window.FaceauthCapture.bindCaptureForm(form, {
       onResult: function (result) {
         if (!result.ok) {
-          capture.status(result.message || "The calibration check failed. Please try again.", "error");
+          capture.status(result.message || t("calibration.failed"), "error");
           return "error";
         }
         var reflected = showResult(result);
         capture.status(
-          reflected ? "Done: the face reflected the colours. The plot and the numbers are below." :
-            "Done: the face did not reflect the colours. The plot and the numbers are below.",
+          reflected ? t("calibration.done_reflected") : t("calibration.done_not_reflected"),
           "ok"
         );
         return reflected ? "ok" : "error";

@@ -18,16 +18,18 @@
   var MIN_BRIGHTNESS = 60;        // mean luma (0-255) of the face box; the liveness checks need a lit face
   var SECOND_FACE_RATIO = 0.25;   // a second face smaller than this share of the first is ignored (as liveness does)
 
+  // In the page's language (page.js runs first: see base.html).
+  var t = window.FaceauthI18n.t;
   var HINTS = {
-    loading: "Getting the face guide ready…",
-    none: "No face found. Look straight at the camera.",
-    many: "Only one person, please: make sure nobody else is in the picture.",
-    dark: "More light, please: face a window or a lamp.",
-    far: "Move closer to the camera.",
-    near: "Move back a little.",
-    offcentre: "Centre your face in the oval.",
-    placed: "Good, hold still.",
-    unavailable: "Look at the camera, your face inside the oval."
+    loading: t("guide.loading"),
+    none: t("guide.none"),
+    many: t("guide.many"),
+    dark: t("guide.dark"),
+    far: t("guide.far"),
+    near: t("guide.near"),
+    offcentre: t("guide.offcentre"),
+    placed: t("guide.placed"),
+    unavailable: t("guide.unavailable")
   };
 
   /* What to tell the person about one picture: faces [{x, y, width, height, score}] in fractions of the picture,

@@ -3,6 +3,7 @@
  * face check the server may offer the passkey instead (/api/login/fallback). */
 (function () {
   "use strict";
+  var t = window.FaceauthI18n.t;
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("login-form");
     if (!form || !window.FaceauthCapture) { return; }
@@ -19,7 +20,7 @@
      * answer ({ok, message, ...}) whatever happened, so the page can show it. */
     function assertPasskey(optionsUrl, optionsBody, checkUrl) {
       if (!webauthn || !webauthn.supported()) {
-        return Promise.resolve({ ok: false, message: "This browser cannot use passkeys here." });
+        return Promise.resolve({ ok: false, message: t("passkey.unsupported_here") });
       }
       return post(optionsUrl, optionsBody).then(function (options) {
         if (!options.ok) { return options; }
@@ -49,8 +50,8 @@
     window.FaceauthCapture.bindCaptureForm(form, {
       validate: function () {
         hideFallback();
-        if (!username.value.trim()) { return { message: "Enter your username.", field: username }; }
-        if (password && !password.value) { return { message: "Enter your password.", field: password }; }
+        if (!username.value.trim()) { return { message: t("login.enter_username"), field: username }; }
+        if (password && !password.value) { return { message: t("login.enter_password"), field: password }; }
         return null;
       },
       beforeCamera: firstFactor,
@@ -67,11 +68,11 @@
     if (fallbackButton) {
       fallbackButton.addEventListener("click", function () {
         fallbackButton.disabled = true;
-        fallbackStatus.textContent = "Follow your browser's prompt to use your passkey…";
+        fallbackStatus.textContent = t("passkey.follow_prompt_use");
         fallbackStatus.className = "capture__status";
         assertPasskey(form.dataset.fallbackOptionsUrl, {}, form.dataset.fallbackUrl).then(function (result) {
           if (result.ok) {
-            fallbackStatus.textContent = result.message || "Signed in.";
+            fallbackStatus.textContent = result.message || t("login.signed_in");
             fallbackStatus.className = "capture__status capture__status--ok";
             window.location.assign(form.dataset.next || result.redirect || form.dataset.successUrl);
             return;
@@ -80,7 +81,7 @@
           fallbackStatus.className = "capture__status capture__status--error";
           fallbackButton.disabled = false;
         }, function () {
-          fallbackStatus.textContent = "Could not reach the server. Check your connection and try again.";
+          fallbackStatus.textContent = t("network_failed");
           fallbackStatus.className = "capture__status capture__status--error";
           fallbackButton.disabled = false;
         });

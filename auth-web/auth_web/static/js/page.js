@@ -5,9 +5,49 @@
  *    language, the tooltip keeps UTC. Without JavaScript the UTC text stays.
  * 2. Tables: on narrow screens app.css shows each row of a .table as a card whose cells are led by their column's
  *    name; that name is copied here from the table's header into data-label, so no template repeats it.
+ * 3. Words: window.FaceauthI18n.t(key, params) gives the page scripts their strings in the page's language, from the
+ *    <script type="application/json" id="i18n"> block base.html renders (auth_web/js_strings.py; data, not code).
+ *    base.html loads this script first, so the other scripts may use it as they load.
  */
 (function () {
   "use strict";
+
+  var strings = null;
+  var numberFormat = null;
+
+  function catalogue() {
+    if (strings === null) {
+      var block = document.getElementById("i18n");
+      try {
+        strings = block ? JSON.parse(block.textContent) : {};
+      } catch (error) {
+        strings = {};
+      }
+    }
+    return strings;
+  }
+
+  function formatValue(value) {
+    if (typeof value !== "number") { return String(value); }
+    try {
+      numberFormat = numberFormat || new Intl.NumberFormat(document.documentElement.lang || undefined, { useGrouping: false });
+      return numberFormat.format(value);
+    } catch (error) {
+      return String(value);
+    }
+  }
+
+  /* The string of key in the page's language, its {name} placeholders filled from params. A missing key is shown as
+   * itself (tests/unit/test_translations.py keeps every key the scripts use in the catalogue). */
+  function t(key, params) {
+    var text = catalogue()[key];
+    if (typeof text !== "string") { return key; }
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return params && Object.prototype.hasOwnProperty.call(params, name) ? formatValue(params[name]) : whole;
+    });
+  }
+
+  window.FaceauthI18n = { t: t };
 
   var FORMATS = {
     date: { year: "numeric", month: "short", day: "numeric" },

@@ -1,6 +1,7 @@
 /* Account page: add a passkey (options → navigator.credentials.create → /api/passkeys). */
 (function () {
   "use strict";
+  var t = window.FaceauthI18n.t;
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("passkey-add-form");
     if (!form || !window.FaceauthWebAuthn || !window.FaceauthCapture) { return; }
@@ -16,13 +17,13 @@
 
     if (!window.FaceauthWebAuthn.supported()) {
       button.disabled = true;
-      say("This browser cannot create passkeys here (it needs a secure connection and passkey support).", "error");
+      say(t("passkey.cannot_create"), "error");
       return;
     }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       button.disabled = true;
-      say("Follow your browser's prompt to create the passkey…");
+      say(t("passkey.follow_prompt_create"));
       post(form.dataset.optionsUrl, {}).then(function (options) {
         if (!options.ok) { throw { shown: true, body: options }; }
         return window.FaceauthWebAuthn.create(options.publicKey).catch(function (error) {
@@ -40,7 +41,7 @@
           window.location.assign(body.reauth_url);
           return;
         }
-        say(body.message || "Could not reach the server. Check your connection and try again.", "error");
+        say(body.message || t("network_failed"), "error");
         button.disabled = false;
       });
     });

@@ -78,11 +78,12 @@
   /* What went wrong with the authenticator, in words a person can act on. */
   function explain(error) {
     var name = error && error.name;
-    if (name === "NotAllowedError") { return "The passkey request was cancelled or timed out. Please try again."; }
-    if (name === "InvalidStateError") { return "This authenticator already holds a passkey for this account."; }
-    if (name === "SecurityError") { return "Passkeys need this site to be opened over HTTPS at its own address."; }
-    if (name === "NotSupportedError") { return "This browser or authenticator does not support passkeys."; }
-    return "The passkey could not be used. Please try again.";
+    var t = window.FaceauthI18n.t;
+    if (name === "NotAllowedError") { return t("webauthn.not_allowed"); }
+    if (name === "InvalidStateError") { return t("webauthn.invalid_state"); }
+    if (name === "SecurityError") { return t("webauthn.security"); }
+    if (name === "NotSupportedError") { return t("webauthn.not_supported"); }
+    return t("webauthn.failed");
   }
 
   window.FaceauthWebAuthn = { supported: supported, create: create, get: get, explain: explain };
