@@ -1,10 +1,12 @@
 """The targets, checked against the latest results: ``results/summary<suffix>.json|md``.
 
-Targets (issue 8, for a 2-core machine):
-  - server-side login decision p95 ≤ 400 ms for 8 frames at concurrency 1;
-  - ≤ 0.5 CPU-seconds per 8-frame login (all service processes together);
-  - throughput at concurrency 4 within 80 % of the CPU bound (cores / CPU-seconds per login), no errors;
-  - ≥ 5× faster per frame than the old pipeline.
+Targets for a 2-core machine (issue 8's, tightened by issue 17 once the descriptor ran on TFLite):
+  - server-side login decision p95 ≤ 250 ms for 8 frames at concurrency 1 (issue 8: 400 ms);
+  - ≤ 0.25 CPU-seconds per 8-frame login (all service processes together; issue 8: 0.5);
+  - throughput at the highest concurrency within 80 % of its CPU bound (cores / CPU-seconds per login), no
+    errors (issue 8 judged 4 clients; since each client waits its capture's duration before posting, as a page
+    must, 4 clients leave the CPU half idle, so the level that saturates it is the one judged);
+  - ≥ 15× faster per frame than the old pipeline (issue 8: 5×).
 
     .venv/bin/python -m bench.summary [--suffix _contended]
 """
@@ -17,10 +19,10 @@ from typing import Any
 
 from bench import report
 
-TARGET_P95_MS = 400.0
-TARGET_CPU_PER_LOGIN = 0.5
+TARGET_P95_MS = 250.0
+TARGET_CPU_PER_LOGIN = 0.25
 TARGET_BOUND_FRACTION = 0.8
-TARGET_SPEEDUP = 5.0
+TARGET_SPEEDUP = 15.0
 TARGET_CORES = 2
 
 
@@ -67,20 +69,22 @@ def evaluate(
         )
     else:
         row("CPU-s per login", None, f"≤ {TARGET_CPU_PER_LOGIN}", None, "no login_load result")
-    if four and cpu:
-        bound = cores / cpu
-        throughput = four["throughput_logins_per_second"]
+    top = max(load["levels"], key=lambda level: level["concurrency"]) if load and load["levels"] else None
+    top_cpu = top.get("cpu_seconds_per_login_app") if top else None
+    if top and top["concurrency"] > 1 and top_cpu:
+        bound = cores / top_cpu
+        throughput = top["throughput_logins_per_second"]
         fraction = throughput / bound
-        met = fraction >= TARGET_BOUND_FRACTION and four["errors"] == 0
+        met = fraction >= TARGET_BOUND_FRACTION and top["errors"] == 0
         row(
-            "throughput at 4 clients vs CPU bound",
+            f"throughput at {top['concurrency']} clients vs CPU bound",
             round(throughput, 3),
             f"≥ {TARGET_BOUND_FRACTION:.0%} of {bound:.2f}/s, 0 errors",
             met,
-            f"{fraction:.0%} of the bound, {four['errors']} errors",
+            f"{fraction:.0%} of the bound, {top['errors']} errors",
         )
     else:
-        row("throughput at 4 clients vs CPU bound", None, "", None, "no 4-client level")
+        row("throughput vs CPU bound", None, "", None, "no level with several clients")
     if old:
         ratio = old["ratio_wall_per_frame"]
         row(

@@ -75,16 +75,16 @@ def _load(p95: float, cpu: float, throughput: float, errors: int = 0) -> dict[st
 
 def test_summary_targets_met() -> None:
     rows = summary.evaluate(
-        _load(p95=350.0, cpu=0.4, throughput=4.5), {"ratio_wall_per_frame": 6.0, "ratio_cpu_per_frame": 7.0}
+        _load(p95=240.0, cpu=0.2, throughput=9.0), {"ratio_wall_per_frame": 16.0, "ratio_cpu_per_frame": 11.0}
     )
     assert [row["met"] for row in rows] == [True, True, True, True]
     bound_row = rows[2]
-    assert bound_row["detail"].startswith("90% of the bound")  # 4.5 / (2 / 0.4)
+    assert bound_row["detail"].startswith("90% of the bound")  # 9.0 / (2 / 0.2)
 
 
 def test_summary_targets_missed_and_by_how_much() -> None:
     rows = summary.evaluate(
-        _load(p95=600.0, cpu=1.0, throughput=1.9, errors=2), {"ratio_wall_per_frame": 3.0, "ratio_cpu_per_frame": 3.5}
+        _load(p95=375.0, cpu=0.5, throughput=3.8, errors=2), {"ratio_wall_per_frame": 9.0, "ratio_cpu_per_frame": 6.0}
     )
     assert [row["met"] for row in rows] == [False, False, False, False]
     assert rows[0]["detail"] == "1.50× the target"
