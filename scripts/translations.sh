@@ -13,6 +13,6 @@ mkdir -p "$catalogues"
 # -k: lazy_gettext (as _l) for module constants and WTForms labels; _, gettext and ngettext are pybabel's defaults.
 # Locations without line numbers, sorted: the files change only when a string does.
 "$pybabel" -q extract -F babel.cfg -k _l -k lazy_gettext --add-location=file --sort-output --no-wrap \
-  --project=faceauth --copyright-holder="faceauth contributors" -o "$catalogues/messages.pot" .
+  --project=faceauth --version=0.1.0 --copyright-holder="faceauth contributors" -o "$catalogues/messages.pot" .
 "$pybabel" -q update -i "$catalogues/messages.pot" -d "$catalogues" --ignore-obsolete --no-wrap
 "$pybabel" compile -d "$catalogues" --statistics
