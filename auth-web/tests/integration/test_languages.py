@@ -8,16 +8,20 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from auth_web import js_strings
+from auth_web.models import User
 
 from .conftest import Browser, create_user, sign_in_directly, unique_username
+from .test_accounts_recovery import Inbox, smtp_server  # noqa: F401 (the fixture)
 from .test_oidc import ISSUER, authorize, register
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "auth_web" / "translations"
@@ -243,6 +247,7 @@ def test_german_pages_say_the_expected_things(site: Site) -> None:
         "/register", data={"username": "ab", "password": "x", "confirm": "y", "csrf_token": browser.csrf}
     ).get_data(as_text=True)
     assert "Die beiden Passwörter stimmen nicht überein." in errors
+    assert "Feld muss zwischen 3 und 32 Zeichen beinhalten." in errors  # WTForms' own message, from its catalogue
     sign_in_directly(browser, site.admin_id)
     account = browser.client.get("/account").get_data(as_text=True)
     assert f"Hallo, {site.admin_name}" in account
@@ -317,3 +322,50 @@ def test_the_script_strings_are_data_the_csp_does_not_run(site: Site) -> None:
     data = visible(page).i18n_block
     assert data is not None and "</" not in data  # tojson escapes "<": nothing can close the block early
     assert json.loads(data)["guide.placed"] != "Good, hold still."
+
+
+def test_the_recovery_mail_speaks_the_language_of_the_page_that_asked(
+    make_app: Callable[..., Flask],
+    db_engine,  # type: ignore[no-untyped-def]
+    smtp_server: tuple[Inbox, int],  # noqa: F811
+    catalogue: Catalogue,
+) -> None:
+    """The mail is written off the request thread (mail.Mailer.in_background), in the asking page's language."""
+    inbox, port = smtp_server
+    app = make_app(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_from="faceauth@example.com",
+        public_url="https://faceauth.example",
+    )
+    names = {language: unique_username(f"post{language}") for language in ("de", "en")}
+    with Session(db_engine) as session:
+        for name in names.values():
+            user = session.get(User, create_user(db_engine, name, templates=1))
+            user.email, user.email_key = f"{name}@example.com", f"{name}@example.com"
+        session.commit()
+    for count, (language, name) in enumerate(names.items(), start=1):
+        browser = Browser(app.test_client())
+        browser.client.set_cookie("lang", language)
+        browser.refresh_csrf("/recover/forgot")
+        page = browser.client.post("/recover/forgot", data={"csrf_token": browser.csrf, "identifier": name})
+        assert page.status_code == 200
+        if language == "de":
+            assert_german(page.get_data(as_text=True), catalogue, "/recover/forgot (answered)")
+        inbox.wait(count)
+        assert len(inbox.messages) == count
+    mails = {recipients[0]: message for recipients, message in inbox.messages}
+    german, english = mails[f"{names['de']}@example.com"], mails[f"{names['en']}@example.com"]
+    assert str(make_header(decode_header(german["Subject"]))) == "Ihr faceauth-Wiederherstellungslink"
+    body = german.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert body.startswith(f"Hallo {names['de']},\n\njemand (hoffentlich Sie)")
+    assert "Mit diesem Link können Sie ein Passwort festlegen:" in body and "https://faceauth.example/recover/" in body
+    assert not [fragment for fragment in catalogue.english_fragments if fragment in body], body
+    assert str(make_header(decode_header(english["Subject"]))) == "Your faceauth recovery link"
+    assert (
+        english.get_payload(decode=True)
+        .decode()
+        .replace("\r\n", "\n")
+        .startswith(f"Hello {names['en']},\n\nsomeone (hopefully you)")
+    )
