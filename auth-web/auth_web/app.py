@@ -31,8 +31,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Endpoints that must answer without a session (Redis may be the thing that is down).
 _SESSIONLESS_ENDPOINTS = {"static", "health.healthz", "health.readyz", "api.openapi", "language.choose"}
 
+# 'wasm-unsafe-eval' lets the page compile WebAssembly (the live guidance's face detector runs on tfjs's WASM
+# backend, static/vendor/tfjs-backend-wasm@4.22.0); it does not allow eval() or new Function() of JavaScript.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

@@ -93,3 +93,24 @@ def test_page_script_is_served(make_app) -> None:  # type: ignore[no-untyped-def
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert "Intl.DateTimeFormat" in body and "data-label" in body
+
+
+def test_the_detectors_wasm_is_served_and_the_csp_allows_wasm_but_not_eval(make_app) -> None:  # type: ignore[no-untyped-def]
+    client = make_app().test_client()
+    response = client.get("/login")
+    directives = dict(
+        (part.split()[0], part.split()[1:]) for part in response.headers["Content-Security-Policy"].split("; ")
+    )
+    # WebAssembly compilation for the guidance's detector, and nothing else: no eval() of JavaScript, no inline.
+    assert directives["script-src"] == ["'self'", "'wasm-unsafe-eval'"]
+    assert not any("'unsafe-eval'" in sources or "'unsafe-inline'" in sources for sources in directives.values())
+    page = response.get_data(as_text=True)
+    wasm_url = re.search(r'data-detector-wasm="([^"]+)"', page)
+    assert wasm_url and wasm_url.group(1) == "/static/vendor/tfjs-backend-wasm@4.22.0/"
+    # tfjs fetches <prefix><name>.wasm and compiles it streaming, which needs the application/wasm type.
+    for name in ("tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm.wasm"):
+        binary = client.get(wasm_url.group(1) + name)
+        assert binary.status_code == 200
+        assert binary.mimetype == "application/wasm"
+        assert binary.get_data()[:4] == b"\0asm"
+    assert client.get(wasm_url.group(1) + "tfjs-backend-wasm-threaded-simd.wasm").status_code == 404

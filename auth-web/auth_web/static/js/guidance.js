@@ -53,9 +53,14 @@
     return "placed";
   }
 
-  /* The detector, loaded once per page (model files from our own static folder), on the first call. A software
-   * WebGL (headless or GPU-less machines: SwiftShader, llvmpipe) is slower than tfjs's plain CPU backend and takes
-   * seconds to compile its shaders, so the CPU backend is used there (bench/results/guidance.md). */
+  /* The detector, loaded once per page (model files from our own static folder), on the first call. tfjs's WASM
+   * backend first: on this detector it is by far the fastest where there is no GPU (headless Chromium on a 2-core
+   * machine: bench/results/guidance.md), and it needs only the CSP's 'wasm-unsafe-eval'. Its binaries
+   * come from static/vendor/tfjs-backend-wasm@4.22.0 (the tfjs version face-api bundles); tfjs picks the SIMD one
+   * where the browser has SIMD. The threaded build is not served: it needs SharedArrayBuffer, which a page gets only
+   * when cross-origin isolated (COOP + COEP), and tfjs does not ask for it otherwise. Where WASM does not start (no
+   * WebAssembly, a binary not found), the earlier choice: WebGL, or the plain CPU backend when WebGL is a software
+   * renderer (SwiftShader, llvmpipe: slower than the CPU backend and seconds to compile its shaders). */
   var detectorReady = null;
   function softwareWebGL() {
     try {
@@ -68,7 +73,20 @@
       return true;
     }
   }
-  function loadDetector(modelUrl) {
+  function chooseBackend(tf, wasmUrl) {
+    var fallback = softwareWebGL() ? "cpu" : "webgl";
+    if (!wasmUrl || typeof WebAssembly !== "object" || typeof tf.setWasmPaths !== "function") {
+      return tf.setBackend(fallback);
+    }
+    tf.setWasmPaths(wasmUrl);
+    // setBackend resolves false (and logs a warning) when the backend fails to initialise.
+    return tf.setBackend("wasm").then(function (ok) {
+      return ok ? ok : tf.setBackend(fallback);
+    }, function () {
+      return tf.setBackend(fallback);
+    });
+  }
+  function loadDetector(modelUrl, wasmUrl) {
     if (detectorReady) { return detectorReady; }
     var api = window.faceapi;
     if (!api || !modelUrl) {
@@ -76,8 +94,7 @@
       detectorReady.catch(function () {});
       return detectorReady;
     }
-    var backend = softwareWebGL() ? "cpu" : "webgl";
-    detectorReady = api.tf.setBackend(backend).then(function () {
+    detectorReady = chooseBackend(api.tf, wasmUrl).then(function () {
       return api.tf.ready();
     }).then(function () {
       return api.nets.tinyFaceDetector.loadFromUri(modelUrl);
@@ -104,6 +121,7 @@
     this.hintEl = hintEl;
     this.onUpdate = onUpdate;
     this.modelUrl = root.dataset.detectorModel || "";
+    this.wasmUrl = root.dataset.detectorWasm || "";
     this.canvas = document.createElement("canvas");
     this.canvas.width = WORK_WIDTH;
     this.canvas.height = WORK_HEIGHT;
@@ -117,7 +135,7 @@
 
   Guide.prototype.preload = function () {
     var stats = this.stats;
-    return loadDetector(this.modelUrl).then(function (backend) {
+    return loadDetector(this.modelUrl, this.wasmUrl).then(function (backend) {
       stats.backend = backend;
       stats.available = true;
     }, function () {
