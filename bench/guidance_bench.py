@@ -1,8 +1,9 @@
 """Live framing guidance: a face detector in the browser against a preview endpoint, measured (issue 16 item 1).
 
 (a) face-api 1.7.15's tiny face detector (vendored under auth-web's static/vendor) in headless Chromium on the fake
-    camera, under auth-web's own Content-Security-Policy: model load, time per detection at input sizes 128/160/224,
-    and the browser's CPU seconds per detection (all of Chromium's processes, from /proc).
+    camera, under auth-web's own Content-Security-Policy, on tfjs's WASM, CPU and (software) WebGL backends: model
+    load, time per detection at input sizes 128/160/224, and the browser's CPU seconds per detection (all of
+    Chromium's processes, from /proc).
 (b) a preview endpoint: what the server would spend per preview frame — decode a small JPEG and run the liveness
     service's detector (dlib HOG, as faces.py does) — the CPU a server pays for every guidance update of every user.
 
@@ -35,7 +36,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from auth_web.app import CONTENT_SECURITY_POLICY  # noqa: E402
 from tests.e2e.media import Clip  # noqa: E402
 
-VENDOR = REPO_ROOT / "auth-web" / "auth_web" / "static" / "vendor" / "face-api@1.7.15"
+VENDOR_ROOT = REPO_ROOT / "auth-web" / "auth_web" / "static" / "vendor"
+VENDOR = VENDOR_ROOT / "face-api@1.7.15"
+VENDOR_WASM = VENDOR_ROOT / "tfjs-backend-wasm@4.22.0"
 PAGE = Path(__file__).resolve().parent / "guidance_page"
 RESULTS = REPO_ROOT / "bench" / "results"
 TEST_DATA = REPO_ROOT / "tests" / "data"
@@ -158,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detections", type=int, default=60)
     parser.add_argument("--inputs", default="128,160,224")
-    parser.add_argument("--backends", default="cpu,webgl", help="tfjs backends (software webgl when headless)")
+    parser.add_argument("--backends", default="wasm,cpu,webgl", help="tfjs backends (software webgl when headless)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="guidance-bench-"))
     try:
@@ -166,6 +169,7 @@ def main() -> None:
         root = work / "site"
         shutil.copytree(PAGE, root)
         shutil.copytree(VENDOR, root / "vendor" / VENDOR.name)
+        shutil.copytree(VENDOR_WASM, root / "vendor" / VENDOR_WASM.name)
         handler = functools.partial(_Handler, directory=str(root))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()

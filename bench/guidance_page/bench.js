@@ -1,5 +1,6 @@
-/* Served by bench/guidance_bench.py under the same strict CSP as auth-web: face-api's tiny face detector on the
- * fake camera's video, timed per detection (window.__guidanceBench holds the result). */
+/* Served by bench/guidance_bench.py under the same CSP as auth-web: face-api's tiny face detector on the fake
+ * camera's video, timed per detection (window.__guidanceBench holds the result); ?backend=wasm loads tfjs's WASM
+ * binaries from the vendored tfjs-backend-wasm folder, as guidance.js does. */
 (async function () {
   "use strict";
   var params = new URLSearchParams(window.location.search);
@@ -10,7 +11,8 @@
     var video = document.getElementById("video");
     var started = performance.now();
     var backend = params.get("backend");
-    if (backend) { await faceapi.tf.setBackend(backend); }
+    if (backend === "wasm") { faceapi.tf.setWasmPaths("vendor/tfjs-backend-wasm@4.22.0/"); }
+    if (backend && !(await faceapi.tf.setBackend(backend))) { throw new Error("backend " + backend + " failed"); }
     await faceapi.tf.ready();
     await faceapi.nets.tinyFaceDetector.loadFromUri("vendor/face-api@1.7.15/model");
     result.backend = faceapi.tf.getBackend();

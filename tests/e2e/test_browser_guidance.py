@@ -151,8 +151,9 @@ def test_hints_follow_the_face_and_the_capture_starts_by_itself(
         (output_dir / f"guidance-rate-{scheme}.json").write_text(
             json.dumps({"updates": stats["updates"], "ms": spent, "per_second": rate, "backend": stats["backend"]})
         )
-        # The issue asks for >= 5/s; this shared 2-core machine gives 2-4 (bench/results/guidance.md): the test
-        # asserts that the guide keeps judging, and records the rate.
+        # The issue asks for >= 5/s; this shared 2-core machine gives ~10 on the WASM backend, 2-4 on the CPU one
+        # (bench/results/guidance.md). A timed bound would flake under load: the test asserts that the guide keeps
+        # judging, and records the rate.
         assert rate >= 1.0, f"{rate:.1f} guidance updates per second ({stats})"
         # The verdict (or the error) arrives; the page shows it.
         browser.wait(
@@ -165,6 +166,22 @@ def test_hints_follow_the_face_and_the_capture_starts_by_itself(
         if "/login" in browser.driver.current_url:
             shoot(browser, output_dir, f"{scheme}-3-verdict")
         assert not browser.page_errors(), browser.page_errors()
+        # The detector ran on tfjs's WASM backend (vendored binaries, compiled under the CSP's 'wasm-unsafe-eval'),
+        # and that source allows WebAssembly only: eval() and new Function() of a string are still refused. Tried
+        # from a timer of the page: code WebDriver runs directly is DevTools' and exempt from the page's CSP.
+        assert stats["backend"] == "wasm", stats
+        browser.driver.execute_script(
+            "window.__evalProbe = null;"
+            "setTimeout(function () {"
+            "  var seen = [];"
+            "  try { eval('1'); seen.push('eval ran'); } catch (e) { seen.push(e.name); }"
+            "  try { new Function('return 1')(); seen.push('Function ran'); } catch (e) { seen.push(e.name); }"
+            "  window.__evalProbe = seen;"
+            "}, 0);"
+        )
+        browser.wait(lambda d: d.execute_script("return window.__evalProbe;") is not None, timeout=10)
+        refused = browser.driver.execute_script("return window.__evalProbe;")
+        assert refused == ["EvalError", "EvalError"], refused
     finally:
         browser.quit()
 
