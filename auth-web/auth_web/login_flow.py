@@ -20,8 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from flask import request, session
+from flask_babel import LazyString, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from auth_web import audit, context, reasons
+from auth_web import audit, context, i18n, reasons
 from auth_web import metrics as auth_metrics
 from auth_web.accounts import ADDRESS, PAIR, ThrottleVerdict, ValidationError, validate_username, verify_password
 from auth_web.ceremony import Refusal, Refused
@@ -43,40 +46,46 @@ SESSION_KEY = "login_flow"
 
 #: Before the first factor is right nothing is revealed: one message for a wrong password, an unknown user, an
 #: account without a password. (A lock is told, with its wait, before any factor is checked: ``held_back``.)
-FIRST_FACTOR_FAILED = "We couldn't sign you in. Check your username and password and try again."
-PASSKEY_FAILED = "We couldn't sign you in with that passkey. Try again, or use another passkey."
-STEP_MISSING = "This sign-in attempt expired or was already used. Please start again."
-ENTER_USERNAME = "Enter your username."
+FIRST_FACTOR_FAILED = _l("We couldn't sign you in. Check your username and password and try again.")
+PASSKEY_FAILED = _l("We couldn't sign you in with that passkey. Try again, or use another passkey.")
+STEP_MISSING = _l("This sign-in attempt expired or was already used. Please start again.")
+ENTER_USERNAME = _l("Enter your username.")
 
 
 def dead_end_message(reason: str, self_service: bool) -> str:
     """What the user is told when the first factor is right but the face step cannot follow: what happened and
     what to do (never a camera that can only fail)."""
     if reason == reasons.DISABLED:
-        return "Your password is right, but this account is disabled. Ask your administrator to enable it."
+        return _("Your password is right, but this account is disabled. Ask your administrator to enable it.")
     way_back = (
-        "Use “Forgot password or face?” to get a link by e-mail, or ask your administrator for a recovery link."
+        _("Use “Forgot password or face?” to get a link by e-mail, or ask your administrator for a recovery link.")
         if self_service
-        else "Ask your administrator for a recovery link to set up your face again."
+        else _("Ask your administrator for a recovery link to set up your face again.")
     )
-    return (
-        f"Your sign-in details are right, but this account has no face data, so face sign-in cannot finish. {way_back}"
+    return _(
+        "Your sign-in details are right, but this account has no face data, so face sign-in cannot finish. "
+        "%(way_back)s",
+        way_back=way_back,
     )
 
 
 #: After the first factor is right, a failed face check says what went wrong, from the audit reason (decision.py's
 #: codes for the proto's reasons). Before that, and in ``face``, the message stays generic (login.GENERIC_FAILURE).
-_NOT_LIVE = (
+_NOT_LIVE = _l(
     "The capture did not look like a live person in front of the camera. Look straight at the camera in good, even "
     "light, follow the prompt, and try again."
 )
-_INCOMPLETE = "The capture was incomplete. Keep this page open and in front while it films, and try again."
-FACE_ADVICE: dict[str, str] = {
-    "LIVENESS_CHALLENGE_NOT_MET": "We didn't see you follow the prompt. Blink or turn your head when it asks you to.",
-    "LIVENESS_NO_FACE": "We couldn't find your face. Keep it inside the oval, facing the camera, in good light.",
-    "LIVENESS_MULTIPLE_FACES": "More than one person was in view. Make sure only you are in front of the camera.",
-    "LIVENESS_TRACK_DISCONTINUOUS": "Your face left the oval during the capture. Keep it inside the oval until done.",
-    "LIVENESS_FLASH_NOT_REFLECTED": (
+_INCOMPLETE = _l("The capture was incomplete. Keep this page open and in front while it films, and try again.")
+FACE_ADVICE: dict[str, LazyString] = {
+    "LIVENESS_CHALLENGE_NOT_MET": _l(
+        "We didn't see you follow the prompt. Blink or turn your head when it asks you to."
+    ),
+    "LIVENESS_NO_FACE": _l("We couldn't find your face. Keep it inside the oval, facing the camera, in good light."),
+    "LIVENESS_MULTIPLE_FACES": _l("More than one person was in view. Make sure only you are in front of the camera."),
+    "LIVENESS_TRACK_DISCONTINUOUS": _l(
+        "Your face left the oval during the capture. Keep it inside the oval until done."
+    ),
+    "LIVENESS_FLASH_NOT_REFLECTED": _l(
         "We couldn't see the screen's colours on your face. Face the screen from closer, turn its brightness up, and "
         "avoid strong light behind you."
     ),
@@ -90,17 +99,19 @@ FACE_ADVICE: dict[str, str] = {
     reasons.CHALLENGE_LATE: _INCOMPLETE,
     reasons.CAPTURE_TOO_EARLY: _INCOMPLETE,
     reasons.BAD_CAPTURE: _INCOMPLETE,
-    "VERIFY_NO_MATCH": "Your face did not match the face enrolled for this account.",
-    "VERIFY_INCONSISTENT_IDENTITY": "More than one face was seen during the capture. Make sure only you are in view.",
-    "VERIFY_NOT_ENOUGH_FACES": "We couldn't see your face clearly enough. Come a little closer and use more light.",
-    reasons.TEMPLATES_OUTDATED: (
+    "VERIFY_NO_MATCH": _l("Your face did not match the face enrolled for this account."),
+    "VERIFY_INCONSISTENT_IDENTITY": _l(
+        "More than one face was seen during the capture. Make sure only you are in view."
+    ),
+    "VERIFY_NOT_ENOUGH_FACES": _l("We couldn't see your face clearly enough. Come a little closer and use more light."),
+    reasons.TEMPLATES_OUTDATED: _l(
         "Your face data was made by an older version of the face model. Ask your administrator for a recovery link "
         "to enroll again."
     ),
 }
 
 
-def face_advice(reason: str, generic: str) -> str:
+def face_advice(reason: str, generic: str | LazyString) -> str | LazyString:
     """The plain words for a failed face check after the first factor passed (``generic`` for anything else)."""
     return FACE_ADVICE.get(reason, generic)
 
@@ -279,7 +290,7 @@ def validated_username(username_raw: object) -> str | Refused:
     try:
         return validate_username(username_raw)
     except ValidationError as error:
-        return Refused(Refusal.BAD_USERNAME, reasons.BAD_USERNAME, str(error))
+        return Refused(Refusal.BAD_USERNAME, reasons.BAD_USERNAME, i18n.rule_message(error))
 
 
 def client_address() -> str:
@@ -303,15 +314,15 @@ def throttled(verdict: ThrottleVerdict, claimed: str) -> Refused:
 
 #: A lock binds the claimed name from one address (PAIR), or one address for every name (ADDRESS).
 LOCKED_MESSAGES = {
-    PAIR: "Too many failed sign-ins for this account from your network. Try again in {wait}.",
-    ADDRESS: "Too many failed sign-ins from your network. Try again in {wait}.",
+    PAIR: _l("Too many failed sign-ins for this account from your network. Try again in %(wait)s."),
+    ADDRESS: _l("Too many failed sign-ins from your network. Try again in %(wait)s."),
 }
 
 
 def wait_words(seconds: float) -> str:
     """How long a lock still lasts, in words: whole minutes, rounded up."""
     minutes = max(1, math.ceil(seconds / 60))
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes)
 
 
 def locked_out(verdict: ThrottleVerdict, claimed: str) -> Refused:
@@ -327,7 +338,7 @@ def locked_out(verdict: ThrottleVerdict, claimed: str) -> Refused:
         claimed_username=claimed,
         details={"path": request.path, "lock": verdict.by, "retry_after": seconds},
     )
-    message = LOCKED_MESSAGES[verdict.by].format(wait=wait_words(seconds))
+    message = str(LOCKED_MESSAGES[verdict.by]) % {"wait": wait_words(seconds)}
     return Refused(Refusal.LOCKED, reasons.LOCKED, message, retry_after=seconds)
 
 
@@ -383,7 +394,7 @@ def first_factor_result(
 def check_password(username_raw: object, password_raw: object) -> FirstFactorPassed | Refused:
     """The password step of ``password+face``: before the camera starts."""
     if current_flow()[0] != PASSWORD:
-        return Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, "This site does not sign in with a password.")
+        return Refused(Refusal.BAD_REQUEST, reasons.BAD_REQUEST, _("This site does not sign in with a password."))
     username = validated_username(username_raw)
     if isinstance(username, Refused):
         return username
