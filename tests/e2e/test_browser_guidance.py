@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -22,6 +24,8 @@ import cv2
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
+
+from auth_web.app import CONTENT_SECURITY_POLICY
 
 from .browser import Browser
 from .conftest import CLIPS, PASSWORD, PersonA
@@ -145,12 +149,29 @@ def test_hints_follow_the_face_and_the_capture_starts_by_itself(
         origin = browser.driver.execute_script("return performance.timeOrigin;")
         placed_at = [c["at"] for c in stats["changes"] if c["state"] == "placed"][-1]
         assert started["placed"] - (origin + placed_at) >= 500 - 5, (started, stats["changes"])
-        # Updates per second while guiding (the detector's rate on this machine).
+        # Updates per second while guiding (the detector's rate on this machine), from the guide's start to the
+        # capture's start, against the rate the page reports (its judgements up to the last one).
         spent = max(1, started["placed"] - (origin + stats["startedAt"]))
         rate = stats["updates"] / (spent / 1000)
         (output_dir / f"guidance-rate-{scheme}.json").write_text(
-            json.dumps({"updates": stats["updates"], "ms": spent, "per_second": rate, "backend": stats["backend"]})
+            json.dumps(
+                {
+                    "updates": stats["updates"],
+                    "ms": spent,
+                    "per_second": rate,
+                    "page_per_second": stats["perSecond"],
+                    "backend": stats["backend"],
+                }
+            )
         )
+        # The page's rate is its own count over its own clock (the guide's start to its last judgement) ...
+        assert stats["startedAt"] < stats["lastAt"] and origin + stats["lastAt"] <= started["placed"] + 1, stats
+        page_span = (stats["lastAt"] - stats["startedAt"]) / 1000
+        assert stats["perSecond"] == pytest.approx(stats["updates"] / page_span, abs=0.02), stats
+        # ... and the test's span ends later, at the capture's start: after the last judgement only the wait for the
+        # one in flight (thrown away) and the placed poll. So the page's rate bounds the measured one from above, and
+        # not by much (a factor of two would take a stall as long as all the guidance before it).
+        assert stats["perSecond"] + 0.01 >= rate >= stats["perSecond"] / 2, (rate, stats)
         # The issue asks for >= 5/s; this shared 2-core machine gives ~10 on the WASM backend, 2-4 on the CPU one
         # (bench/results/guidance.md). A timed bound would flake under load: the test asserts that the guide keeps
         # judging, and records the rate.
@@ -184,6 +205,81 @@ def test_hints_follow_the_face_and_the_capture_starts_by_itself(
         assert refused == ["EvalError", "EvalError"], refused
     finally:
         browser.quit()
+
+
+STATIC = Path(__file__).resolve().parents[2] / "auth-web" / "auth_web" / "static"
+WASM_DIR = "/static/vendor/tfjs-backend-wasm@4.22.0/"
+# The guide's detector alone: auth-web's static folder under auth-web's CSP (or a variant of it), and a page that
+# loads face-api and guidance.js as the login page does and asks for the detector with the WASM folder given.
+DETECTOR_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>detector</title></head><body>'
+    '<script type="application/json" id="i18n">{}</script><script src="/static/js/page.js"></script>'
+    '<script src="/static/vendor/face-api@1.7.15/face-api.js"></script><script src="/static/js/guidance.js"></script>'
+    '<script src="/detector.js"></script></body></html>'
+)
+DETECTOR_SCRIPT = (
+    "window.__detector = null;"
+    "window.FaceauthGuidance.loadDetector('/static/vendor/face-api@1.7.15/model',"
+    " new URLSearchParams(location.search).get('wasm')).then("
+    "function (backend) { window.__detector = backend; }, function (e) { window.__detector = 'failed: ' + e; });"
+)
+
+
+def _detector_site(policy: str) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = {"/detector.html": DETECTOR_PAGE, "/detector.js": DETECTOR_SCRIPT}.get(self.path.split("?")[0])
+            if page is None:
+                super().do_GET()
+                return
+            body = page.encode()
+            self.send_response(200)
+            self.send_header(
+                "Content-Type", "text/html" if self.path.startswith("/detector.html") else "text/javascript"
+            )
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def translate_path(self, path: str) -> str:
+            return str(STATIC / path.split("?")[0].removeprefix("/static/")) if path.startswith("/static/") else ""
+
+        def end_headers(self) -> None:
+            self.send_header("Content-Security-Policy", policy)
+            super().end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize(
+    ("policy", "wasm_dir", "expected"),
+    [
+        (CONTENT_SECURITY_POLICY, WASM_DIR, "wasm"),
+        # The binaries not found (a deployment that left them out): the page still guides, on the CPU backend
+        # (headless Chromium's WebGL is software, which guidance.js skips).
+        (CONTENT_SECURITY_POLICY, "/static/vendor/missing/", "cpu"),
+        # A policy without 'wasm-unsafe-eval' (a proxy that rewrites it): WebAssembly refused, the same fallback.
+        (CONTENT_SECURITY_POLICY.replace(" 'wasm-unsafe-eval'", ""), WASM_DIR, "cpu"),
+    ],
+    ids=["wasm", "binaries-missing", "csp-without-wasm"],
+)
+def test_the_detector_runs_on_wasm_and_falls_back_when_wasm_does_not_start(
+    policy: str, wasm_dir: str, expected: str
+) -> None:
+    server = _detector_site(policy)
+    browser = Browser(None)
+    try:
+        browser.open(f"http://127.0.0.1:{server.server_address[1]}", f"/detector.html?wasm={wasm_dir}")
+        backend = browser.wait(lambda d: d.execute_script("return window.__detector;"), timeout=60)
+        assert backend == expected
+    finally:
+        browser.quit()
+        server.shutdown()
 
 
 def test_a_wrong_password_fails_before_any_camera_use(

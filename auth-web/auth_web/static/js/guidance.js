@@ -128,8 +128,11 @@
     this.running = false;
     this.state = null;
     this.placedSince = null;
-    // What the tests and the timing read: how many judgements, and each change of advice with its time.
-    this.stats = { updates: 0, startedAt: null, changes: [], backend: null, available: null };
+    // What the tests and the timing read: how many judgements, when the last one ended, their rate since the start
+    // (judgements per second, the guide's own clock), and each change of advice with its time.
+    this.stats = {
+      updates: 0, startedAt: null, lastAt: null, perSecond: null, changes: [], backend: null, available: null
+    };
     window.__faceauthGuidance = this.stats;
   }
 
@@ -231,6 +234,9 @@
         self.placedSince = null;
       }
       self.stats.updates += 1;
+      self.stats.lastAt = Math.round(now);
+      self.stats.perSecond = now > self.stats.startedAt ?
+        Math.round(self.stats.updates * 100000 / (now - self.stats.startedAt)) / 100 : null;
       self.setHint(state);
       self.onUpdate(state);
       setTimeout(function () { self.loop(); }, Math.max(0, MIN_INTERVAL_MS - (performance.now() - began)));
