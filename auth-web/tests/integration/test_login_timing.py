@@ -206,5 +206,5 @@ def test_face_only_mode_refuses_unknown_and_known_usernames_alike(  # type: igno
         },
     )
     assert_generic_refusals([response for answers in responses.values() for response in answers])
-    assert [row.details["verify_reason"] for row in audit_rows(db_engine, name)][-TRIES:] == ["VERIFY_NO_MATCH"] * TRIES
+    assert [row.details["verify_reason"] for row in audit_rows(db_engine, name)[-TRIES:]] == ["VERIFY_NO_MATCH"] * TRIES
     assert all(audit_rows(db_engine, ghost)[-1].reason == "UNKNOWN_USER" for ghost in ghosts)
