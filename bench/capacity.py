@@ -10,11 +10,12 @@ Everything comes from measurements and the manifests, nothing is typed in here:
 - each pod's CPU request and the autoscalers' target utilisation and ceilings: ``deploy/kubernetes``.
 
 The model: logins arrive at random (Poisson). A model-service pod runs one server process, which works on about one
-call at a time (dlib's descriptor and landmarks hold the GIL; bench/results/gil.md), so a service of c pods is an
-M/M/c queue with service time S. Its p95 response is taken as p95(wait) + p95(S), the wait's tail from Erlang C:
-P(wait > t) = C(c, λS) · exp(-(c/S - λ) t). Liveness and recognition run in parallel, so the decision's p95 is
-the slower of the two plus auth-web's overhead. A pod count must also keep the pods at or below the autoscaler's
-target utilisation, else the HPA adds pods anyway. See docs/scaling.md for what the numbers mean and their limits.
+call at a time (a call keeps about one core busy; dlib's landmarks hold the GIL: bench/results/gil.md), so a
+service of c pods is an M/M/c queue with service time S. Its p95 response is taken as p95(wait) + p95(S), the
+wait's tail from Erlang C: P(wait > t) = C(c, λS) · exp(-(c/S - λ) t). Liveness and recognition run in parallel,
+so the decision's p95 is the slower of the two plus auth-web's overhead. A pod count must also keep the pods at or
+below the autoscaler's target utilisation, else the HPA adds pods anyway. See docs/scaling.md for what the numbers
+mean and their limits.
 """
 
 from __future__ import annotations
