@@ -346,6 +346,11 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
+def mail_settings(port: int) -> dict[str, object]:
+    """auth-web's SMTP settings for the local test server on ``port`` (plain SMTP, no login)."""
+    return {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none", "smtp_from": "faceauth@example.com"}
+
+
 def test_self_service_mails_a_password_link_and_answers_the_same_for_everyone(
     make_app, fakes, db_engine, smtp_server
 ) -> None:  # type: ignore[no-untyped-def]
@@ -353,10 +358,7 @@ def test_self_service_mails_a_password_link_and_answers_the_same_for_everyone(
     app = make_app(
         liveness_target=fakes.address,
         recognition_target=fakes.address,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        smtp_from="faceauth@example.com",
+        **mail_settings(port),
         public_url="https://faceauth.example",
     )
     enrolled, bare = unique_username("mailed"), unique_username("bare")
@@ -418,10 +420,7 @@ def test_self_service_answers_as_fast_for_an_unknown_name_as_for_a_known_one(mak
     would exceed it for a known address: a link written to the database and an SMTP conversation)."""
     inbox, port = smtp_server
     app = make_app(
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        smtp_from="faceauth@example.com",
+        **mail_settings(port),
         rate_limit_recovery_per_address="1000/hour",
     )
     name = unique_username("timed")
@@ -452,10 +451,7 @@ def test_self_service_is_off_without_smtp_and_rate_limited_with_it(make_app, fak
     assert browser.client.get("/recover/forgot").status_code == 404
     _, port = smtp_server
     on = make_app(
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        smtp_from="faceauth@example.com",
+        **mail_settings(port),
         rate_limit_recovery_per_address="2/hour",
     )
     browser = Browser(on.test_client())

@@ -21,7 +21,7 @@ from auth_web import js_strings
 from auth_web.models import User
 
 from .conftest import Browser, create_user, sign_in_directly, unique_username
-from .test_accounts_recovery import Inbox, smtp_server  # noqa: F401 (the fixture)
+from .test_accounts_recovery import Inbox, mail_settings, smtp_server  # noqa: F401 (the fixture)
 from .test_oidc import ISSUER, authorize, register
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "auth_web" / "translations"
@@ -333,10 +333,7 @@ def test_the_recovery_mail_speaks_the_language_of_the_page_that_asked(
     """The mail is written off the request thread (mail.Mailer.in_background), in the asking page's language."""
     inbox, port = smtp_server
     app = make_app(
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        smtp_from="faceauth@example.com",
+        **mail_settings(port),
         public_url="https://faceauth.example",
     )
     names = {language: unique_username(f"post{language}") for language in ("de", "en")}
