@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from faceauth_common.batch_interpreter import BatchInterpreter
 from faceauth_common.boxes import Box
 from faceauth_common.threadsafe import InstancePool
 from liveness_service.faces import crop_with_context
+
+#: ``map``, or an executor's ``map``.
+Mapper = Callable[..., Iterator[np.ndarray]]
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = PACKAGE_MODELS / "minifasnet_v2.tflite"
@@ -151,11 +155,12 @@ class PassiveModel:
         self.spec = spec
         self.members = [MemberModel(path, num_threads, instances) for path in spec.members]
 
-    def member_scores(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
-        """p(live) per face and member, (N, members)."""
+    def member_scores(self, images_rgb: list[np.ndarray], boxes: list[Box], run: Mapper = map) -> np.ndarray:
+        """p(live) per face and member, (N, members); ``run`` maps the members (an executor's ``map`` scores
+        them side by side: LiteRT's invoke releases the GIL)."""
         if not boxes:
             return np.zeros((0, len(self.members)), np.float32)
-        return np.stack([member.score(images_rgb, boxes) for member in self.members], axis=1)
+        return np.stack(list(run(lambda member: member.score(images_rgb, boxes), self.members)), axis=1)
 
-    def score(self, images_rgb: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
-        return self.member_scores(images_rgb, boxes).mean(axis=1)
+    def score(self, images_rgb: list[np.ndarray], boxes: list[Box], run: Mapper = map) -> np.ndarray:
+        return self.member_scores(images_rgb, boxes, run).mean(axis=1)

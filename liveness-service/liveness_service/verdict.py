@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +89,14 @@ class Verdict:
     timing_problem: str = ""
 
 
+@dataclass
+class _MeasuredFrame:
+    result: FrameResult
+    landmarks: np.ndarray | None
+    patch: np.ndarray | None
+    signature: np.ndarray | None
+
+
 class LivenessEngine:
     def __init__(self, settings: Settings, analyzer: FaceAnalyzer, passive: PassiveModel | None) -> None:
         self.settings = settings
@@ -99,6 +108,9 @@ class LivenessEngine:
             else (passive.spec.threshold if passive else 0.5)
         )
         self.model_version = passive.spec.version if passive else ""
+        # The frames of one Check are measured side by side (HOG, the bulk of it, releases the GIL): one request
+        # alone gets every core; many share these threads, as many as the server's (one detector each).
+        self._frame_pool = ThreadPoolExecutor(settings.server.threads, thread_name_prefix="liveness-frames")
 
     @classmethod
     def load(cls, settings: Settings) -> LivenessEngine:
@@ -149,6 +161,22 @@ class LivenessEngine:
                 "flash: the flash check is enabled (LIVENESS_CHECKS) and the request carries no flash sequence"
             )
 
+    def _measure(self, image: np.ndarray, with_landmarks: bool, cancelled: Callable[[], bool]) -> _MeasuredFrame:
+        """One frame's face, landmarks and what the checks compare between frames (a frame-pool thread)."""
+        if cancelled():
+            raise Cancelled
+        seen = self.analyzer.observe(image, with_landmarks=with_landmarks)
+        result = FrameResult(seen.face_count, seen.box, detected_box=seen.detected_box)
+        if seen.landmarks is not None:
+            result.eye_aspect_ratio = eye_aspect_ratio(seen.landmarks)
+            result.yaw_degrees = head_yaw_degrees(seen.landmarks, image.shape[1], image.shape[0])
+        return _MeasuredFrame(
+            result,
+            seen.landmarks,
+            face_patch(image, seen.box) if seen.box is not None else None,
+            colour_signature(image, seen.box) if seen.box is not None else None,
+        )
+
     def check(
         self,
         images_rgb: list[np.ndarray],
@@ -168,22 +196,18 @@ class LivenessEngine:
         )
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        frames: list[FrameResult] = []
-        patches: list[np.ndarray | None] = []
-        signatures: list[np.ndarray | None] = []
-        landmarks: list[np.ndarray | None] = []
-        for image in images_rgb:
-            if cancelled():
-                raise Cancelled
-            seen = self.analyzer.observe(image, with_landmarks=bool({"active", "flash", "sanity"} & checks))
-            landmarks.append(seen.landmarks)
-            result = FrameResult(seen.face_count, seen.box, detected_box=seen.detected_box)
-            if seen.landmarks is not None:
-                result.eye_aspect_ratio = eye_aspect_ratio(seen.landmarks)
-                result.yaw_degrees = head_yaw_degrees(seen.landmarks, image.shape[1], image.shape[0])
-            frames.append(result)
-            patches.append(face_patch(image, seen.box) if seen.box is not None else None)
-            signatures.append(colour_signature(image, seen.box) if seen.box is not None else None)
+        with_landmarks = bool({"active", "flash", "sanity"} & checks)
+        futures = [self._frame_pool.submit(self._measure, image, with_landmarks, cancelled) for image in images_rgb]
+        try:
+            measured = [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        frames = [m.result for m in measured]
+        landmarks = [m.landmarks for m in measured]
+        patches = [m.patch for m in measured]
+        signatures = [m.signature for m in measured]
         for result, difference, colour in zip(
             frames, patch_differences(patches), colour_changes(signatures), strict=True
         ):
@@ -245,6 +269,7 @@ class LivenessEngine:
                 scores = self.passive.score(
                     [images_rgb[i] for i in with_face],
                     [frames[i].detected_box for i in with_face],  # type: ignore[misc]
+                    self._frame_pool.map,
                 )
             for index, score in zip(with_face, scores, strict=True):
                 frames[index].live_score = float(score)
