@@ -13,7 +13,9 @@
 
   var UNAVAILABLE = t("unavailable");
 
-  // The face must stay well placed this long before the capture starts by itself (no countdown).
+  // The face must stay well placed this long before a capture is kept (no countdown). With a quick detector the
+  // frames are filmed from the moment it is placed and thrown away if it leaves within this time; with a slow one
+  // the capture starts after it.
   var PLACED_HOLD_MS = 500;
   // Without a face detector (guidance.js could not load one), the capture starts this long after the announcement.
   var UNGUIDED_LEAD_MS = 1500;
@@ -32,6 +34,7 @@
       try {
         window.sessionStorage.setItem("faceauth.timing", JSON.stringify(this.marks));
         window.sessionStorage.setItem("faceauth.verdict", message);
+        window.sessionStorage.setItem("faceauth.capture", JSON.stringify(window.__faceauthCapture || null));
       } catch (error) { /* storage off: only the timing is lost */ }
     }
   };
@@ -263,10 +266,18 @@
     this.canvas = document.createElement("canvas");
     this.flash = null;  // the current challenge's flash plan (flashPlan), or null
     this.flashLayer = new FlashLayer();
+    this.filming = false;
+    // What the tests read: captures dropped because the face left within the hold, flash sequences started.
+    this.stats = { dropped: 0, flashes: 0 };
+    window.__faceauthCapture = this.stats;
+    // The flash notice beside the camera (login and enrollment pages) is read from the moment the page shows it.
+    var pageNotice = document.getElementById("flash-hint");
+    this.pageNoticeAt = pageNotice && !pageNotice.hidden ? performance.now() : null;
     var self = this;
     this.guide = null;
     if (window.FaceauthGuidance && this.hintEl) {
       this.guide = new window.FaceauthGuidance.Guide(root, this.video, this.hintEl, function (state) {
+        if (self.filming) { return; }  // the capture's own overlay
         self.drawOverlay(state === "placed" ? "placed" : (state === "unavailable" ? "idle" : "adjust"));
       });
       // The detector and its model load with the page (no camera involved), so that guidance starts at once.
@@ -427,13 +438,16 @@
   };
 
   /* Before the capture: the challenge's prompt(s) and, with a flash, its notice — text in the status line
-   * (aria-live), the first prompt in the bubble — while the guide helps place the face. */
+   * (aria-live), the first prompt in the bubble — while the guide helps place the face. Returns the time
+   * (performance.now() clock) before which the capture must not start: the flash notice must have been on screen
+   * for its notice_ms — the page's own notice beside the camera counts from when the page showed it; with
+   * prefers-reduced-motion the announced one, from now, and at least 3 s. */
   FaceCapture.prototype.announce = function (prompts) {
     var flash = this.flash;
     prompts = prompts && prompts.length ? prompts : [t("prompt.default")];
     var steps = prompts.map(inline).join(t("prompt.joiner"));
     var text = t("announce", { steps: steps });
-    var noticeMs = 0;
+    var now = performance.now(), notBefore = now;
     if (flash) {
       // The flash notice first: it is what the person must know before anything changes on the screen.
       var clearer = prefersReducedMotion();
@@ -445,27 +459,42 @@
       this.root.classList.add("capture--notice");
       this.root.classList.toggle("capture--notice-clear", clearer);
       // A clearer notice also stays longer, so that it can be read in full before anything changes.
-      noticeMs = clearer ? Math.max(flash.notice_ms, 3000) : flash.notice_ms;
+      if (clearer) {
+        notBefore = now + Math.max(flash.notice_ms, 3000);
+      } else {
+        var shownAt = this.pageNoticeAt === null ? now : this.pageNoticeAt;
+        notBefore = Math.max(now, shownAt + flash.notice_ms);
+      }
     }
     this.showPrompt(t("prompt.next", { prompt: inline(prompts[0]) }));
     this.status(text, flash ? "notice" : "");
-    return noticeMs;
+    return notBefore;
   };
 
-  /* Resolves "go" once the face has been well placed for PLACED_HOLD_MS and it is notBefore (performance.now()
-   * clock) or later, "expired" at deadline (the challenge would be too old: capture.js asks for a new one). */
+  /* Resolves {confirmMs} once the capture may start, at notBefore (performance.now() clock) or later: with a
+   * quick detector as soon as the face is placed (with the flash PLACED_HOLD_MS - lead_ms before, so that no
+   * colour is painted before the hold is over), the guide still running for the confirmMs that remain of the hold;
+   * otherwise once it has been placed for PLACED_HOLD_MS, the guide stopped (confirmMs 0). "expired" at deadline
+   * (the challenge would be too old: capture.js asks for a new one). */
   FaceCapture.prototype.waitUntilPlaced = function (notBefore, deadline) {
-    var guide = this.guide, self = this;
+    var guide = this.guide, self = this, flash = this.flash;
     var unguidedAt = performance.now() + UNGUIDED_LEAD_MS;
     if (guide && !guide.running) { guide.start(); }
     return new Promise(function (resolve) {
       (function poll() {
         var now = performance.now();
         var unguided = !guide || guide.stats.available === false;
-        var ready = unguided ? now >= unguidedAt : guide.placedFor() >= PLACED_HOLD_MS;
+        var quick = !unguided && guide.isQuick();
+        var hold = quick ? (flash ? Math.max(0, PLACED_HOLD_MS - flash.lead_ms) : 0) : PLACED_HOLD_MS;
+        var ready = unguided ? now >= unguidedAt : guide.isPlaced() && guide.placedFor() >= hold;
         if (ready && now >= notBefore) {
-          // The capture starts once the last detection is over (it would hold up the first frames).
-          self.stopGuide().then(function () { resolve("go"); });
+          var confirmMs = quick ? Math.max(0, PLACED_HOLD_MS - guide.placedFor()) : 0;
+          if (confirmMs > 0) {
+            resolve({ confirmMs: confirmMs });
+          } else {
+            // The capture starts once the last detection is over (it would hold up the first frames).
+            self.stopGuide().then(function () { resolve({ confirmMs: 0 }); });
+          }
         } else if (now >= deadline) {
           resolve("expired");
         } else {
@@ -493,9 +522,11 @@
   };
 
   /* The capture (after announce() and waitUntilPlaced()), with the flash painted from lead_ms after its first frame
-   * on; each action's prompt is shown for its share of the frames. Resolves with {frames, times, flashStartMs}; the
-   * screen is back to normal colours however it ends. */
-  FaceCapture.prototype.run = function (prompts) {
+   * on; each action's prompt is shown for its share of the frames. For the first confirmMs the guide goes on
+   * judging: if the face leaves the oval in that time, the capture rejects with {moved: true} (no colour has been
+   * painted yet) and its frames are dropped. Resolves with {frames, times, flashStartMs}; the screen is back to
+   * normal colours however it ends. */
+  FaceCapture.prototype.run = function (prompts, confirmMs) {
     var self = this, cfg = this.config, flash = this.flash;
     prompts = prompts && prompts.length ? prompts : [t("prompt.default")];
     var frames = [], times = [];
@@ -504,10 +535,31 @@
     this.progress.max = cfg.frames;
     this.progress.value = 0;
     this.root.classList.remove("capture--notice", "capture--notice-clear");
+    this.filming = true;
     this.drawOverlay("capturing");
+
+    var moved = false;
+    var confirmUntil = performance.now() + (confirmMs || 0);
+    var watch = confirmMs > 0 ? setInterval(function () { confirmPlaced(false); }, 40) : null;
+    /* During the hold's rest: false once the face has left the oval; the guide stops when the hold is over, or
+     * at the first colour (final: its lead-in and the hold end together). */
+    function confirmPlaced(final) {
+      if (watch === null) { return !moved; }
+      if (!self.guide.isPlaced()) {
+        moved = true;
+      } else if (!final && performance.now() < confirmUntil) {
+        return true;
+      } else {
+        self.stopGuide();
+      }
+      clearInterval(watch);
+      watch = null;
+      return !moved;
+    }
 
     // started: the first frame's capture time (frame_times_ms count from it).
     function shoot(index, started) {
+      if (!confirmPlaced()) { return Promise.reject({ moved: true }); }
       if (index >= cfg.frames) { return Promise.resolve(started); }
       var action = Math.min(prompts.length - 1, Math.floor(index * prompts.length / cfg.frames));
       self.showPrompt(prompts[action]);
@@ -518,6 +570,7 @@
         frames.push(blob);
         times.push(Math.round(at - started));
         self.progress.value = index + 1;
+        if (index + 1 >= cfg.frames) { return null; }  // the last frame: nothing left to wait for
         var wait = started + (index + 1) * interval - performance.now();
         return sleep(Math.max(0, wait));
       }).then(function () { return shoot(index + 1, started); });
@@ -544,8 +597,10 @@
           }
         }, flash.lead_ms + 1500);
         setTimeout(function () {
-          if (failed) { return; }
+          if (failed || !confirmPlaced(true)) { return; }
+          self.stats.flashes += 1;
           layer.play(flash.steps, function (at) {
+            timing.mark("flash");
             paintedAt = at;
             clearTimeout(watchdog);
           });
@@ -565,10 +620,14 @@
 
     return flashAndShoot().then(function () {
       self.flashLayer.stop();
+      self.filming = false;
       self.showPrompt("");
       return { frames: frames, times: times, flashStartMs: flashStartMs };
     }, function (error) {
+      if (watch !== null) { clearInterval(watch); }
       self.flashLayer.stop();
+      self.filming = false;
+      self.progress.value = 0;
       self.root.classList.remove("capture--notice", "capture--notice-clear");
       throw error;
     });
@@ -622,28 +681,40 @@
         throw { handled: true };
       }
       var received = performance.now();
-      var noticeMs = capture.announce(challenge.prompts);
+      var notBefore = capture.announce(challenge.prompts);
       // Leave the upload its time inside the server's limit (placement wait + notice + capture + slack).
       var deadline = received + capture.config.placementWaitMs;
-      return capture.waitUntilPlaced(received + noticeMs, deadline).then(function (outcome) {
-        if (outcome === "expired") {
-          if (tries >= 20) {
-            capture.status(t("capture.not_placed"), "error");
-            throw { handled: true };
+      function placeAndShoot() {
+        return capture.waitUntilPlaced(notBefore, deadline).then(function (outcome) {
+          if (outcome === "expired") {
+            if (tries >= 20) {
+              capture.status(t("capture.not_placed"), "error");
+              throw { handled: true };
+            }
+            return fetchChallenge().then(function (next) { return attempt(next, tries + 1); });
           }
-          return fetchChallenge().then(function (next) { return attempt(next, tries + 1); });
-        }
-        timing.mark("placed");
-        return capture.run(challenge.prompts).then(function (shot) {
-          timing.mark("captured");
-          capture.status(t("capture.checking"));
-          var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
-          return postForm(form.dataset.submitUrl, capture.formData(shot, fields)).then(function (result) {
-            timing.mark("verdict");
-            return { result: result, challenge: challenge, shot: shot };
+          timing.mark("placed");
+          return capture.run(challenge.prompts, outcome.confirmMs).then(function (shot) {
+            timing.mark("captured");
+            // The camera goes off as soon as its frames are taken (another try opens it again).
+            capture.close();
+            capture.status(t("capture.checking"));
+            var fields = Object.assign({ nonce: challenge.nonce }, options.extraFields ? options.extraFields() : {});
+            return postForm(form.dataset.submitUrl, capture.formData(shot, fields)).then(function (result) {
+              timing.mark("verdict");
+              return { result: result, challenge: challenge, shot: shot };
+            });
+          }, function (error) {
+            if (!error || !error.moved) { throw error; }
+            capture.stats.dropped += 1;
+            // The face left the oval within the hold: the frames are dropped and the same challenge waits again.
+            capture.announce(challenge.prompts);
+            capture.drawOverlay("adjust");
+            return placeAndShoot();
           });
         });
-      });
+      }
+      return placeAndShoot();
     }
 
     form.addEventListener("submit", function (event) {

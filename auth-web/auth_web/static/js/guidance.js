@@ -12,6 +12,7 @@
   var INPUT_SIZE = 128;           // the tiny face detector's input (a multiple of 32)
   var SCORE_THRESHOLD = 0.5;
   var MIN_INTERVAL_MS = 100;      // at most 10 updates a second: the rest of the CPU is the page's
+  var QUICK_DETECTION_MS = 60;    // a judgement this quick may run beside the capture's frames (WASM: ~12 ms)
   // Placement, in fractions of the (unmirrored) camera picture; the oval is drawn by capture.js at x 0.5, y 0.47.
   var OVAL_X = 0.5, OVAL_Y = 0.47;
   var MIN_FACE_WIDTH = 0.5, MAX_FACE_WIDTH = 0.8, MAX_OFFSET_X = 0.12, MAX_OFFSET_Y = 0.14;
@@ -131,7 +132,8 @@
     // What the tests and the timing read: how many judgements, when the last one ended, their rate since the start
     // (judgements per second, the guide's own clock), and each change of advice with its time.
     this.stats = {
-      updates: 0, startedAt: null, lastAt: null, perSecond: null, changes: [], backend: null, available: null
+      updates: 0, startedAt: null, lastAt: null, perSecond: null, changes: [], backend: null, available: null,
+      lastDetectionMs: null, stoppedAt: null
     };
     window.__faceauthGuidance = this.stats;
   }
@@ -199,6 +201,7 @@
   /* Resolves once no detection runs any more: the detector holds the main thread for tens to hundreds of
    * milliseconds, which would upset the capture's frame timing (LIVENESS_FRAME_TIMING) if it overlapped. */
   Guide.prototype.stop = function () {
+    if (this.running) { this.stats.stoppedAt = Math.round(performance.now()); }
     this.running = false;
     return this.inflight || Promise.resolve();
   };
@@ -235,6 +238,7 @@
       }
       self.stats.updates += 1;
       self.stats.lastAt = Math.round(now);
+      self.stats.lastDetectionMs = Math.round(now - began);
       self.stats.perSecond = now > self.stats.startedAt ?
         Math.round(self.stats.updates * 100000 / (now - self.stats.startedAt)) / 100 : null;
       self.setHint(state);
@@ -249,6 +253,14 @@
   /* How long the face has been well placed now (0 when it is not). */
   Guide.prototype.placedFor = function () {
     return this.placedSince === null ? 0 : performance.now() - this.placedSince;
+  };
+
+  Guide.prototype.isPlaced = function () { return this.running && this.placedSince !== null; };
+
+  /* Whether the last judgement was quick enough to go on judging while the capture films: a slow one (the CPU
+   * backend: ~300 ms) would hold up the frames (LIVENESS_FRAME_TIMING). */
+  Guide.prototype.isQuick = function () {
+    return this.stats.lastDetectionMs !== null && this.stats.lastDetectionMs <= QUICK_DETECTION_MS;
   };
 
   window.FaceauthGuidance = { Guide: Guide, judge: judge, HINTS: HINTS, loadDetector: loadDetector };
