@@ -15,7 +15,7 @@ from liveness_service.flash import FlashStep
 from liveness_service.landmarks import head_yaw_degrees
 from liveness_service.passive import PACKAGE_MODELS, ModelSpec, PassiveModel, PassiveSpec, TFLiteScorer
 from liveness_service.tools import minifasnet
-from liveness_service.verdict import InvalidRequest, LivenessEngine
+from liveness_service.verdict import Cancelled, InvalidRequest, LivenessEngine
 
 # A sequence for tests about other checks (the frames are not lit by it: those verdicts also fail the flash check).
 UNLIT = [FlashStep(0xFF0000, 400), FlashStep(0x00FF00, 400), FlashStep(0x0000FF, 400), FlashStep(0xFFFF00, 400)]
@@ -228,3 +228,30 @@ def test_a_face_cut_by_the_frame_edge_keeps_its_detected_box(without_flash, d9_c
     first = next(f for f in verdict.frames if f.box is not None)
     assert first.detected_box.left < 0 and first.box.left == 0
     assert first.box.right == first.detected_box.right
+
+
+def test_frames_measured_side_by_side_give_what_one_after_another_gives(engine, d9_flashed):
+    """The Check's frame pool (LIVENESS_THREADS wide) changes the wall time only: every frame's measurements and the
+    verdict are those of a pool of one thread, in the frames' order."""
+    flash = {"flash": d9_flashed.flash, "flash_start_ms": -50}
+    single = LivenessEngine.load(Settings.from_env({"LIVENESS_THREADS": "1"}))
+    wide, narrow = (e.check(d9_flashed.rgb(), ["BLINK"], d9_flashed.times_ms, **flash) for e in (engine, single))
+    assert engine.settings.server.threads > 1
+    assert wide.frames == narrow.frames
+    assert (wide.live, wide.reason, wide.live_score, wide.flash) == (
+        narrow.live,
+        narrow.reason,
+        narrow.live_score,
+        narrow.flash,
+    )
+
+
+def test_a_cancelled_check_stops_at_its_frames(engine, d9_flashed):
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        engine.check(d9_flashed.rgb(), ["BLINK"], d9_flashed.times_ms, cancelled, d9_flashed.flash, -50)
