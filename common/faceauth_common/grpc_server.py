@@ -231,9 +231,8 @@ def _serve_one(
     with ``load_first`` (a replacement worker, whose siblings serve meanwhile) it loads before it listens,
     because SO_REUSEPORT would otherwise hand it new connections that it can only refuse.
     It listens on ``settings.listen`` and, when worker ports are on, on worker ``worker_index``'s own port."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = threading.Event()  # set by a failed model load
+    signals = _stop_signals()
 
     health_servicer = health.HealthServicer()
     for service in ("", name):
@@ -256,7 +255,7 @@ def _serve_one(
 
     if load_first:
         load()
-        if stop.is_set():
+        if stop.is_set() or signals:
             return 1 if load_failed.is_set() else 0
 
     server = grpc.server(
@@ -291,7 +290,8 @@ def _serve_one(
     log.info("listening", extra={"fields": fields})
     if not load_first:
         threading.Thread(target=load, name="model-loader", daemon=True).start()
-    stop.wait()
+    while not signals and not stop.wait(_SIGNAL_POLL_SECONDS):
+        pass
 
     log.info("shutting_down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
     health_servicer.enter_graceful_shutdown()
@@ -333,25 +333,16 @@ def _supervise_workers(
 
     workers = [start_worker(index) for index in range(settings.workers)]
     worker_pids[:] = [worker.pid for worker in workers]  # type: ignore[misc]
-    stopping = threading.Event()
-
-    def forward(signum: int, _frame: object) -> None:
-        stopping.set()
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    signals = _stop_signals()
     started_fields: dict[str, object] = {"workers": list(worker_pids)}
     if settings.worker_addresses:
         started_fields["worker_listen"] = settings.worker_addresses
     log.info("workers_started", extra={"fields": started_fields})
     restarts: collections.deque[float] = collections.deque()
     crash_loop = False
-    while not stopping.is_set():
+    while not signals and not crash_loop:
         for index, worker in enumerate(workers):
-            if worker.is_alive() or stopping.is_set():
+            if worker.is_alive() or signals:
                 continue
             worker.join()
             service_metrics.mark_process_dead(worker.pid)  # type: ignore[arg-type]
@@ -365,20 +356,38 @@ def _supervise_workers(
                     extra={"fields": {"restarts": len(restarts), "window_seconds": settings.restart_window_seconds}},
                 )
                 crash_loop = True
-                forward(signal.SIGTERM, None)
                 break
             restarts.append(now)
             service_metrics.metrics().worker_restarts.inc()
             workers[index] = start_worker(index, replacement=True)
             worker_pids[index] = workers[index].pid  # type: ignore[call-overload]
             log.warning("worker_restarted", extra={"fields": {"worker_pid": workers[index].pid, "index": index}})
-        stopping.wait(0.5)
-    forward(signal.SIGTERM, None)  # also reaches a worker started while the signal arrived
+        time.sleep(_SIGNAL_POLL_SECONDS)
+    # Once each, after the loop: this also reaches a worker started while the signal arrived.
+    for worker in workers:
+        if worker.pid is not None and worker.is_alive():
+            os.kill(worker.pid, signal.SIGTERM)
     for worker in workers:
         worker.join()
         if worker.pid is not None:
             service_metrics.mark_process_dead(worker.pid)
     return 0 if not crash_loop and all(worker.exitcode == 0 for worker in workers) else 1
+
+
+#: How often a process waiting to be stopped looks at its signals.
+_SIGNAL_POLL_SECONDS = 0.1
+
+
+def _stop_signals() -> list[int]:
+    """The SIGTERM and SIGINT signals received from now on, in a list that the caller polls.
+
+    The handler only appends (no lock): Python runs it between two bytecodes of the main thread, possibly while that
+    thread holds a lock — inside ``Event.set`` when a first handler set an event — and a handler that took the same
+    lock again deadlocked the process (a worker that got two SIGTERMs in a row never stopped)."""
+    received: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: received.append(number))
+    return received
 
 
 def _exit_cause(exitcode: int | None) -> dict[str, object]:

@@ -3,6 +3,7 @@ cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,3 +43,38 @@ def test_service_serves_health_and_stops_cleanly_on_sigterm(package: str, grpc_t
     events = [line for line in output.splitlines() if line.startswith("{")]
     assert any('"event": "serving"' in line for line in events), output
     assert any('"event": "stopped"' in line for line in events), output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_burst_of_stop_signals_still_stops_the_service(workers: str, grpc_tls: GrpcTls) -> None:
+    """Signals that arrive while the last one is still being handled (an orchestrator's SIGTERM and an operator's
+    Ctrl-C, or a supervisor and a terminal both forwarding): the service still stops, cleanly. A handler that set a
+    threading.Event deadlocked when a second signal came in during the first one's ``Event.set``."""
+    address = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recognition_service"],
+        env={
+            **os.environ,
+            **grpc_tls.env,
+            "RECOGNITION_LISTEN": address,
+            "RECOGNITION_WORKERS": workers,
+            "RECOGNITION_METRICS_LISTEN": "off",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_serving(address, SERVICES["recognition_service"][1], process, security=grpc_tls.client)
+        # Every process of the service (the supervisor and its workers share the new session's process group).
+        for index in range(400):
+            os.killpg(process.pid, signal.SIGINT if index % 2 else signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        # Whatever is left of the group (a stuck worker would keep the pipe open and communicate() waiting).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    assert process.returncode == 0, output
+    assert sum('"event": "stopped"' in line for line in output.splitlines()) == int(workers), output

@@ -3,6 +3,7 @@ spreads its calls over all of them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ def test_worker_processes_share_the_port_and_the_pool_reaches_each(grpc_tls: Grp
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,
     )
     try:
         wait_for_serving(address, SERVICE, process, security=grpc_tls.client)
@@ -47,9 +49,10 @@ def test_worker_processes_share_the_port_and_the_pool_reaches_each(grpc_tls: Grp
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        # The whole group: a worker left behind would hold the pipe open and communicate() would wait for ever.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
     assert process.returncode == 0, output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     rpc_pids = {line["pid"] for line in lines if line["event"] == "rpc" and "Health/Check" in line.get("method", "")}
