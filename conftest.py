@@ -4,10 +4,12 @@ material and readiness."""
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +96,33 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+@contextlib.contextmanager
+def recognition_process(grpc_tls: GrpcTls, address: str, workers: int) -> Iterator[subprocess.Popen]:
+    """recognition-service with ``workers`` worker processes on ``address``, its JSON log on the process's stdout,
+    in a session of its own: on leaving, whatever is left of its process group is killed (a worker left behind would
+    hold the pipe open, and ``communicate()`` would wait for ever)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recognition_service"],
+        env={
+            **os.environ,
+            **grpc_tls.env,
+            "RECOGNITION_LISTEN": address,
+            "RECOGNITION_WORKERS": str(workers),
+            "RECOGNITION_METRICS_LISTEN": "off",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def free_port() -> int:

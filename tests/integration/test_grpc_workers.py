@@ -3,17 +3,13 @@ spreads its calls over all of them."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import GrpcTls, free_port, wait_for_serving
+from conftest import GrpcTls, free_port, recognition_process, wait_for_serving
 from faceauth_common.grpc_client import open_channel
 
 SERVICE = "faceauth.recognition.v1.RecognitionService"
@@ -21,21 +17,7 @@ SERVICE = "faceauth.recognition.v1.RecognitionService"
 
 def test_worker_processes_share_the_port_and_the_pool_reaches_each(grpc_tls: GrpcTls) -> None:
     address = f"127.0.0.1:{free_port()}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "recognition_service"],
-        env={
-            **os.environ,
-            **grpc_tls.env,
-            "RECOGNITION_LISTEN": address,
-            "RECOGNITION_WORKERS": "2",
-            "RECOGNITION_METRICS_LISTEN": "off",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with recognition_process(grpc_tls, address, workers=2) as process:
         wait_for_serving(address, SERVICE, process, security=grpc_tls.client)
         # Each worker reports SERVING on its own; wait until a pool sees only SERVING answers.
         pool = open_channel(address, grpc_tls.client, connections=16)
@@ -48,11 +30,6 @@ def test_worker_processes_share_the_port_and_the_pool_reaches_each(grpc_tls: Grp
         pool.close()
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    finally:
-        # The whole group: a worker left behind would hold the pipe open and communicate() would wait for ever.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
     assert process.returncode == 0, output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     rpc_pids = {line["pid"] for line in lines if line["event"] == "rpc" and "Health/Check" in line.get("method", "")}
